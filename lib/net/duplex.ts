@@ -1,0 +1,14 @@
+/**
+ * A bidirectional byte stream, shaped like the `readable`/`writable` half of `Deno.Conn`.
+ *
+ * Closing `writable` is a half-close (the peer sees EOF, we can still read). `close()` tears down
+ * both directions at once and never throws. Every layer of dray — inbound connections, outbound
+ * connections, HTTP/2 streams, TLS sockets — is passed around as a `Duplex`.
+ *
+ * For a UDP-carrying Duplex (network "udp"), every chunk is exactly one datagram, both ways.
+ */
+export interface Duplex {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  close(): void;
+}

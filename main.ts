@@ -1,0 +1,1 @@
+console.log("dray: not wired yet");
