@@ -68,7 +68,9 @@ export class ByteReader {
 
   /** Looks at the first `n` buffered bytes without consuming them (call `ensure(n)` first). */
   peek(n: number): Uint8Array {
-    if (n > this.#buffered) throw new RangeError(`Cannot peek ${n} bytes: ${this.#buffered} buffered`);
+    if (n > this.#buffered) {
+      throw new RangeError(`Cannot peek ${n} bytes: ${this.#buffered} buffered`);
+    }
     const first = this.#chunks[0];
     if (first.byteLength >= n) return first.subarray(0, n);
     this.#coalesce(n);
