@@ -18,16 +18,24 @@ export function duplexPair(highWaterMark = 64 * 1024): [Duplex, Duplex] {
 class Pipe {
   readonly stream: TransformStream<Uint8Array, Uint8Array>;
   #controller!: TransformStreamDefaultController<Uint8Array>;
+  #ended = false;
   constructor(highWaterMark: number) {
     this.stream = new TransformStream<Uint8Array, Uint8Array>(
-      { start: (c) => void (this.#controller = c) },
+      {
+        start: (c) => void (this.#controller = c),
+        // Once the writer has closed (a FIN on a socket), the bytes already in flight belong to
+        // the reader: a later reset must not discard them, as closing a socket after shutdown
+        // does not discard data already sent.
+        flush: () => void (this.#ended = true),
+      },
       new ByteLengthQueuingStrategy({ highWaterMark }),
       new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
     );
   }
   reset(): void {
+    if (this.#ended) return;
     try {
-      this.#controller.error(new Error("connection reset"));
+      this.#controller.error(new Deno.errors.ConnectionReset("connection reset"));
     } catch {
       // Already errored or closed.
     }

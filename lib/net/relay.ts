@@ -1,0 +1,178 @@
+import type { Duplex } from "./duplex.ts";
+
+/**
+ * Copies bytes both ways between an inbound connection and an outbound one, the heart of every
+ * proxied connection.
+ *
+ * Backpressure: each direction is a plain loop that reads one chunk, waits for the destination's
+ * `writer.ready`, and hands the chunk over. At most two chunks per direction are held by the relay
+ * at a time (one being written, one read and waiting for `ready`), plus whatever the two streams
+ * queue themselves (`ConnDuplex`: reads of up to 64 KiB with a zero-size read queue and a one-chunk
+ * write queue). So a TCP connection costs at most ~4 chunks = 256 KiB of buffering in the relay,
+ * and a client that stops reading stops us reading from the remote, which slows the remote down.
+ *
+ * Timeouts follow v2ray's policy: one activity timer for the whole connection. While both
+ * directions are open it fires after `connIdle` ms with no bytes either way. When the uplink
+ * (client → remote) ends, the timer is reset to `downlinkOnly`; when the downlink ends, to
+ * `uplinkOnly`. A zero `uplinkOnly`/`downlinkOnly` ends the connection as soon as the other
+ * direction ends; `connIdle <= 0` (or Infinity) disables the idle limit.
+ */
+export interface RelayOptions {
+  /** Ms without traffic either way before the connection is closed. */
+  connIdle: number;
+  /** Ms the uplink may stay idle after the downlink has ended. */
+  uplinkOnly: number;
+  /** Ms the downlink may stay idle after the uplink has ended. */
+  downlinkOnly: number;
+  /** Aborting tears both sides down (shutdown). */
+  signal?: AbortSignal;
+}
+
+/** Why the relay ended. */
+export type RelayEnding = "eof" | "idle" | "aborted" | "reset" | "error";
+
+export interface RelayResult {
+  /** Bytes copied client → remote. */
+  up: number;
+  /** Bytes copied remote → client. */
+  down: number;
+  /** Set only for failures that are not a normal ending (resets and broken pipes are normal). */
+  error?: Error;
+  ended: RelayEnding;
+}
+
+/**
+ * Relays until both directions reach EOF, the policy timers fire, `signal` aborts, or either side
+ * fails. EOF on one side is passed on as a half-close of the other side's writable. Both duplexes
+ * are closed when the relay ends. Never throws.
+ */
+export async function relay(
+  client: Duplex,
+  remote: Duplex,
+  opts: RelayOptions,
+): Promise<RelayResult> {
+  const state = { up: 0, down: 0 };
+  let ended: RelayEnding | undefined;
+  let error: Error | undefined;
+  let lastActivity = Date.now();
+  let timeout = opts.connIdle > 0 ? opts.connIdle : Infinity;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const finished = Promise.withResolvers<void>();
+
+  const upReader = client.readable.getReader();
+  const upWriter = remote.writable.getWriter();
+  const downReader = remote.readable.getReader();
+  const downWriter = client.writable.getWriter();
+
+  const teardown = (why: RelayEnding, err?: unknown) => {
+    if (ended !== undefined) return;
+    ended = why;
+    if (err !== undefined && !isNormalClose(err)) {
+      ended = "error";
+      error = err instanceof Error ? err : new Error(String(err));
+    }
+    if (timer !== undefined) clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+    client.close();
+    remote.close();
+    // Then cancel/abort, so pending reads and writes settle even on a Duplex whose close() is lazy.
+    for (
+      const p of [upReader.cancel(), downReader.cancel(), upWriter.abort(), downWriter.abort()]
+    ) {
+      p.catch(() => {});
+    }
+    finished.resolve();
+  };
+
+  const arm = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (ended !== undefined || timeout === Infinity) return;
+    if (timeout <= 0) return teardown("eof");
+    const check = () => {
+      timer = undefined;
+      const idle = Date.now() - lastActivity;
+      if (idle >= timeout) teardown("idle");
+      else timer = setTimeout(check, timeout - idle);
+    };
+    timer = setTimeout(check, timeout);
+  };
+
+  const onAbort = () => teardown("aborted");
+  if (opts.signal?.aborted) {
+    teardown("aborted");
+  } else {
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    arm();
+  }
+
+  let open = 2;
+  const directionDone = (nextTimeout: number) => {
+    if (ended !== undefined) return;
+    if (--open === 0) return teardown("eof");
+    timeout = nextTimeout;
+    lastActivity = Date.now();
+    arm();
+  };
+
+  const copy = async (
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    writer: WritableStreamDefaultWriter<Uint8Array>,
+    key: "up" | "down",
+  ): Promise<void> => {
+    // A write failure surfaces on the next `ready`/`closed`; catch it so it is never unhandled.
+    writer.closed.catch((err) => teardown("reset", err));
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (ended !== undefined) return;
+      if (done) break;
+      lastActivity = Date.now();
+      await writer.ready;
+      if (ended !== undefined) return;
+      state[key] += value.byteLength;
+      writer.write(value).catch((err) => teardown("reset", err));
+    }
+    // EOF from the source: pass it on as a half-close (TCP FIN) to the destination.
+    await writer.close();
+  };
+
+  const run = (
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    writer: WritableStreamDefaultWriter<Uint8Array>,
+    key: "up" | "down",
+    nextTimeout: () => number,
+  ) =>
+    copy(reader, writer, key).then(
+      () => directionDone(nextTimeout()),
+      (err) => teardown("reset", err),
+    );
+
+  if (ended === undefined) {
+    // After the uplink ends the downlink gets `downlinkOnly`, and the other way round.
+    run(upReader, upWriter, "up", () => opts.downlinkOnly);
+    run(downReader, downWriter, "down", () => opts.uplinkOnly);
+  }
+  await finished.promise;
+  const result: RelayResult = { up: state.up, down: state.down, ended: ended ?? "eof" };
+  if (error) result.error = error;
+  return result;
+}
+
+/**
+ * True for the ways a connection normally ends from the other side: resets, broken pipes, a
+ * resource closed under us, an aborted or canceled stream. These are not errors worth logging.
+ */
+export function isNormalClose(err: unknown): boolean {
+  if (err === undefined || err === null) return true;
+  if (
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.ConnectionAborted ||
+    err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.BadResource ||
+    err instanceof Deno.errors.Interrupted ||
+    err instanceof Deno.errors.UnexpectedEof
+  ) return true;
+  if (err instanceof DOMException && err.name === "AbortError") return true;
+  return false;
+}
