@@ -1,0 +1,302 @@
+/**
+ * The static Huffman code of RFC 7541 §5.2 / Appendix B, used for HPACK string literals.
+ *
+ * The code is canonical: codes of one length are consecutive, ordered by symbol, and each length
+ * starts where the previous one ended, shifted. So the 257 code lengths of Appendix B are the
+ * whole table; the codes are rebuilt from them at module load (tests check them against values
+ * printed in the RFC).
+ *
+ * Decoding is a byte-at-a-time state machine: a state is an internal node of the code tree (there
+ * are exactly 256 of them), and one table lookup per input byte gives the next state and the zero,
+ * one or two symbols completed on the way (the shortest code is 5 bits, so a byte completes at
+ * most two). The table is built once, on first use.
+ */
+
+import { ConnectionError, ErrorCode } from "./errors.ts";
+
+/** RFC 7541 Appendix B: code length in bits of symbols 0..255 and EOS (256). */
+// deno-fmt-ignore
+const LENGTHS = new Uint8Array([
+  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28,
+  28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
+  6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6,
+  5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
+  13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+  7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
+  15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5,
+  6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
+  20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23,
+  24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
+  22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23,
+  21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
+  26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25,
+  19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
+  20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23,
+  26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
+  30,
+]);
+
+const EOS = 256;
+
+/** Canonical codes, right-aligned (the "code as hex" column of Appendix B). */
+const CODES = buildCanonicalCodes(LENGTHS);
+
+function buildCanonicalCodes(lengths: Uint8Array): Uint32Array {
+  const order = Array.from(lengths.keys()).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const codes = new Uint32Array(lengths.length);
+  let code = 0;
+  let prevLength = lengths[order[0]];
+  for (let i = 0; i < order.length; i++) {
+    const sym = order[i];
+    if (i > 0) code = ((code + 1) * 2 ** (lengths[sym] - prevLength)) >>> 0;
+    prevLength = lengths[sym];
+    codes[sym] = code;
+  }
+  return codes;
+}
+
+/** The Appendix B code of `symbol` (0..256, 256 = EOS), right-aligned, and its length in bits. */
+export function huffmanCode(symbol: number): { code: number; length: number } {
+  if (!(symbol >= 0 && symbol <= EOS)) {
+    throw new RangeError(`Huffman symbol must be 0-256, got ${symbol}`);
+  }
+  return { code: CODES[symbol], length: LENGTHS[symbol] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/** Number of bytes `bytes` takes Huffman-coded (RFC 7541 §5.2: padded to a whole octet). */
+export function huffmanEncodedLength(bytes: Uint8Array): number {
+  let bits = 0;
+  for (let i = 0; i < bytes.length; i++) bits += LENGTHS[bytes[i]];
+  return (bits + 7) >>> 3;
+}
+
+/** Like `huffmanEncodedLength`, for a latin1 string (every code unit must be ≤ 0xff). */
+export function huffmanEncodedLengthLatin1(s: string): number {
+  let bits = 0;
+  for (let i = 0; i < s.length; i++) bits += LENGTHS[s.charCodeAt(i) & 0xff];
+  return (bits + 7) >>> 3;
+}
+
+export function huffmanEncode(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(huffmanEncodedLength(bytes));
+  huffmanEncodeInto(bytes, out, 0);
+  return out;
+}
+
+/**
+ * Writes the code of `bytes` into `out` from `offset` (which must have room for
+ * `huffmanEncodedLength(bytes)` bytes); returns the offset after the last byte written.
+ */
+export function huffmanEncodeInto(bytes: Uint8Array, out: Uint8Array, offset: number): number {
+  const w = new BitWriter(out, offset);
+  for (let i = 0; i < bytes.length; i++) w.put(bytes[i]);
+  return w.finish();
+}
+
+/** Like `huffmanEncodeInto`, for a latin1 string (code units above 0xff are masked). */
+export function huffmanEncodeLatin1Into(s: string, out: Uint8Array, offset: number): number {
+  const w = new BitWriter(out, offset);
+  for (let i = 0; i < s.length; i++) w.put(s.charCodeAt(i) & 0xff);
+  return w.finish();
+}
+
+/**
+ * Accumulates codes MSB-first in a 32-bit integer holding fewer than 8 pending bits between
+ * symbols. A code longer than 24 bits would not fit next to 7 pending bits, so it goes in two parts.
+ */
+class BitWriter {
+  #out: Uint8Array;
+  #pos: number;
+  #acc = 0;
+  #bits = 0;
+
+  constructor(out: Uint8Array, pos: number) {
+    this.#out = out;
+    this.#pos = pos;
+  }
+
+  put(sym: number): void {
+    const code = CODES[sym];
+    const length = LENGTHS[sym];
+    if (length > 24) {
+      this.#push(code >>> 16, length - 16);
+      this.#push(code & 0xffff, 16);
+    } else {
+      this.#push(code, length);
+    }
+  }
+
+  #push(code: number, length: number): void {
+    let acc = (this.#acc << length) | code;
+    let bits = this.#bits + length;
+    const out = this.#out;
+    let pos = this.#pos;
+    while (bits >= 8) {
+      bits -= 8;
+      out[pos++] = acc >>> bits;
+    }
+    acc &= (1 << bits) - 1;
+    this.#acc = acc;
+    this.#bits = bits;
+    this.#pos = pos;
+  }
+
+  /** RFC 7541 §5.2: pad with the most significant bits of EOS (all ones) to an octet boundary. */
+  finish(): number {
+    if (this.#bits > 0) {
+      const pad = 8 - this.#bits;
+      this.#out[this.#pos++] = (this.#acc << pad) | ((1 << pad) - 1);
+      this.#acc = 0;
+      this.#bits = 0;
+    }
+    return this.#pos;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+// Transition entry layout (Uint32): bits 0-7 next state, 8-15 first symbol, 16-23 second symbol,
+// 24-25 number of symbols completed, bit 26 set when the byte completes EOS.
+const SYM_COUNT_SHIFT = 24;
+const FAIL_EOS = 1 << 26;
+
+// End-of-string verdict per state (RFC 7541 §5.2).
+const END_OK = 0;
+const END_PADDING_TOO_LONG = 1;
+const END_PADDING_NOT_EOS = 2;
+
+let transitions: Uint32Array | undefined;
+let endVerdict: Uint8Array | undefined;
+
+function buildDecoder(): void {
+  // The code tree: internal nodes 0..255 (0 is the root); a child >= 256 is the leaf of symbol
+  // child - 256.
+  const child0 = new Uint16Array(256);
+  const child1 = new Uint16Array(256);
+  const hasChild = new Uint8Array(256 * 2);
+  // Depth of runs of ones from the root, for nodes on the all-ones path; -1 elsewhere.
+  const onesDepth = new Int8Array(256).fill(-1);
+  onesDepth[0] = 0;
+  let nodes = 1;
+  for (let sym = 0; sym <= EOS; sym++) {
+    const code = CODES[sym];
+    const length = LENGTHS[sym];
+    let node = 0;
+    for (let b = length - 1; b >= 0; b--) {
+      const bit = (code >>> b) & 1;
+      const slot = node * 2 + bit;
+      const children = bit ? child1 : child0;
+      if (b === 0) {
+        children[node] = 256 + sym;
+      } else {
+        if (!hasChild[slot]) {
+          hasChild[slot] = 1;
+          children[node] = nodes;
+          if (bit === 1 && onesDepth[node] >= 0) onesDepth[nodes] = onesDepth[node] + 1;
+          nodes++;
+        }
+        node = children[node];
+      }
+    }
+  }
+  if (nodes !== 256) throw new Error(`Huffman tree has ${nodes} internal nodes, expected 256`);
+
+  const table = new Uint32Array(256 * 256);
+  for (let state = 0; state < 256; state++) {
+    for (let byte = 0; byte < 256; byte++) {
+      let node = state;
+      let entry = 0;
+      let count = 0;
+      for (let b = 7; b >= 0; b--) {
+        const next = (byte >>> b) & 1 ? child1[node] : child0[node];
+        if (next >= 256) {
+          const sym = next - 256;
+          if (sym === EOS) {
+            entry |= FAIL_EOS;
+            break;
+          }
+          entry |= sym << (8 + 8 * count);
+          count++;
+          node = 0;
+        } else {
+          node = next;
+        }
+      }
+      table[(state << 8) | byte] = (entry | (count << SYM_COUNT_SHIFT) | node) >>> 0;
+    }
+  }
+
+  const verdict = new Uint8Array(256);
+  for (let state = 0; state < 256; state++) {
+    const d = onesDepth[state];
+    verdict[state] = d < 0 ? END_PADDING_NOT_EOS : d > 7 ? END_PADDING_TOO_LONG : END_OK;
+  }
+  transitions = table;
+  endVerdict = verdict;
+}
+
+/** The most bytes `encodedLength` Huffman-coded bytes can decode to (the shortest code is 5 bits). */
+export function huffmanMaxDecodedLength(encodedLength: number): number {
+  return Math.floor((encodedLength * 8) / 5);
+}
+
+export function huffmanDecode(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(huffmanMaxDecodedLength(bytes.length));
+  const n = huffmanDecodeInto(bytes, 0, bytes.length, out);
+  return out.slice(0, n);
+}
+
+/**
+ * Decodes `src[start..end)` into `out` from index 0 (which must hold
+ * `huffmanMaxDecodedLength(end - start)` bytes); returns the decoded length. Error messages give
+ * offsets as indexes into `src`, so an HPACK block passed whole gets block offsets.
+ */
+export function huffmanDecodeInto(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  out: Uint8Array,
+): number {
+  if (transitions === undefined) buildDecoder();
+  const table = transitions!;
+  let state = 0;
+  let o = 0;
+  for (let i = start; i < end; i++) {
+    const e = table[(state << 8) | src[i]];
+    if (e & FAIL_EOS) {
+      // RFC 7541 §5.2: "A Huffman-encoded string literal containing the EOS symbol MUST be
+      // treated as a decoding error."
+      throw new ConnectionError(
+        ErrorCode.COMPRESSION_ERROR,
+        `HPACK: Huffman string contains the EOS symbol at offset ${i}`,
+      );
+    }
+    const count = e >>> SYM_COUNT_SHIFT & 3;
+    if (count !== 0) {
+      out[o++] = e >>> 8;
+      if (count === 2) out[o++] = e >>> 16;
+    }
+    state = e & 0xff;
+  }
+  const verdict = endVerdict![state];
+  if (verdict === END_PADDING_TOO_LONG) {
+    // RFC 7541 §5.2: "A padding strictly longer than 7 bits MUST be treated as a decoding error."
+    throw new ConnectionError(
+      ErrorCode.COMPRESSION_ERROR,
+      `HPACK: Huffman string padding is longer than 7 bits (string at offset ${start})`,
+    );
+  }
+  if (verdict === END_PADDING_NOT_EOS) {
+    // RFC 7541 §5.2: "A padding not corresponding to the most significant bits of the code for
+    // the EOS symbol MUST be treated as a decoding error."
+    throw new ConnectionError(
+      ErrorCode.COMPRESSION_ERROR,
+      `HPACK: Huffman string padding is not all ones (string at offset ${start})`,
+    );
+  }
+  return o;
+}
