@@ -1,0 +1,370 @@
+import { deepStrictEqual as assertEquals, equal, ok, rejects, throws } from "node:assert/strict";
+import { duplexPair } from "../../lib/net/duplex_pair.ts";
+import type { Duplex } from "../../lib/net/duplex.ts";
+import type { ServerAddress, Transport } from "../../lib/transport/transport.ts";
+import { resolveFlow } from "../../lib/vless/flow.ts";
+import { encodeRequestHeader, parseRequestHeader } from "../../lib/vless/header.ts";
+import { VlessOutbound, type VlessServer } from "../../lib/vless/outbound.ts";
+import { encodeUdpPacket } from "../../lib/vless/udp.ts";
+
+const ID_A = new Uint8Array(16).fill(0xaa);
+const ID_B = new Uint8Array(16).fill(0xbb);
+
+/** A transport whose streams are in-memory pairs; the test plays the VLESS server on `peers`. */
+class FakeTransport implements Transport {
+  readonly name: string;
+  readonly dialed: ServerAddress[] = [];
+  readonly peers: Duplex[] = [];
+  #fail: number;
+  constructor(name = "tcp", fail = 0) {
+    this.name = name;
+    this.#fail = fail;
+  }
+  open(server: ServerAddress): Promise<Duplex> {
+    this.dialed.push(server);
+    if (this.#fail > 0) {
+      this.#fail--;
+      return Promise.reject(new Error(`refused by ${server.address}`));
+    }
+    const [client, peer] = duplexPair();
+    this.peers.push(peer);
+    return Promise.resolve(client);
+  }
+  close(): void {
+    for (const p of this.peers) p.close();
+  }
+}
+
+function outbound(transport: Transport, servers?: VlessServer[], extra = {}) {
+  return new VlessOutbound({
+    tag: "proxy",
+    servers: servers ?? [{ address: "10.0.0.1", port: 443, users: [{ id: ID_A }] }],
+    transport,
+    ...extra,
+  });
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/** The fake server writes `chunks` then half-closes; run it alongside the reads it feeds. */
+async function feed(peer: Duplex, chunks: Uint8Array[]): Promise<void> {
+  const w = peer.writable.getWriter();
+  for (const c of chunks) await w.write(c);
+  await w.close();
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const c of stream) parts.push(c);
+  return concat(...parts);
+}
+
+Deno.test("VlessOutbound.open() sends the header and the first payload in one write", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const dest = { network: "tcp", host: "example.com", port: 80 } as const;
+  const conn = await ob.open(dest);
+  try {
+    const w = conn.writable.getWriter();
+    await w.write(enc.encode("GET / HTTP/1.1\r\n\r\n"));
+    const peer = t.peers[0].readable.getReader();
+    const first = await peer.read();
+    const header = encodeRequestHeader({ userId: ID_A, command: "tcp", dest });
+    assertEquals(first.value, concat(header, enc.encode("GET / HTTP/1.1\r\n\r\n")));
+    peer.releaseLock();
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() sends the header alone when the client is silent for 100 ms", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const dest = { network: "tcp", host: "127.0.0.1", port: 25 } as const;
+  const started = performance.now();
+  const conn = await ob.open(dest);
+  try {
+    const peer = t.peers[0].readable.getReader();
+    const first = await peer.read();
+    const waited = performance.now() - started;
+    assertEquals(first.value, encodeRequestHeader({ userId: ID_A, command: "tcp", dest }));
+    ok(waited >= 90, `header left after ${waited} ms`);
+    // Later writes go through unchanged.
+    const w = conn.writable.getWriter();
+    await w.write(enc.encode("EHLO"));
+    assertEquals(dec.decode((await peer.read()).value), "EHLO");
+    peer.releaseLock();
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() strips a split response header and ends the readable at server EOF", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const conn = await ob.open({ network: "tcp", host: "example.com", port: 80 });
+  try {
+    const chunks = [[0], [2], [0x0a], [0], [104, 105], [33]].map((c) => Uint8Array.from(c));
+    const server = feed(t.peers[0], chunks);
+    // The peer never reads our writes; the readable must still end right after the server's EOF.
+    assertEquals(dec.decode(await readAll(conn.readable)), "hi!");
+    await server;
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() readable fails on a wrong response version and on a missing header", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  try {
+    const a = await ob.open({ network: "tcp", host: "example.com", port: 80 });
+    const fed = feed(t.peers[0], [Uint8Array.of(1, 0, 65)]);
+    await rejects(readAll(a.readable), /unexpected response version: want 0, got 1/);
+    // The bad header tore the connection down, so the server's half-close meets a reset.
+    await rejects(fed, /closed or errored/);
+    a.close();
+    const b = await ob.open({ network: "tcp", host: "example.com", port: 80 });
+    const fed2 = feed(t.peers[1], []);
+    await rejects(
+      readAll(b.readable),
+      /closed the connection before sending the VLESS response header/,
+    );
+    await fed2;
+    b.close();
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound writable close is a half-close after the header", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const dest = { network: "tcp", host: "example.com", port: 80 } as const;
+  const conn = await ob.open(dest);
+  try {
+    const sent = readAll(t.peers[0].readable);
+    await conn.writable.close();
+    // The server sees the header and then EOF, and can still answer.
+    assertEquals(await sent, encodeRequestHeader({ userId: ID_A, command: "tcp", dest }));
+    const fed = feed(t.peers[0], [Uint8Array.of(0, 0, 7)]);
+    assertEquals(await readAll(conn.readable), Uint8Array.of(7));
+    await fed;
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound UDP frames each datagram and splits coalesced replies", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const dest = { network: "udp", host: "8.8.8.8", port: 53 } as const;
+  const conn = await ob.open(dest);
+  try {
+    const sentAll = readAll(t.peers[0].readable);
+    const w = conn.writable.getWriter();
+    const big = new Uint8Array(4000).map((_, i) => i & 0xff);
+    await w.write(Uint8Array.of(1, 2, 3));
+    await w.write(big);
+    await w.write(new Uint8Array(70000)); // too large for the length prefix: dropped, not fatal
+    await w.close();
+    const header = encodeRequestHeader({ userId: ID_A, command: "udp", dest });
+    assertEquals(
+      await sentAll,
+      concat(header, encodeUdpPacket(Uint8Array.of(1, 2, 3)), encodeUdpPacket(big)),
+    );
+    // Reply: response header + two datagrams coalesced, the second split across writes.
+    const wire = concat(
+      Uint8Array.of(0, 0),
+      encodeUdpPacket(Uint8Array.of(9)),
+      encodeUdpPacket(big),
+    );
+    const fed = feed(t.peers[0], [wire.subarray(0, 10), wire.subarray(10)]);
+    const got: Uint8Array[] = [];
+    for await (const d of conn.readable) got.push(d);
+    await fed;
+    assertEquals(got, [Uint8Array.of(9), big]);
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() uses the Mux command for v1.mux.cool", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const conn = await ob.open({ network: "tcp", host: "v1.mux.cool", port: 9527 });
+  try {
+    const sent = readAll(t.peers[0].readable);
+    await conn.writable.close();
+    const parsed = parseRequestHeader(await sent, 0);
+    equal(parsed?.header.command, "mux");
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() goes round-robin over servers and picks a random user", async () => {
+  const t = new FakeTransport();
+  const picks = [0.9, 0.1, 0.5];
+  const ob = outbound(t, [
+    { address: "s1", port: 1, users: [{ id: ID_A }, { id: ID_B }] },
+    { address: "s2", port: 2, users: [{ id: ID_A }] },
+  ], { random: () => picks.shift()! });
+  try {
+    const ids: Uint8Array[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await ob.open({ network: "tcp", host: "1.1.1.1", port: 80 });
+      const sent = readAll(t.peers[i].readable);
+      await c.writable.close();
+      ids.push(parseRequestHeader(await sent, 0)!.header.userId);
+      c.close();
+    }
+    assertEquals(t.dialed.map((s) => s.address), ["s1", "s2", "s1"]);
+    assertEquals(ids, [ID_B, ID_A, ID_B]);
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() retries 5 times on the next server with 0/200/400/600 ms waits", async () => {
+  const slept: number[] = [];
+  const servers = [1, 2, 3].map((n) => ({ address: `s${n}`, port: n, users: [{ id: ID_A }] }));
+  const failing = new FakeTransport("tcp", 5);
+  const ob = outbound(failing, servers, {
+    sleep: (ms: number) => (slept.push(ms), Promise.resolve()),
+  });
+  try {
+    await rejects(
+      ob.open({ network: "tcp", host: "example.com", port: 80 }),
+      (err: Error) => {
+        equal(
+          err.message,
+          "failed to reach a VLESS server for tcp:example.com:80 after 5 attempts: " +
+            "#1 s1:1: refused by s1; #2 s2:2: refused by s2; #3 s3:3: refused by s3; " +
+            "#4 s1:1: refused by s1; #5 s2:2: refused by s2",
+        );
+        return true;
+      },
+    );
+    assertEquals(slept, [0, 200, 400, 600]);
+  } finally {
+    await ob.close();
+  }
+  // Succeeds on the attempt after two failures.
+  const flaky = new FakeTransport("tcp", 2);
+  const ob2 = outbound(flaky, servers, { sleep: () => Promise.resolve() });
+  try {
+    const c = await ob2.open({ network: "tcp", host: "example.com", port: 80 });
+    c.close();
+    assertEquals(flaky.dialed.map((s) => s.address), ["s1", "s2", "s3"]);
+  } finally {
+    await ob2.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() stops retrying when the signal aborts", async () => {
+  const controller = new AbortController();
+  const t = new FakeTransport("tcp", 5);
+  const ob = outbound(t, undefined, {
+    sleep: () => {
+      controller.abort(new Error("handshake timeout"));
+      return Promise.resolve();
+    },
+  });
+  try {
+    await rejects(
+      ob.open({ network: "tcp", host: "example.com", port: 80 }, { signal: controller.signal }),
+      /handshake timeout/,
+    );
+    equal(t.dialed.length, 1);
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() refuses XTLS flows with v2ray's messages, without dialing", async () => {
+  const t = new FakeTransport("tls");
+  const servers = (flow: string) => [{ address: "s", port: 1, users: [{ id: ID_A, flow }] }];
+  const cases: [string, { network: "tcp" | "udp"; host: string; port: number }, RegExp][] = [
+    [
+      "xtls-rprx-direct",
+      { network: "tcp", host: "a.com", port: 80 },
+      /^failed to use xtls-rprx-direct, maybe "security" is not "xtls"$/,
+    ],
+    [
+      "xtls-rprx-origin-udp443",
+      { network: "tcp", host: "a.com", port: 80 },
+      /^failed to use xtls-rprx-origin, maybe "security" is not "xtls"$/,
+    ],
+    [
+      "xtls-rprx-direct",
+      { network: "tcp", host: "v1.mux.cool", port: 0 },
+      /^xtls-rprx-direct doesn't support Mux$/,
+    ],
+    [
+      "xtls-rprx-direct",
+      { network: "udp", host: "1.1.1.1", port: 443 },
+      /^xtls-rprx-direct stopped UDP\/443$/,
+    ],
+    ["bogus", { network: "tcp", host: "a.com", port: 80 }, /^unknown VLESS flow "bogus"$/],
+  ];
+  for (const [flow, dest, want] of cases) {
+    const ob = outbound(t, servers(flow));
+    await rejects(ob.open(dest), (err: Error) => want.test(err.message));
+    await ob.close();
+  }
+  equal(t.dialed.length, 0);
+});
+
+Deno.test("VlessOutbound.open() sends XTLS flows' UDP with an empty flow; -udp443 allows port 443", async () => {
+  const t = new FakeTransport("tls");
+  const ob = outbound(t, [{
+    address: "s",
+    port: 1,
+    users: [{ id: ID_A, flow: "xtls-rprx-direct-udp443" }],
+  }]);
+  try {
+    const c = await ob.open({ network: "udp", host: "1.1.1.1", port: 443 });
+    const sent = readAll(t.peers[0].readable);
+    await c.writable.close();
+    const parsed = parseRequestHeader(await sent, 0);
+    equal(parsed?.header.addons.flow, "");
+    equal(parsed?.header.command, "udp");
+    c.close();
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("resolveFlow() refuses xtls-rprx-vision over http and keeps an empty flow everywhere", () => {
+  throws(
+    () => resolveFlow("xtls-rprx-vision", { command: "tcp", port: 443, transport: "http" }),
+    /xtls-rprx-vision needs TLS directly over TCP .* cannot run over the "http" transport/,
+  );
+  throws(
+    () => resolveFlow("xtls-rprx-vision", { command: "tcp", port: 443, transport: "tcp" }),
+    /needs security "tls"/,
+  );
+  for (const transport of ["tcp", "tls", "http"]) {
+    for (const command of ["tcp", "udp", "mux"] as const) {
+      equal(resolveFlow("", { command, port: 443, transport }), "");
+    }
+  }
+});
