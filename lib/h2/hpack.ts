@@ -21,7 +21,12 @@
  */
 
 import { ConnectionError, ErrorCode } from "./errors.ts";
-import { huffmanDecodeInto, huffmanMaxDecodedLength } from "./huffman.ts";
+import {
+  huffmanDecodeInto,
+  huffmanEncodedLengthLatin1,
+  huffmanEncodeLatin1Into,
+  huffmanMaxDecodedLength,
+} from "./huffman.ts";
 
 /** RFC 7541 Appendix A. Index i of the spec is element i - 1. */
 export const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
@@ -410,6 +415,157 @@ export class HpackDecoder {
     this.#values = values;
     this.#mask = cap - 1;
     this.#head = this.#count - 1;
+  }
+}
+
+/** Static-table lookup for the encoder: name → its first index and its exact (value → index) matches. */
+const STATIC_INDEX = new Map<string, { index: number; values: Map<string, number> }>();
+STATIC_TABLE.forEach(([name, value], i) => {
+  let entry = STATIC_INDEX.get(name);
+  if (entry === undefined) STATIC_INDEX.set(name, entry = { index: i + 1, values: new Map() });
+  if (value !== "") entry.values.set(value, i + 1);
+});
+
+/**
+ * Credentials go out as never-indexed literals (RFC 7541 §7.1.3), so an intermediary that
+ * re-encodes them must not put them in a table either.
+ */
+const NEVER_INDEXED = new Set(["authorization", "proxy-authorization", "cookie"]);
+
+/** Encoded name literals of non-static names, kept because the same few recur on every stream. */
+const NAME_CACHE_LIMIT = 64;
+const NAME_CACHE_MAX_LENGTH = 64;
+
+export interface HpackEncoderOptions {
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE as first known; default 4096. */
+  maxTableSize?: number;
+}
+
+export class HpackEncoder {
+  /** The dynamic table maximum size the peer's decoder believes we use. We insert nothing. */
+  #capacity: number;
+  /** A size update owed at the start of the next block, or -1. */
+  #pendingUpdate = -1;
+  #buf = new Uint8Array(256);
+  #pos = 0;
+  #names = new Map<string, Uint8Array>();
+
+  constructor(opts: HpackEncoderOptions = {}) {
+    this.#capacity = checkSize("maxTableSize", opts.maxTableSize ?? DEFAULT_TABLE_SIZE);
+  }
+
+  /**
+   * Call with the peer's SETTINGS_HEADER_TABLE_SIZE when it changes. When it falls below the size
+   * the peer thinks we use, the next block starts with a size update (RFC 7541 §4.2: "the
+   * encoder MUST signal this change"; several changes between blocks signal the smallest, which
+   * is the last one here because our size only ever goes down). A rise needs nothing: we never
+   * insert, so a smaller table costs us nothing.
+   */
+  setMaxTableSize(n: number): void {
+    checkSize("maxTableSize", n);
+    if (n < this.#capacity) {
+      this.#capacity = n;
+      this.#pendingUpdate = n;
+    }
+  }
+
+  /**
+   * Encodes one header list as a header block. Names and values are byte strings (one code unit
+   * per byte, as `HpackDecoder` returns them); a code unit above 0xff is a `TypeError`.
+   */
+  encode(headers: ReadonlyArray<readonly [string, string]>): Uint8Array {
+    this.#pos = 0;
+    if (this.#pendingUpdate >= 0) {
+      // RFC 7541 §6.3: Dynamic Table Size Update, 001 + 5-bit prefix.
+      this.#reserve(6);
+      this.#writeInt(this.#pendingUpdate, 0x1f, 0x20);
+    }
+    for (let i = 0; i < headers.length; i++) {
+      const [name, value] = headers[i];
+      this.#reserve(12 + name.length + value.length);
+      const stat = STATIC_INDEX.get(name);
+      if (stat !== undefined) {
+        const exact = stat.values.get(value);
+        if (exact !== undefined) {
+          // RFC 7541 §6.1: Indexed Header Field; every static index fits the 7-bit prefix.
+          this.#buf[this.#pos++] = 0x80 | exact;
+          continue;
+        }
+        // RFC 7541 §6.2.2 / §6.2.3 with an indexed name: 0000 or 0001 + 4-bit prefix.
+        this.#writeInt(stat.index, 0x0f, NEVER_INDEXED.has(name) ? 0x10 : 0x00);
+      } else {
+        this.#buf[this.#pos++] = 0x00; // §6.2.2, new name
+        this.#writeName(name);
+      }
+      this.#writeString(value, name);
+    }
+    // Only now: a block that threw (TypeError) was never sent, so the update is still owed.
+    this.#pendingUpdate = -1;
+    return this.#buf.slice(0, this.#pos);
+  }
+
+  #writeName(name: string): void {
+    const cached = this.#names.get(name);
+    if (cached !== undefined) {
+      this.#buf.set(cached, this.#pos);
+      this.#pos += cached.length;
+      return;
+    }
+    const start = this.#pos;
+    this.#writeString(name, name);
+    if (name.length <= NAME_CACHE_MAX_LENGTH && this.#names.size < NAME_CACHE_LIMIT) {
+      this.#names.set(name, this.#buf.slice(start, this.#pos));
+    }
+  }
+
+  /** RFC 7541 §5.2: a string literal, Huffman-coded only when that is shorter. */
+  #writeString(s: string, header: string): void {
+    const huffmanLength = huffmanEncodedLengthLatin1(s);
+    if (huffmanLength < 0) {
+      let i = 0;
+      while (s.charCodeAt(i) <= 0xff) i++;
+      throw new TypeError(
+        `Cannot encode header "${header}": code unit U+${
+          s.charCodeAt(i).toString(16).padStart(4, "0")
+        } at index ${i} is not a byte (headers are latin1 strings)`,
+      );
+    }
+    const buf = this.#buf;
+    if (huffmanLength < s.length) {
+      this.#writeInt(huffmanLength, 0x7f, 0x80);
+      this.#pos = huffmanEncodeLatin1Into(s, buf, this.#pos);
+    } else {
+      this.#writeInt(s.length, 0x7f, 0x00);
+      let p = this.#pos;
+      for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+      this.#pos = p;
+    }
+  }
+
+  /** RFC 7541 §5.1: `value` with a prefix of `prefixMax` = 2^N - 1, `flags` in the high bits. */
+  #writeInt(value: number, prefixMax: number, flags: number): void {
+    const buf = this.#buf;
+    let p = this.#pos;
+    if (value < prefixMax) {
+      buf[p++] = flags | value;
+    } else {
+      buf[p++] = flags | prefixMax;
+      value -= prefixMax;
+      while (value >= 128) {
+        buf[p++] = (value % 128) | 0x80;
+        value = Math.floor(value / 128);
+      }
+      buf[p++] = value;
+    }
+    this.#pos = p;
+  }
+
+  /** Room for `n` more bytes; each header reserves its worst case (raw strings, 5-byte lengths). */
+  #reserve(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return;
+    const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#pos + n));
+    grown.set(this.#buf.subarray(0, this.#pos));
+    this.#buf = grown;
   }
 }
 

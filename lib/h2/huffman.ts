@@ -73,10 +73,17 @@ export function huffmanEncodedLength(bytes: Uint8Array): number {
   return (bits + 7) >>> 3;
 }
 
-/** Like `huffmanEncodedLength`, for a latin1 string (every code unit must be ≤ 0xff). */
+/**
+ * Like `huffmanEncodedLength`, for a string taken as latin1 (one byte per code unit); -1 when a
+ * code unit is above 0xff, so the caller learns in the same pass that the string is not bytes.
+ */
 export function huffmanEncodedLengthLatin1(s: string): number {
   let bits = 0;
-  for (let i = 0; i < s.length; i++) bits += LENGTHS[s.charCodeAt(i) & 0xff];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff) return -1;
+    bits += LENGTHS[c];
+  }
   return (bits + 7) >>> 3;
 }
 

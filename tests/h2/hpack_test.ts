@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { ConnectionError, ErrorCode } from "../../lib/h2/errors.ts";
-import { HpackDecoder } from "../../lib/h2/hpack.ts";
+import { HpackDecoder, HpackEncoder } from "../../lib/h2/hpack.ts";
 
 type Headers = Array<[string, string]>;
 
 const hex = (s: string) =>
   Uint8Array.from(s.replace(/\s+/g, "").match(/../g) ?? [], (h) => parseInt(h, 16));
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 function assertHpackError(fn: () => unknown, code: number, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -144,7 +145,7 @@ const C6_WIRES = [
 const steps = (wires: string[], headers: Headers[], tables: Headers[], sizes: number[]): Step[] =>
   wires.map((wire, i) => ({ wire, headers: headers[i], table: tables[i], size: sizes[i] }));
 
-export const APPENDIX_C: Array<{ name: string; tableSize: number; steps: Step[] }> = [
+const APPENDIX_C: Array<{ name: string; tableSize: number; steps: Step[] }> = [
   ...C2.map(([name, step]) => ({ name, tableSize: 4096, steps: [step] })),
   {
     name: "C.3 requests without Huffman",
@@ -494,3 +495,145 @@ for (const encoder of ENCODERS) {
     assert.ok(blocks > 1000, `${blocks} blocks`);
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// HpackEncoder
+
+Deno.test("HpackEncoder.encode() indexes exact static matches and Huffman-codes when shorter", () => {
+  // :authority (index 1) as a literal without indexing, its value the C.4.1 Huffman string.
+  assert.equal(toHex(new HpackEncoder().encode(REQ1)), "82868401" + "8cf1e3c2e5f23a6ba0ab90f4ff");
+  // "x-a" is 18 bits in Huffman, 3 bytes either way: raw.
+  assert.equal(toHex(new HpackEncoder().encode([["x-a", "b"]])), "0003782d61" + "0162");
+  // Index 16 needs two bytes of 4-bit prefix: 0f 01.
+  assert.equal(
+    toHex(new HpackEncoder().encode([["accept-encoding", "br"]])),
+    "0f01" + "02" + "6272",
+  );
+  assert.equal(toHex(new HpackEncoder().encode([["accept-encoding", "gzip, deflate"]])), "90");
+  assert.equal(toHex(new HpackEncoder().encode([[":path", ""]])), "0400");
+  assert.equal(new HpackEncoder().encode([]).length, 0);
+});
+
+Deno.test("HpackEncoder.encode() sends credentials as never-indexed literals", () => {
+  // authorization is static index 23: 0001 1111, 23 - 15 = 8.
+  const block = new HpackEncoder().encode([["authorization", "Basic xyz"]]);
+  assert.equal(toHex(block.subarray(0, 2)), "1f08");
+  assert.deepEqual(new HpackDecoder().decode(block), [["authorization", "Basic xyz"]]);
+});
+
+Deno.test("HpackEncoder.encode() round-trips RFC 7541 Appendix C header lists", () => {
+  for (const example of APPENDIX_C) {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    for (const step of example.steps) {
+      assert.deepEqual(decoder.decode(encoder.encode(step.headers)), step.headers, example.name);
+      assert.equal(decoder.tableSize, 0, "the encoder never inserts");
+    }
+  }
+});
+
+Deno.test("HpackEncoder.encode() round-trips every hpack-test-case header list", () => {
+  let blocks = 0;
+  let encodedBytes = 0;
+  for (const encoderName of ["nghttp2", "go-hpack"]) {
+    const dir = new URL(`${encoderName}/`, CORPUS);
+    for (const entry of Deno.readDirSync(dir)) {
+      if (!entry.name.endsWith(".json")) continue;
+      const { cases } = JSON.parse(Deno.readTextFileSync(new URL(entry.name, dir))) as {
+        cases: CorpusCase[];
+      };
+      const encoder = new HpackEncoder();
+      const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+      for (const c of cases) {
+        const headers: Array<[string, string]> = c.headers.map((h) => {
+          const [[name, value]] = Object.entries(h);
+          return [asWireString(name), asWireString(value)];
+        });
+        const block = encoder.encode(headers);
+        assert.deepEqual(decoder.decode(block), headers, `${encoderName}/${entry.name}`);
+        encodedBytes += block.length;
+        blocks++;
+      }
+    }
+  }
+  assert.ok(blocks > 1000 && encodedBytes > 0);
+});
+
+Deno.test("HpackEncoder.encode() round-trips random byte strings", () => {
+  let x = 0x9e3779b9;
+  const next = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+  for (let i = 0; i < 300; i++) {
+    const headers: Array<[string, string]> = [];
+    const count = next() % 12;
+    for (let j = 0; j < count; j++) {
+      const str = (max: number) => {
+        const n = next() % max;
+        let s = "";
+        for (let k = 0; k < n; k++) {
+          s += String.fromCharCode(i % 2 ? next() & 0xff : 97 + next() % 26);
+        }
+        return s;
+      };
+      headers.push([str(20), str(next() % 4 === 0 ? 600 : 40)]);
+    }
+    assert.deepEqual(decoder.decode(encoder.encode(headers)), headers);
+  }
+});
+
+Deno.test("HpackEncoder.encode() returns a block that later calls do not overwrite", () => {
+  const encoder = new HpackEncoder();
+  const first = encoder.encode([["x-name", "one"]]);
+  const copy = first.slice();
+  const second = encoder.encode([["x-name", "two"], ["x-other", "v".repeat(1000)]]);
+  assert.deepEqual(first, copy);
+  assert.deepEqual(new HpackDecoder().decode(second), [["x-name", "two"], [
+    "x-other",
+    "v".repeat(1000),
+  ]]);
+});
+
+Deno.test("HpackEncoder.encode() refuses a code unit above 0xff with a TypeError", () => {
+  const encoder = new HpackEncoder();
+  assert.throws(
+    () => encoder.encode([["x-emoji", "ok \u{1f600}"]]),
+    (e: unknown) =>
+      e instanceof TypeError && /header "x-emoji": code unit U\+d83d at index 3/.test(e.message),
+  );
+  assert.throws(() => encoder.encode([["caf\u0101", "v"]]), TypeError);
+  // Latin1 above 0x7f is fine: those are bytes.
+  const block = encoder.encode([["x-latin1", "caf\u00e9"]]);
+  assert.deepEqual(new HpackDecoder().decode(block), [["x-latin1", "caf\u00e9"]]);
+});
+
+Deno.test("HpackEncoder.setMaxTableSize() emits a size update when the peer's limit shrinks", () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder();
+  const get: Array<[string, string]> = [[":method", "GET"]];
+  assert.equal(toHex(encoder.encode(get)), "82");
+  encoder.setMaxTableSize(8192); // a rise: nothing to signal
+  assert.equal(toHex(encoder.encode(get)), "82");
+  encoder.setMaxTableSize(1000);
+  encoder.setMaxTableSize(100); // two changes between blocks: the smaller one
+  decoder.setMaxTableSize(100);
+  const block = encoder.encode(get);
+  assert.equal(toHex(block), "3f45" + "82");
+  assert.deepEqual(decoder.decode(block), get);
+  assert.equal(decoder.tableCapacity, 100);
+  assert.equal(toHex(encoder.encode(get)), "82", "signalled once");
+  encoder.setMaxTableSize(0);
+  assert.equal(toHex(encoder.encode(get)), "2082");
+});
+
+Deno.test("HpackEncoder.setMaxTableSize() keeps the update owed when a block fails to encode", () => {
+  const encoder = new HpackEncoder({ maxTableSize: 4096 });
+  encoder.setMaxTableSize(0);
+  assert.throws(() => encoder.encode([["x", "\u0100"]]), TypeError);
+  assert.equal(toHex(encoder.encode([[":method", "GET"]])), "2082");
+});

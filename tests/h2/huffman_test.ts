@@ -133,6 +133,12 @@ Deno.test("huffmanDecode() round-trips random strings", () => {
   }
 });
 
+Deno.test("huffmanEncodedLengthLatin1() returns -1 for a code unit above 0xff", () => {
+  assert.equal(huffmanEncodedLengthLatin1("caf\u00e9"), huffmanEncodedLength(latin1("caf\u00e9")));
+  assert.equal(huffmanEncodedLengthLatin1("caf\u0100"), -1);
+  assert.equal(huffmanEncodedLengthLatin1("\u{1f600}"), -1);
+});
+
 Deno.test("huffmanDecode() of an empty string is empty", () => {
   assert.equal(huffmanDecode(new Uint8Array(0)).length, 0);
   assert.equal(huffmanEncode(new Uint8Array(0)).length, 0);
