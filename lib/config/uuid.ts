@@ -4,7 +4,8 @@
  * Accepted forms, as Xray accepts them:
  * - the canonical 36-character form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any letter case);
  * - the same 32 hex digits without dashes;
- * - any other string of 1–30 UTF-8 bytes, mapped to a name-based UUIDv5 (RFC 4122 §4.3) whose
+ * - any other string of 1–30 UTF-8 bytes (except one shaped like a broken UUID, refused as a
+ *   likely typo), mapped to a name-based UUIDv5 (RFC 4122 §4.3) whose
  *   namespace is the all-zero UUID, so `"example"` → `feb54431-301b-52bb-a6dd-e1e93e81bb9e`.
  *
  * v2ray 4.34 itself only knows the first two forms; the mapping lets a server and client share a
@@ -21,6 +22,7 @@ export interface UserId {
 
 const CANONICAL = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const COMPACT = /^[0-9a-fA-F]{32}$/;
+const UUID_LIKE = /^[0-9a-fA-F]{8}-[0-9a-fA-F-]*$/;
 const encoder = new TextEncoder();
 
 /** The longest string Xray maps to a UUIDv5; longer ones must be real UUIDs. */
@@ -38,6 +40,13 @@ export function parseUserId(text: string): UserId {
   if (CANONICAL.test(text) || COMPACT.test(text)) {
     const bytes = hexToBytes(text.replaceAll("-", ""));
     return { id: formatUuid(bytes), bytes };
+  }
+  // Xray would map "b831381d-6324-4d53" to a UUIDv5 like any short string; a truncated or
+  // mistyped UUID is far likelier than a password of that shape, so say what it looks like.
+  if (UUID_LIKE.test(text)) {
+    throw new RangeError(
+      `looks like a UUID but is not one (8-4-4-4-12 hex digits), got ${JSON.stringify(text)}`,
+    );
   }
   const nameBytes = encoder.encode(text).length;
   if (nameBytes >= 1 && nameBytes <= MAX_MAPPED_ID_BYTES) {

@@ -61,6 +61,19 @@ Deno.test("parseUserId() refuses an empty string, 31 bytes and malformed UUIDs",
   );
 });
 
+Deno.test("parseUserId() refuses a short string shaped like a broken UUID", () => {
+  assert.throws(
+    () => parseUserId("b831381d-6324-4d53-ad4f"),
+    {
+      name: "RangeError",
+      message:
+        'looks like a UUID but is not one (8-4-4-4-12 hex digits), got "b831381d-6324-4d53-ad4f"',
+    },
+  );
+  // Not UUID-shaped: mapped like any other short string.
+  assert.match(parseUserId("my-password-1").id, /-5[0-9a-f]{3}-/);
+});
+
 Deno.test("uuidV5FromName() differs per name and is stable", () => {
   assert.deepEqual(uuidV5FromName("example"), uuidV5FromName("example"));
   assert.notDeepEqual(uuidV5FromName("example"), uuidV5FromName("Example"));
