@@ -1,0 +1,382 @@
+import assert from "node:assert/strict";
+import {
+  encodeAddress,
+  encodeReply,
+  encodeUdpDatagram,
+  parseAddress,
+  parseGreeting,
+  parseRequest,
+  parseUdpDatagram,
+  parseUserPass,
+  Reply,
+  replyFor,
+  Socks5Inbound,
+  SocksError,
+} from "../../lib/inbound/socks5.ts";
+import { duplexPair } from "../../lib/net/duplex_pair.ts";
+import { concat, FakeOutbound, readAll, readN, testContext } from "../support/fake_outbound.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function domainRequest(cmd: number, host: string, port: number): Uint8Array {
+  const name = enc.encode(host);
+  return Uint8Array.of(5, cmd, 0, 3, name.byteLength, ...name, port >> 8, port & 0xff);
+}
+
+/** Asserts `parse` returns null for every strict prefix of `full`, and a result for `full`. */
+function assertNeedsAll<T>(parse: (b: Uint8Array) => T | null, full: Uint8Array): T {
+  for (let i = 0; i < full.byteLength; i++) {
+    assert.equal(parse(full.subarray(0, i)), null, `prefix of ${i} bytes`);
+  }
+  const r = parse(full);
+  assert.ok(r !== null);
+  return r;
+}
+
+Deno.test("parseGreeting() needs every byte and returns the methods", () => {
+  const g = assertNeedsAll(parseGreeting, Uint8Array.of(5, 2, 0, 2));
+  assert.deepEqual([...g.methods], [0, 2]);
+  assert.equal(g.next, 4);
+});
+
+Deno.test("parseGreeting() rejects version 4 and zero methods", () => {
+  assert.throws(() => parseGreeting(Uint8Array.of(4, 1, 0)), SocksError);
+  assert.throws(() => parseGreeting(Uint8Array.of(5, 0)), /NMETHODS is 0/);
+});
+
+Deno.test("parseUserPass() reads RFC 1929 credentials", () => {
+  const msg = Uint8Array.of(1, 3, ...enc.encode("bob"), 4, ...enc.encode("pa55"));
+  const r = assertNeedsAll(parseUserPass, msg);
+  assert.deepEqual(r, { user: "bob", pass: "pa55", next: msg.byteLength });
+  assert.throws(() => parseUserPass(Uint8Array.of(5, 0, 0)), /version 5, want 1/);
+  // Empty user and password are well formed (and then simply wrong).
+  assert.deepEqual(parseUserPass(Uint8Array.of(1, 0, 0)), { user: "", pass: "", next: 3 });
+});
+
+Deno.test("parseRequest() reads IPv4, IPv6 and domain CONNECTs", () => {
+  const v4 = assertNeedsAll(parseRequest, Uint8Array.of(5, 1, 0, 1, 10, 0, 0, 1, 0x1f, 0x90));
+  assert.deepEqual(v4, { command: 1, host: "10.0.0.1", port: 8080, next: 10 });
+  const v6bytes = new Uint8Array(16);
+  v6bytes[15] = 1;
+  const v6 = assertNeedsAll(parseRequest, Uint8Array.of(5, 1, 0, 4, ...v6bytes, 0, 80));
+  assert.deepEqual(v6, { command: 1, host: "::1", port: 80, next: 22 });
+  const d = assertNeedsAll(parseRequest, domainRequest(3, "example.com", 53));
+  assert.deepEqual(d, { command: 3, host: "example.com", port: 53, next: 18 });
+});
+
+Deno.test("parseRequest() maps bad requests to their REP codes", () => {
+  const rep = (b: Uint8Array) => {
+    try {
+      parseRequest(b);
+    } catch (err) {
+      assert.ok(err instanceof SocksError);
+      return err.reply;
+    }
+    assert.fail("no error");
+  };
+  assert.equal(rep(Uint8Array.of(5, 2, 0, 1, 1, 2, 3, 4, 0, 80)), Reply.commandNotSupported);
+  assert.equal(rep(Uint8Array.of(5, 9, 0, 1, 1, 2, 3, 4, 0, 80)), Reply.commandNotSupported);
+  assert.equal(rep(Uint8Array.of(5, 1, 0, 7)), Reply.addressTypeNotSupported);
+  assert.equal(rep(Uint8Array.of(5, 1, 0, 3, 0, 0, 80)), Reply.generalFailure);
+  assert.equal(rep(Uint8Array.of(4, 1)), undefined);
+});
+
+Deno.test("encodeAddress() and parseAddress() round-trip every address type", () => {
+  for (
+    const [host, port] of [["1.2.3.4", 1], ["2001:db8::7", 65535], ["a.example", 443]] as const
+  ) {
+    const b = encodeAddress(host, port);
+    assert.deepEqual(parseAddress(b, 0), { host, port, next: b.byteLength });
+  }
+  assert.deepEqual([...encodeReply(Reply.succeeded)], [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual([...encodeReply(7, "127.0.0.1", 258)], [5, 7, 0, 1, 127, 0, 0, 1, 1, 2]);
+});
+
+Deno.test("parseUdpDatagram() drops short headers and reads FRAG, address and payload", () => {
+  const full = encodeUdpDatagram("example.com", 53, enc.encode("q"));
+  for (let i = 0; i < full.byteLength - 1; i++) {
+    assert.equal(parseUdpDatagram(full.subarray(0, i)), null, `prefix ${i}`);
+  }
+  const d = parseUdpDatagram(full)!;
+  assert.equal(d.frag, 0);
+  assert.equal(d.host, "example.com");
+  assert.equal(d.port, 53);
+  assert.equal(dec.decode(d.payload), "q");
+  const fragged = full.slice();
+  fragged[2] = 1;
+  assert.equal(parseUdpDatagram(fragged)!.frag, 1);
+});
+
+Deno.test("replyFor() maps refused to 05 and other failures to 01", () => {
+  const refused = new Deno.errors.ConnectionRefused("x");
+  assert.equal(replyFor(new Error("dial failed", { cause: refused })), Reply.connectionRefused);
+  assert.equal(replyFor(new Error("boom")), Reply.generalFailure);
+  assert.equal(replyFor(new Deno.errors.TimedOut("slow")), Reply.hostUnreachable);
+});
+
+/** Runs the handler against a scripted client: writes `input` in two chunks split at `split`. */
+async function exchange(
+  inbound: Socks5Inbound,
+  input: Uint8Array,
+  split: number,
+  outbound = new FakeOutbound(),
+) {
+  const [client, server] = duplexPair();
+  const handled = inbound.handle(server, testContext(outbound));
+  const w = client.writable.getWriter();
+  // Like a real client: send everything, then FIN, and read the answer until the server closes.
+  const writing = (async () => {
+    await w.write(input.slice(0, split));
+    await w.write(input.slice(split));
+    await w.close();
+  })().catch(() => {});
+  const got = await readAll(client.readable);
+  await writing;
+  const result = await handled;
+  client.close();
+  await outbound.close();
+  return { got, result };
+}
+
+Deno.test("Socks5Inbound answers malformed input correctly at every split point", async () => {
+  const cases: { name: string; input: Uint8Array; reply: number[]; auth?: boolean }[] = [
+    { name: "no acceptable method", input: Uint8Array.of(5, 1, 2), reply: [5, 0xff] },
+    {
+      name: "BIND",
+      input: Uint8Array.of(5, 1, 0, 5, 2, 0, 1, 1, 2, 3, 4, 0, 80),
+      reply: [5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0],
+    },
+    {
+      name: "unknown command",
+      input: Uint8Array.of(5, 1, 0, 5, 0x7f, 0, 1, 1, 2, 3, 4, 0, 80),
+      reply: [5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0],
+    },
+    {
+      name: "unknown ATYP",
+      input: Uint8Array.of(5, 1, 0, 5, 1, 0, 9, 1, 2, 3, 4, 0, 80),
+      reply: [5, 0, 5, 8, 0, 1, 0, 0, 0, 0, 0, 0],
+    },
+    {
+      name: "empty domain",
+      input: Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 0, 0, 80),
+      reply: [5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0],
+    },
+    {
+      name: "UDP ASSOCIATE disabled",
+      input: Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0),
+      reply: [5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0],
+    },
+    { name: "version 4", input: Uint8Array.of(4, 1, 0, 80, 1, 2, 3, 4, 0), reply: [] },
+    { name: "truncated request", input: Uint8Array.of(5, 1, 0, 5, 1, 0, 1, 1, 2), reply: [5, 0] },
+    {
+      name: "wrong password",
+      input: Uint8Array.of(5, 1, 2, 1, 1, 0x61, 1, 0x78),
+      reply: [5, 2, 1, 1],
+      auth: true,
+    },
+  ];
+  for (const c of cases) {
+    const inbound = new Socks5Inbound(
+      c.auth ? { auth: "password", accounts: [{ user: "a", pass: "secret" }] } : {},
+    );
+    for (let split = 0; split <= c.input.byteLength; split++) {
+      const { got, result } = await exchange(inbound, c.input, split);
+      assert.deepEqual([...got], c.reply, `${c.name}, split at ${split}`);
+      assert.notEqual(result.result, "ok", `${c.name}, split at ${split}`);
+    }
+  }
+});
+
+Deno.test("Socks5Inbound CONNECT relays to the outbound at every split of the request", async () => {
+  const request = concat([Uint8Array.of(5, 1, 0), domainRequest(1, "example.com", 80)]);
+  for (let split = 0; split <= request.byteLength; split++) {
+    const outbound = new FakeOutbound();
+    const [client, server] = duplexPair();
+    const handled = new Socks5Inbound().handle(server, testContext(outbound));
+    const w = client.writable.getWriter();
+    await w.write(request.slice(0, split));
+    await w.write(concat([request.slice(split), enc.encode("ping")]));
+    const reader = client.readable.getReader();
+    assert.deepEqual([...await readN(reader, 2)], [5, 0]);
+    assert.deepEqual([...await readN(reader, 10)], [...encodeReply(Reply.succeeded)]);
+    const { dest, peer } = await outbound.next();
+    assert.deepEqual(dest, { network: "tcp", host: "example.com", port: 80 });
+    const pr = peer.readable.getReader();
+    assert.equal(dec.decode(await readN(pr, 4)), "ping");
+    const pw = peer.writable.getWriter();
+    await pw.write(enc.encode("pong"));
+    await pw.close();
+    assert.equal(dec.decode(await readN(reader, 4)), "pong");
+    await w.close();
+    assert.equal((await pr.read()).done, true);
+    assert.equal((await reader.read()).done, true);
+    const result = await handled;
+    assert.deepEqual(result, { destination: "tcp:example.com:80", result: "ok", up: 4, down: 4 });
+    client.close();
+    await outbound.close();
+  }
+});
+
+Deno.test("Socks5Inbound accepts the right password and relays", async () => {
+  const outbound = new FakeOutbound();
+  const inbound = new Socks5Inbound({ auth: "password", accounts: [{ user: "u", pass: "p" }] });
+  const [client, server] = duplexPair();
+  const handled = inbound.handle(server, testContext(outbound));
+  const w = client.writable.getWriter();
+  await w.write(Uint8Array.of(5, 2, 0, 2, 1, 1, 0x75, 1, 0x70));
+  await w.write(Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, 0, 22));
+  const reader = client.readable.getReader();
+  assert.deepEqual([...await readN(reader, 4)], [5, 2, 1, 0]);
+  assert.deepEqual([...await readN(reader, 10)], [...encodeReply(0)]);
+  const { dest, peer } = await outbound.next();
+  assert.equal(dest.host, "127.0.0.1");
+  assert.equal(dest.port, 22);
+  await w.close();
+  await peer.writable.close();
+  assert.equal((await reader.read()).done, true);
+  assert.equal((await readAll(peer.readable)).byteLength, 0);
+  assert.equal((await handled).result, "ok");
+  client.close();
+  await outbound.close();
+});
+
+Deno.test("Socks5Inbound replies 05 when the outbound is refused and 01 on other failures", async () => {
+  const request = Uint8Array.of(5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 9);
+  for (
+    const [err, rep] of [
+      [new Deno.errors.ConnectionRefused("refused"), 5],
+      [new Error("no route"), 1],
+    ] as const
+  ) {
+    const outbound = new FakeOutbound();
+    outbound.fail = err;
+    const { got, result } = await exchange(new Socks5Inbound(), request, 0, outbound);
+    assert.deepEqual([...got], [5, 0, ...encodeReply(rep)]);
+    assert.match(result.result, new RegExp(err.message));
+    assert.equal(result.destination, "tcp:127.0.0.1:9");
+  }
+});
+
+Deno.test("Socks5Inbound closes a silent client at the handshake deadline", async () => {
+  const [client, server] = duplexPair();
+  const t0 = Date.now();
+  const result = await new Socks5Inbound().handle(
+    server,
+    testContext(new FakeOutbound(), { policy: { handshake: 50 } }),
+  );
+  assert.equal(result.result, "handshake timeout");
+  assert.ok(Date.now() - t0 >= 45);
+  assert.equal((await readAll(client.readable)).byteLength, 0);
+  client.close();
+});
+
+Deno.test("Socks5Inbound closes a client stuck mid-greeting at the handshake deadline", async () => {
+  const [client, server] = duplexPair();
+  const handled = new Socks5Inbound().handle(
+    server,
+    testContext(new FakeOutbound(), { policy: { handshake: 50 } }),
+  );
+  const w = client.writable.getWriter();
+  await w.write(Uint8Array.of(5, 3, 0));
+  assert.equal((await handled).result, "handshake timeout");
+  client.close();
+});
+
+/** A UDP socket standing in for the application behind the SOCKS client. */
+function udpSocket(): Deno.DatagramConn {
+  return Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+}
+
+Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destination", async () => {
+  const outbound = new FakeOutbound();
+  const [client, server] = duplexPair();
+  const handled = new Socks5Inbound({ udp: true }).handle(
+    server,
+    testContext(outbound, { source: "127.0.0.1:50000", localAddress: "127.0.0.1" }),
+  );
+  const w = client.writable.getWriter();
+  await w.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0));
+  const reader = client.readable.getReader();
+  assert.deepEqual([...await readN(reader, 2)], [5, 0]);
+  const reply = await readN(reader, 10);
+  assert.deepEqual([...reply.subarray(0, 8)], [5, 0, 0, 1, 127, 0, 0, 1]);
+  const relayAddr: Deno.NetAddr = {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: (reply[8] << 8) | reply[9],
+  };
+  assert.ok(relayAddr.port > 0);
+  const app = udpSocket();
+  try {
+    // Dropped: a fragment, and a datagram too short for its header.
+    const fragment = encodeUdpDatagram("10.0.0.9", 53, enc.encode("frag"));
+    fragment[2] = 1;
+    await app.send(fragment, relayAddr);
+    await app.send(Uint8Array.of(0, 0, 0, 1, 10), relayAddr);
+    await app.send(encodeUdpDatagram("dns.example", 53, enc.encode("query-1")), relayAddr);
+    const { dest, peer } = await outbound.next();
+    assert.deepEqual(dest, { network: "udp", host: "dns.example", port: 53 });
+    const pr = peer.readable.getReader();
+    assert.equal(dec.decode((await pr.read()).value), "query-1");
+    // A second datagram to the same destination reuses the same outbound stream.
+    await app.send(encodeUdpDatagram("dns.example", 53, enc.encode("query-2")), relayAddr);
+    assert.equal(dec.decode((await pr.read()).value), "query-2");
+    const pw = peer.writable.getWriter();
+    await pw.write(enc.encode("answer"));
+    const [back] = await app.receive();
+    assert.deepEqual(back, encodeUdpDatagram("dns.example", 53, enc.encode("answer")));
+    // Another destination gets its own stream.
+    await app.send(encodeUdpDatagram("::1", 5353, enc.encode("q6")), relayAddr);
+    const second = await outbound.next();
+    assert.deepEqual(second.dest, { network: "udp", host: "::1", port: 5353 });
+    assert.equal(outbound.opened.length, 2);
+    // Closing the control connection ends the association and its streams.
+    await w.close();
+    const result = await handled;
+    assert.equal(result.result, "ok");
+    assert.equal(result.up, "query-1".length + "query-2".length + "q6".length);
+    assert.equal(result.down, "answer".length);
+    await pr.read().then(() => {}, () => {});
+  } finally {
+    app.close();
+    client.close();
+    await outbound.close();
+  }
+});
+
+Deno.test("Socks5Inbound UDP ASSOCIATE ignores datagrams from other ports than the client's", async () => {
+  const outbound = new FakeOutbound();
+  const [client, server] = duplexPair();
+  const app = udpSocket();
+  const stranger = udpSocket();
+  const appPort = (app.addr as Deno.NetAddr).port;
+  const handled = new Socks5Inbound({ udp: true }).handle(server, testContext(outbound));
+  const w = client.writable.getWriter();
+  // The client announces the port it will send from (RFC 1928 §4 DST.PORT).
+  await w.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 127, 0, 0, 1, appPort >> 8, appPort & 0xff));
+  const reader = client.readable.getReader();
+  await readN(reader, 2);
+  const reply = await readN(reader, 10);
+  const relayAddr: Deno.NetAddr = {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: (reply[8] << 8) | reply[9],
+  };
+  try {
+    await stranger.send(encodeUdpDatagram("1.1.1.1", 53, enc.encode("evil")), relayAddr);
+    await app.send(encodeUdpDatagram("1.1.1.1", 53, enc.encode("good")), relayAddr);
+    const { peer } = await outbound.next();
+    const pr = peer.readable.getReader();
+    // The stranger's datagram was sent first; only the client's arrives.
+    assert.equal(dec.decode((await pr.read()).value), "good");
+    await w.close();
+    const result = await handled;
+    assert.equal(result.up, 4);
+  } finally {
+    app.close();
+    stranger.close();
+    client.close();
+    await outbound.close();
+  }
+});
