@@ -1,0 +1,869 @@
+/**
+ * An HTTP/2 client connection (RFC 9113) over any {@link Duplex}: preface and SETTINGS, one read
+ * loop, one writer, PING health checks, GOAWAY, and the streams multiplexed on it.
+ *
+ * Only this file reads and writes the socket, and only this file catches `ConnectionError` (→ GOAWAY,
+ * every stream fails) and `StreamError` (→ RST_STREAM, one stream fails).
+ */
+import type { Duplex } from "../net/duplex.ts";
+import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
+import { InboundWindow, OutboundWindow } from "./flow.ts";
+import {
+  CONNECTION_PREFACE,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_WINDOW_SIZE,
+  encodeDataHeader,
+  encodeGoAway,
+  encodeHeaderBlock,
+  encodePing,
+  encodeRstStream,
+  encodeSettings,
+  encodeSettingsAck,
+  encodeWindowUpdate,
+  FRAME_HEADER_SIZE,
+  type FrameHeader,
+  FrameType,
+  MAX_MAX_FRAME_SIZE,
+  MAX_WINDOW_SIZE,
+  parseContinuation,
+  parseData,
+  parseFrameHeader,
+  parseGoAway,
+  parseHeaders,
+  parsePing,
+  parsePriority,
+  parseRstStream,
+  parseSettings,
+  parseWindowUpdate,
+  SettingId,
+} from "./frame.ts";
+import { HpackDecoder, HpackEncoder } from "./hpack.ts";
+import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
+
+export interface H2ConnectionOptions {
+  /** Our SETTINGS_INITIAL_WINDOW_SIZE: how much each stream may receive unread (default 4 MiB). */
+  initialWindowSize?: number;
+  /** Our connection receive window, raised by WINDOW_UPDATE after the preface (default 16 MiB). */
+  connectionWindowSize?: number;
+  /** Our SETTINGS_MAX_FRAME_SIZE: the largest frame we accept (default 64 KiB). */
+  maxFrameSize?: number;
+  /** Our SETTINGS_MAX_HEADER_LIST_SIZE, also the cap on a CONTINUATION sequence (default 64 KiB). */
+  maxHeaderListSize?: number;
+  /** Send a PING after this long without reading anything; 0 = off (default 30 s). */
+  readIdleTimeout?: number;
+  /** Close the connection when a PING (or the peer's first SETTINGS) is not answered in time. */
+  pingTimeout?: number;
+  /** The first stream id to use (odd); for tests of stream-id exhaustion. */
+  firstStreamId?: number;
+}
+
+export interface H2Request {
+  method: string;
+  scheme: string;
+  authority: string;
+  path: string;
+  headers?: Array<[string, string]>;
+  /** No request body: HEADERS carries END_STREAM. */
+  endStream?: boolean;
+}
+
+/**
+ * 4 MiB per stream lets one stream run at full speed wherever bandwidth × RTT is under 4 MiB
+ * (1 Gbit/s up to ~32 ms, loopback always) — the 64 KiB default would cap a 20 ms path at ~3 MB/s.
+ * The 16 MiB connection window bounds what all streams of a connection can buffer unread.
+ */
+const DEFAULTS = {
+  initialWindowSize: 4 * 1024 * 1024,
+  connectionWindowSize: 16 * 1024 * 1024,
+  maxFrameSize: 64 * 1024,
+  maxHeaderListSize: 64 * 1024,
+  readIdleTimeout: 30_000,
+  pingTimeout: 15_000,
+};
+
+/** RFC 9113 §5.1.1: stream ids are 31-bit; the last odd one a client may use. */
+const MAX_STREAM_ID = 2 ** 31 - 1;
+/** CONTINUATION frames per header block before we call it a flood (CVE-2024-27316 and kin). */
+const MAX_CONTINUATIONS = 64;
+/** Bytes per socket write: large enough to amortise a TLS write, small enough to interleave. */
+const MAX_BATCH = 512 * 1024;
+
+interface QueuedFrame {
+  head: Uint8Array;
+  body?: Uint8Array;
+  /** Told when the frame's bytes have been copied out of the queue. */
+  notify?: H2Stream;
+}
+
+interface PendingBlock {
+  streamId: number;
+  endStream: boolean;
+  parts: Uint8Array[];
+  size: number;
+  frames: number;
+}
+
+export class H2Connection implements StreamHost {
+  readonly closed: Promise<Error | undefined>;
+
+  #duplex: Duplex;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #opts: typeof DEFAULTS;
+  #streams = new Map<number, H2Stream>();
+  #nextStreamId: number;
+  #encoder: HpackEncoder;
+  #decoder: HpackDecoder;
+
+  // The peer's settings (RFC 9113 §6.5.2 initial values until its SETTINGS arrives).
+  #peerMaxConcurrent = Infinity;
+  #peerInitialWindow = DEFAULT_WINDOW_SIZE;
+  #peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  #sendWindow = new OutboundWindow(DEFAULT_WINDOW_SIZE);
+  #recvWindow = new InboundWindow(DEFAULT_WINDOW_SIZE);
+
+  #gotSettings = false;
+  #resolveReady!: () => void;
+  #rejectReady!: (e: Error) => void;
+  #pending: PendingBlock | undefined;
+  #goAway: { lastStreamId: number; code: number } | undefined;
+  #error: Error | undefined;
+  #closing = false;
+  #resolveClosed!: (e: Error | undefined) => void;
+
+  // The writer: urgent frames (PING ACK, WINDOW_UPDATE, SETTINGS, GOAWAY) jump ahead of the queue.
+  #urgent: Uint8Array[] = [];
+  #queue: QueuedFrame[] = [];
+  #writing = false;
+  #writeDone: Promise<void> = Promise.resolve();
+  #readDone: Promise<void>;
+
+  // Health check.
+  #lastRead = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingData: Uint8Array | undefined;
+
+  private constructor(duplex: Duplex, options: H2ConnectionOptions) {
+    this.#duplex = duplex;
+    this.#opts = { ...DEFAULTS };
+    for (const [k, v] of Object.entries(options)) {
+      if (v !== undefined && k in DEFAULTS) (this.#opts as Record<string, number>)[k] = v;
+    }
+    const o = this.#opts;
+    if (o.initialWindowSize < 0 || o.initialWindowSize > MAX_WINDOW_SIZE) {
+      throw new RangeError(`initialWindowSize must be 0 to 2^31-1, got ${o.initialWindowSize}`);
+    }
+    if (o.connectionWindowSize < DEFAULT_WINDOW_SIZE || o.connectionWindowSize > MAX_WINDOW_SIZE) {
+      throw new RangeError(
+        `connectionWindowSize must be 65535 to 2^31-1, got ${o.connectionWindowSize}`,
+      );
+    }
+    if (o.maxFrameSize < DEFAULT_MAX_FRAME_SIZE || o.maxFrameSize > MAX_MAX_FRAME_SIZE) {
+      throw new RangeError(`maxFrameSize must be 16384 to 16777215, got ${o.maxFrameSize}`);
+    }
+    this.#nextStreamId = options.firstStreamId ?? 1;
+    if (this.#nextStreamId % 2 !== 1) throw new RangeError(`firstStreamId must be odd`);
+    this.#encoder = new HpackEncoder({});
+    this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#writer = duplex.writable.getWriter();
+    this.#writer.closed.catch(() => {});
+
+    // RFC 9113 §3.4: the client preface is the magic octets followed by a SETTINGS frame.
+    this.#urgent.push(
+      CONNECTION_PREFACE,
+      encodeSettings([
+        [SettingId.ENABLE_PUSH, 0],
+        [SettingId.INITIAL_WINDOW_SIZE, o.initialWindowSize],
+        [SettingId.MAX_FRAME_SIZE, o.maxFrameSize],
+        [SettingId.MAX_HEADER_LIST_SIZE, o.maxHeaderListSize],
+      ]),
+    );
+    // RFC 9113 §6.9.2: the connection window can only be changed by WINDOW_UPDATE.
+    const raise = o.connectionWindowSize - DEFAULT_WINDOW_SIZE;
+    if (raise > 0) {
+      this.#recvWindow.grow(raise);
+      this.#urgent.push(encodeWindowUpdate(0, raise));
+    }
+    this.#kick();
+    this.#readDone = this.#readLoop();
+  }
+
+  /** Sends the preface and SETTINGS and waits for the peer's SETTINGS. */
+  static async connect(duplex: Duplex, options: H2ConnectionOptions = {}): Promise<H2Connection> {
+    const conn = new H2Connection(duplex, options);
+    const ready = new Promise<void>((resolve, reject) => {
+      conn.#resolveReady = resolve;
+      conn.#rejectReady = reject;
+    });
+    // RFC 9113 §3.4: the server preface is a SETTINGS frame; a server that never sends one is dead.
+    const timer = setTimeout(() => {
+      conn.#fail(
+        new ConnectionError(
+          ErrorCode.SETTINGS_TIMEOUT,
+          `no SETTINGS from the peer within ${conn.#opts.pingTimeout} ms`,
+        ),
+      );
+    }, conn.#opts.pingTimeout);
+    try {
+      if (conn.#error) throw conn.#error;
+      if (!conn.#gotSettings) await ready;
+    } finally {
+      clearTimeout(timer);
+    }
+    return conn;
+  }
+
+  /** Open, no GOAWAY, stream ids left, and below the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
+  get usable(): boolean {
+    return !this.#closing && !this.#goAway && this.#nextStreamId <= MAX_STREAM_ID &&
+      this.#streams.size < this.#peerMaxConcurrent;
+  }
+
+  /** True once the peer sent GOAWAY or the connection closed: it will never be usable again. */
+  get goingAway(): boolean {
+    return this.#closing || this.#goAway !== undefined || this.#nextStreamId > MAX_STREAM_ID;
+  }
+
+  get activeStreams(): number {
+    return this.#streams.size;
+  }
+
+  /** Opens a stream and queues its HEADERS; does not wait for the response. */
+  request(req: H2Request): H2Stream {
+    if (!this.usable) {
+      const why = this.#error
+        ? `connection failed: ${this.#error.message}`
+        : this.#closing
+        ? "connection is closed"
+        : this.#goAway
+        ? `peer sent GOAWAY (${errorCodeName(this.#goAway.code)})`
+        : this.#nextStreamId > MAX_STREAM_ID
+        ? "stream ids exhausted"
+        : `peer allows ${this.#peerMaxConcurrent} concurrent streams`;
+      throw refusedStreamError(0, `cannot open a stream: ${why}`);
+    }
+    const fields: Array<[string, string]> = [
+      [":method", req.method],
+      [":scheme", req.scheme],
+      [":authority", req.authority],
+      [":path", req.path],
+    ];
+    for (const [name, value] of req.headers ?? []) {
+      const lower = name.toLowerCase();
+      // RFC 9113 §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
+      // connection-specific header fields."
+      if (
+        lower === "connection" || lower === "keep-alive" || lower === "proxy-connection" ||
+        lower === "transfer-encoding" || lower === "upgrade" || lower === "host" ||
+        (lower === "te" && value !== "trailers")
+      ) {
+        throw new TypeError(`Cannot send header "${name}" over HTTP/2: it is connection-specific`);
+      }
+      fields.push([lower, value]);
+    }
+    const id = this.#nextStreamId;
+    this.#nextStreamId += 2;
+    // Encode now, in stream-id order: HPACK state and RFC 9113 §5.1.1 (ids increase) both need
+    // header blocks sent in the order they are encoded.
+    const block = this.#encoder.encode(fields);
+    const endStream = req.endStream ?? false;
+    const stream = new H2Stream(id, this, {
+      sendWindow: this.#peerInitialWindow,
+      recvWindow: this.#opts.initialWindowSize,
+      endStream,
+    });
+    this.#streams.set(id, stream);
+    this.#queue.push({
+      head: encodeHeaderBlock(id, block, { endStream, maxFrameSize: this.#peerMaxFrameSize }),
+    });
+    this.#kick();
+    return stream;
+  }
+
+  /** Sends GOAWAY NO_ERROR and closes the duplex; open streams fail. Never throws. */
+  close(): void {
+    this.#fail(new ConnectionError(ErrorCode.NO_ERROR, "connection closed by us"));
+  }
+
+  // ---- StreamHost ----
+
+  reserve(stream: H2Stream, want: number): number {
+    if (this.#closing) return 0;
+    const n = Math.min(want, stream.sendWindow.size, this.#sendWindow.size, this.#peerMaxFrameSize);
+    if (n <= 0) return 0;
+    stream.sendWindow.consume(n);
+    this.#sendWindow.consume(n);
+    return n;
+  }
+
+  queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void {
+    if (this.#closing) return;
+    this.#queue.push({
+      head: encodeDataHeader(stream.id, data.byteLength, endStream),
+      body: data.byteLength > 0 ? data : undefined,
+      notify: notify ? stream : undefined,
+    });
+    this.#kick();
+  }
+
+  queueReset(stream: H2Stream, code: number): void {
+    if (this.#closing) return;
+    this.#queue.push({ head: encodeRstStream(stream.id, code) });
+    this.#kick();
+  }
+
+  consumed(stream: H2Stream, n: number, streamToo: boolean): void {
+    if (this.#closing || n <= 0) return;
+    const conn = this.#recvWindow.consume(n);
+    if (conn > 0) this.#urgent.push(encodeWindowUpdate(0, conn));
+    if (streamToo) {
+      const s = stream.recvWindow.consume(n);
+      if (s > 0) this.#urgent.push(encodeWindowUpdate(stream.id, s));
+    }
+    if (this.#urgent.length > 0) this.#kick();
+  }
+
+  streamClosed(stream: H2Stream): void {
+    if (this.#streams.get(stream.id) !== stream) return;
+    this.#streams.delete(stream.id);
+    // After GOAWAY the connection only lives for the streams the peer is still finishing.
+    if (this.#goAway && this.#streams.size === 0) this.close();
+  }
+
+  // ---- the writer ----
+
+  /** Starts the writer if it is idle; it runs in a microtask so frames queued now share a write. */
+  #kick(): void {
+    if (this.#writing) return;
+    this.#writing = true;
+    this.#writeDone = Promise.resolve().then(() => this.#writeLoop());
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#urgent.length > 0 || this.#queue.length > 0) {
+        await this.#writer.write(this.#takeBatch());
+      }
+    } catch (err) {
+      this.#fail(
+        new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `write failed: ${(err as Error)?.message ?? err}`,
+          {
+            cause: err,
+          },
+        ),
+      );
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  /** Joins urgent frames, then queued frames, into one buffer of at most about MAX_BATCH bytes. */
+  #takeBatch(): Uint8Array {
+    const urgent = this.#urgent;
+    let size = 0;
+    for (const u of urgent) size += u.byteLength;
+    let count = 0;
+    for (; count < this.#queue.length && size < MAX_BATCH; count++) {
+      const f = this.#queue[count];
+      size += f.head.byteLength + (f.body?.byteLength ?? 0);
+    }
+    if (urgent.length === 1 && count === 0) {
+      this.#urgent = [];
+      return urgent[0];
+    }
+    const out = new Uint8Array(size);
+    let o = 0;
+    for (const u of urgent) {
+      out.set(u, o);
+      o += u.byteLength;
+    }
+    this.#urgent = [];
+    const taken = this.#queue.splice(0, count);
+    for (const f of taken) {
+      out.set(f.head, o);
+      o += f.head.byteLength;
+      if (f.body) {
+        out.set(f.body, o);
+        o += f.body.byteLength;
+      }
+    }
+    for (const f of taken) f.notify?.taken();
+    return out;
+  }
+
+  // ---- the reader ----
+
+  async #readLoop(): Promise<void> {
+    const reader = this.#duplex.readable.getReader();
+    // A frame split across reads is copied into `partial`; whole frames are handled as views.
+    let head = new Uint8Array(FRAME_HEADER_SIZE);
+    let headFill = 0;
+    let header: FrameHeader | undefined;
+    let partial: Uint8Array | undefined;
+    let partialFill = 0;
+    try {
+      for (;;) {
+        const { done, value: chunk } = await reader.read();
+        if (done) {
+          throw new ConnectionError(
+            ErrorCode.INTERNAL_ERROR,
+            "peer closed the connection" + (this.#goAway ? "" : " without GOAWAY"),
+            { initiator: "peer" },
+          );
+        }
+        if (this.#closing) break;
+        this.#lastRead = performance.now();
+        let off = 0;
+        const len = chunk.byteLength;
+        while (off < len) {
+          if (header === undefined) {
+            if (headFill === 0 && len - off >= FRAME_HEADER_SIZE) {
+              const h = parseFrameHeader(chunk, off);
+              this.#checkFrameSize(h);
+              if (len - off - FRAME_HEADER_SIZE >= h.length) {
+                // The fast path: the whole frame is in this read.
+                const start = off + FRAME_HEADER_SIZE;
+                off = start + h.length;
+                this.#handle(h, chunk.subarray(start, off));
+                if (this.#closing) break;
+                continue;
+              }
+              header = h;
+              off += FRAME_HEADER_SIZE;
+            } else {
+              const take = Math.min(FRAME_HEADER_SIZE - headFill, len - off);
+              head.set(chunk.subarray(off, off + take), headFill);
+              headFill += take;
+              off += take;
+              if (headFill < FRAME_HEADER_SIZE) break;
+              header = parseFrameHeader(head);
+              this.#checkFrameSize(header);
+              head = new Uint8Array(FRAME_HEADER_SIZE);
+              headFill = 0;
+            }
+            partial = new Uint8Array(header.length);
+            partialFill = 0;
+          }
+          const take = Math.min(header.length - partialFill, len - off);
+          partial!.set(chunk.subarray(off, off + take), partialFill);
+          partialFill += take;
+          off += take;
+          if (partialFill === header.length) {
+            const h = header;
+            const payload = partial!;
+            header = partial = undefined;
+            this.#handle(h, payload);
+            if (this.#closing) break;
+          }
+        }
+        if (this.#closing) break;
+      }
+    } catch (err) {
+      this.#fail(
+        err instanceof ConnectionError ? err : new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `read failed: ${(err as Error)?.message ?? err}`,
+          { cause: err, initiator: "peer" },
+        ),
+      );
+    } finally {
+      reader.cancel().catch(() => {});
+      reader.releaseLock();
+    }
+  }
+
+  #checkFrameSize(h: FrameHeader): void {
+    // RFC 9113 §4.2: "An endpoint MUST send an error code of FRAME_SIZE_ERROR if a frame exceeds
+    // the size defined in SETTINGS_MAX_FRAME_SIZE".
+    if (h.length > this.#opts.maxFrameSize) {
+      throw new ConnectionError(
+        ErrorCode.FRAME_SIZE_ERROR,
+        `frame of ${h.length} bytes (type ${h.type}, stream ${h.streamId}) exceeds our SETTINGS_MAX_FRAME_SIZE ${this.#opts.maxFrameSize}`,
+      );
+    }
+  }
+
+  /** Handles one frame; a `StreamError` resets that stream, a `ConnectionError` propagates. */
+  #handle(h: FrameHeader, payload: Uint8Array): void {
+    try {
+      this.#dispatch(h, payload);
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err;
+      const stream = this.#streams.get(err.streamId);
+      this.#urgent.push(encodeRstStream(err.streamId, err.code));
+      this.#kick();
+      stream?.fail(err);
+    }
+  }
+
+  #dispatch(h: FrameHeader, payload: Uint8Array): void {
+    // RFC 9113 §3.4: "The server connection preface consists of a potentially empty SETTINGS frame
+    // that MUST be the first frame the server sends".
+    if (!this.#gotSettings && (h.type !== FrameType.SETTINGS || (h.flags & 0x1) !== 0)) {
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `first frame from the peer is type ${h.type}, not SETTINGS`,
+      );
+    }
+    // RFC 9113 §6.10: a header block's frames must be contiguous: "Receipt of any other type of
+    // frame or a frame on a different stream MUST be treated as a connection error of type
+    // PROTOCOL_ERROR."
+    if (
+      this.#pending && (h.type !== FrameType.CONTINUATION || h.streamId !== this.#pending.streamId)
+    ) {
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `expected CONTINUATION on stream ${this.#pending.streamId}, got type ${h.type} on stream ${h.streamId}`,
+      );
+    }
+    switch (h.type) {
+      case FrameType.DATA: {
+        const f = parseData(h, payload);
+        // RFC 9113 §6.9.1: "A receiver MUST treat the receipt of a WINDOW_UPDATE ... " and a sender
+        // MUST NOT exceed the window; overrunning the connection window is a FLOW_CONTROL_ERROR.
+        if (!this.#recvWindow.receive(f.flowLength)) {
+          throw new ConnectionError(
+            ErrorCode.FLOW_CONTROL_ERROR,
+            `peer sent ${f.flowLength} bytes past the connection window (${this.#recvWindow.available} left)`,
+          );
+        }
+        const stream = this.#streams.get(h.streamId);
+        if (!stream) {
+          this.#checkNotIdle(h, "DATA");
+          // A stream we reset or finished: its bytes still count against the connection window,
+          // so credit them back or the connection would slowly starve.
+          this.#creditConnection(f.flowLength);
+          break;
+        }
+        try {
+          stream.onData(f.data, f.flowLength, f.endStream);
+        } catch (err) {
+          // A reset stream's bytes will never be read: return them to the connection window.
+          if (err instanceof StreamError) this.#creditConnection(f.flowLength);
+          throw err;
+        }
+        break;
+      }
+      case FrameType.HEADERS: {
+        const f = parseHeaders(h, payload);
+        if (f.endHeaders) {
+          this.#onHeaderBlock(h.streamId, f.fragment, f.endStream);
+        } else {
+          this.#pending = {
+            streamId: h.streamId,
+            endStream: f.endStream,
+            parts: [f.fragment.slice()],
+            size: f.fragment.byteLength,
+            frames: 1,
+          };
+          this.#checkBlockSize(this.#pending);
+        }
+        break;
+      }
+      case FrameType.CONTINUATION: {
+        const f = parseContinuation(h, payload);
+        const p = this.#pending;
+        if (!p) {
+          // RFC 9113 §6.10: CONTINUATION must follow HEADERS/PUSH_PROMISE/CONTINUATION without
+          // END_HEADERS; otherwise a connection error of type PROTOCOL_ERROR.
+          throw new ConnectionError(
+            ErrorCode.PROTOCOL_ERROR,
+            `CONTINUATION on stream ${h.streamId} without a preceding HEADERS`,
+          );
+        }
+        p.parts.push(f.fragment.slice());
+        p.size += f.fragment.byteLength;
+        p.frames++;
+        this.#checkBlockSize(p);
+        if (f.endHeaders) {
+          this.#pending = undefined;
+          const block = new Uint8Array(p.size);
+          let o = 0;
+          for (const part of p.parts) {
+            block.set(part, o);
+            o += part.byteLength;
+          }
+          this.#onHeaderBlock(p.streamId, block, p.endStream);
+        }
+        break;
+      }
+      case FrameType.PRIORITY:
+        // Validated, then ignored: RFC 9113 §5.3.2 deprecates the priority signals.
+        parsePriority(h, payload);
+        break;
+      case FrameType.RST_STREAM: {
+        const code = parseRstStream(h, payload);
+        this.#checkNotIdle(h, "RST_STREAM");
+        this.#streams.get(h.streamId)?.onReset(code);
+        break;
+      }
+      case FrameType.SETTINGS:
+        this.#onSettings(h, payload);
+        break;
+      case FrameType.PUSH_PROMISE:
+        // RFC 9113 §6.6: "A client cannot push... If ENABLE_PUSH is 0 a PUSH_PROMISE is a
+        // connection error of type PROTOCOL_ERROR" (§6.5.2) — we always send ENABLE_PUSH = 0.
+        throw new ConnectionError(
+          ErrorCode.PROTOCOL_ERROR,
+          `PUSH_PROMISE on stream ${h.streamId} though we disabled push`,
+        );
+      case FrameType.PING: {
+        const f = parsePing(h, payload);
+        if (!f.ack) {
+          // RFC 9113 §6.7: "Receivers of a PING frame that does not include an ACK flag MUST send
+          // a PING frame with the ACK flag set in response, with an identical frame payload."
+          this.#urgent.push(encodePing(true, f.data));
+          this.#kick();
+        } else if (this.#pingData && f.data.every((b, i) => b === this.#pingData![i])) {
+          this.#pingData = undefined;
+          clearTimeout(this.#pingTimer);
+          this.#pingTimer = undefined;
+          this.#armIdleTimer(this.#opts.readIdleTimeout);
+        }
+        break;
+      }
+      case FrameType.GOAWAY:
+        this.#onGoAway(parseGoAway(h, payload));
+        break;
+      case FrameType.WINDOW_UPDATE: {
+        const increment = parseWindowUpdate(h, payload);
+        if (h.streamId === 0) {
+          // RFC 9113 §6.9.1: "If a sender receives a WINDOW_UPDATE that causes a flow-control
+          // window to exceed this maximum, it MUST terminate either the stream or the
+          // connection, as appropriate" — FLOW_CONTROL_ERROR.
+          if (!this.#sendWindow.add(increment)) {
+            throw new ConnectionError(
+              ErrorCode.FLOW_CONTROL_ERROR,
+              `connection send window ${this.#sendWindow.size} + ${increment} exceeds 2^31-1`,
+            );
+          }
+          for (const s of this.#streams.values()) if (s.waitingForWindow) s.wakeWindow();
+          break;
+        }
+        this.#checkNotIdle(h, "WINDOW_UPDATE");
+        const stream = this.#streams.get(h.streamId);
+        if (!stream) break;
+        if (!stream.sendWindow.add(increment)) {
+          throw new StreamError(
+            h.streamId,
+            ErrorCode.FLOW_CONTROL_ERROR,
+            `reset stream ${h.streamId}: send window ${stream.sendWindow.size} + ${increment} exceeds 2^31-1`,
+          );
+        }
+        stream.wakeWindow();
+        break;
+      }
+      default:
+        // RFC 9113 §4.1: "Implementations MUST ignore and discard frames of unknown types."
+        break;
+    }
+  }
+
+  #creditConnection(n: number): void {
+    const inc = this.#recvWindow.consume(n);
+    if (inc > 0) {
+      this.#urgent.push(encodeWindowUpdate(0, inc));
+      this.#kick();
+    }
+  }
+
+  /**
+   * RFC 9113 §5.1: frames other than PRIORITY on an "idle" stream — one we have not opened, or an
+   * even (server-initiated) id, which push being off rules out — are a connection PROTOCOL_ERROR.
+   */
+  #checkNotIdle(h: FrameHeader, what: string): void {
+    if (h.streamId % 2 === 0 || h.streamId >= this.#nextStreamId) {
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `${what} on idle stream ${h.streamId}`,
+      );
+    }
+  }
+
+  #checkBlockSize(p: PendingBlock): void {
+    // A header block larger than the header list we accept, or one spread over many tiny
+    // CONTINUATION frames, is a flood: stop buffering it (memory stays flat) and end the
+    // connection, as RFC 9113 §10.5.1 allows.
+    if (p.size > this.#opts.maxHeaderListSize || p.frames > MAX_CONTINUATIONS) {
+      throw new ConnectionError(
+        ErrorCode.ENHANCE_YOUR_CALM,
+        `header block on stream ${p.streamId} exceeds ${
+          p.size > this.#opts.maxHeaderListSize
+            ? `${this.#opts.maxHeaderListSize} bytes`
+            : `${MAX_CONTINUATIONS} CONTINUATION frames`
+        }`,
+      );
+    }
+  }
+
+  #onHeaderBlock(streamId: number, block: Uint8Array, endStream: boolean): void {
+    const stream = this.#streams.get(streamId);
+    if (!stream) this.#checkNotIdle({ streamId, type: 1, flags: 0, length: 0 }, "HEADERS");
+    // RFC 9113 §4.3: every header block is decoded, even for a stream we reset, or the HPACK
+    // tables of the two ends drift apart. Decoding errors are connection errors.
+    const headers = this.#decoder.decode(block);
+    stream?.onHeaders(headers, endStream);
+  }
+
+  #onSettings(h: FrameHeader, payload: Uint8Array): void {
+    const f = parseSettings(h, payload);
+    if (f.ack) return;
+    for (const [id, value] of f.settings) {
+      switch (id) {
+        case SettingId.HEADER_TABLE_SIZE:
+          this.#encoder.setMaxTableSize(value);
+          break;
+        case SettingId.ENABLE_PUSH:
+          // RFC 9113 §6.5.2: "A client MUST treat receipt of a SETTINGS frame with
+          // SETTINGS_ENABLE_PUSH set to 1 as a connection error of type PROTOCOL_ERROR."
+          if (value === 1) {
+            throw new ConnectionError(
+              ErrorCode.PROTOCOL_ERROR,
+              "server sent SETTINGS_ENABLE_PUSH = 1",
+            );
+          }
+          break;
+        case SettingId.MAX_CONCURRENT_STREAMS:
+          this.#peerMaxConcurrent = value;
+          break;
+        case SettingId.INITIAL_WINDOW_SIZE: {
+          // RFC 9113 §6.9.2: the change applies to every open stream's window, which may go
+          // negative; "a change ... that causes any flow-control window to exceed the maximum
+          // size [is] a connection error of type FLOW_CONTROL_ERROR."
+          const delta = value - this.#peerInitialWindow;
+          this.#peerInitialWindow = value;
+          for (const s of this.#streams.values()) {
+            if (!s.sendWindow.add(delta)) {
+              throw new ConnectionError(
+                ErrorCode.FLOW_CONTROL_ERROR,
+                `SETTINGS_INITIAL_WINDOW_SIZE ${value} overflows the window of stream ${s.id}`,
+              );
+            }
+            if (delta > 0) s.wakeWindow();
+          }
+          break;
+        }
+        case SettingId.MAX_FRAME_SIZE:
+          this.#peerMaxFrameSize = value;
+          break;
+      }
+    }
+    // RFC 9113 §6.5.3: "Upon receiving ... the recipient MUST immediately emit a SETTINGS frame
+    // with the ACK flag set."
+    this.#urgent.push(encodeSettingsAck());
+    this.#kick();
+    if (!this.#gotSettings) {
+      this.#gotSettings = true;
+      this.#resolveReady?.();
+      this.#lastRead = performance.now();
+      this.#armIdleTimer(this.#opts.readIdleTimeout);
+    }
+  }
+
+  #onGoAway(f: { lastStreamId: number; code: number; debugData: Uint8Array }): void {
+    // RFC 9113 §6.8: the last-stream-id may only go down across several GOAWAYs.
+    const last = Math.min(f.lastStreamId, this.#goAway?.lastStreamId ?? MAX_STREAM_ID);
+    this.#goAway = { lastStreamId: last, code: f.code };
+    const debug = f.debugData.byteLength > 0
+      ? `, "${new TextDecoder().decode(f.debugData.subarray(0, 256))}"`
+      : "";
+    for (const s of [...this.#streams.values()]) {
+      if (s.id > last) {
+        // "... streams with identifiers higher than the last-stream-id were not processed and
+        // can be retried on a new connection."
+        s.fail(refusedStreamError(
+          s.id,
+          `stream ${s.id} was not processed: peer sent GOAWAY (${
+            errorCodeName(f.code)
+          }${debug}) with last stream ${last}; safe to retry`,
+        ));
+      }
+    }
+    if (this.#streams.size === 0) this.close();
+  }
+
+  // ---- health check ----
+
+  #armIdleTimer(ms: number): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#opts.readIdleTimeout <= 0 || this.#closing) return;
+    this.#idleTimer = setTimeout(() => this.#idleCheck(), Math.max(1, ms));
+  }
+
+  #idleCheck(): void {
+    this.#idleTimer = undefined;
+    if (this.#closing || this.#pingData) return;
+    const idle = performance.now() - this.#lastRead;
+    const timeout = this.#opts.readIdleTimeout;
+    if (idle < timeout) {
+      this.#armIdleTimer(timeout - idle);
+      return;
+    }
+    // Nothing read for readIdleTimeout: ask the peer to prove it is alive.
+    this.#pingData = crypto.getRandomValues(new Uint8Array(8));
+    this.#urgent.push(encodePing(false, this.#pingData));
+    this.#kick();
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      this.#fail(
+        new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `health check failed: no PING ACK within ${this.#opts.pingTimeout} ms after ${timeout} ms idle`,
+        ),
+      );
+    }, this.#opts.pingTimeout);
+  }
+
+  // ---- shutdown ----
+
+  /** Ends the connection with `err`: GOAWAY (if we started it), every stream fails, duplex closed. */
+  #fail(err: Error): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#error = err;
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#pingTimer);
+    this.#idleTimer = this.#pingTimer = undefined;
+    this.#rejectReady?.(err);
+    for (const s of this.#streams.values()) s.fail(err);
+    this.#streams.clear();
+    // Queued frames of failed streams are dropped; the GOAWAY goes out alone.
+    this.#queue = [];
+    this.#urgent = [];
+    const local = !(err instanceof ConnectionError) || err.initiator === "local";
+    void this.#shutdown(local ? err : undefined);
+  }
+
+  async #shutdown(err: Error | undefined): Promise<void> {
+    await this.#writeDone.catch(() => {});
+    if (err) {
+      // RFC 9113 §5.4.1: "An endpoint that encounters a connection error SHOULD first send a
+      // GOAWAY frame". Bounded: a peer that stopped reading must not keep us open.
+      const code = err instanceof ConnectionError ? err.code : ErrorCode.INTERNAL_ERROR;
+      const debug = new TextEncoder().encode(
+        code === ErrorCode.NO_ERROR ? "" : err.message.slice(0, 200),
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const goAway = encodeGoAway(this.#lastPeerStreamId(), code, debug);
+      // Half-close after the GOAWAY so it is delivered before the reset that close() may be.
+      await Promise.race([
+        this.#writer.write(goAway).then(() => this.#writer.close()).catch(() => {}),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#duplex.close();
+    this.#writer.releaseLock();
+    await this.#readDone.catch(() => {});
+    this.#resolveClosed(this.#error);
+  }
+
+  /** We accept no server-initiated streams, so the last stream we processed is always 0. */
+  #lastPeerStreamId(): number {
+    return 0;
+  }
+}

@@ -1,0 +1,455 @@
+/**
+ * One HTTP/2 client stream (RFC 9113 §5.1, §8.1): its state, the response body as a pull-based
+ * `ReadableStream` and the request body as a flow-controlled `WritableStream`.
+ *
+ * The stream never touches the socket: it asks its connection (a `StreamHost`) for send credit and
+ * to queue frames, and the connection feeds it the frames the peer sends.
+ */
+import type { Duplex } from "../net/duplex.ts";
+import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
+import { InboundWindow, OutboundWindow } from "./flow.ts";
+
+/**
+ * RFC 9113 §5.1 states a client stream goes through. "reserved" states need server push, which we
+ * disable (SETTINGS_ENABLE_PUSH = 0).
+ */
+export type StreamState =
+  | "idle"
+  | "open"
+  | "half-closed-local"
+  | "half-closed-remote"
+  | "closed";
+
+export interface H2Response {
+  status: number;
+  headers: Array<[string, string]>;
+}
+
+/** An error meaning the peer did not process the stream, so the request is safe to retry. */
+export type RetryableStreamError = StreamError & { readonly retryable: true };
+
+export function refusedStreamError(streamId: number, message: string): RetryableStreamError {
+  const err = new StreamError(streamId, ErrorCode.REFUSED_STREAM, message, { initiator: "peer" });
+  return Object.assign(err, { retryable: true as const });
+}
+
+/** True for errors saying the peer never processed the request (GOAWAY / REFUSED_STREAM). */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof Error && (err as { retryable?: unknown }).retryable === true;
+}
+
+/** What a stream needs from its connection. */
+export interface StreamHost {
+  /** Takes up to `want` bytes of send credit (stream, connection, max frame size); 0 = wait. */
+  reserve(stream: H2Stream, want: number): number;
+  /** Queues a DATA frame; when `notify`, calls `stream.taken()` once its bytes left the queue. */
+  queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void;
+  /** Queues RST_STREAM; the stream has already failed itself. */
+  queueReset(stream: H2Stream, code: number): void;
+  /** The consumer read `n` body bytes (or they were dropped): return the credit. */
+  consumed(stream: H2Stream, n: number, streamToo: boolean): void;
+  /** The stream reached "closed". */
+  streamClosed(stream: H2Stream): void;
+}
+
+/** RFC 9113 §8.2.2: connection-specific fields a response must not carry. */
+const CONNECTION_SPECIFIC = new Set([
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+const EMPTY = new Uint8Array(0);
+
+export class H2Stream implements Duplex {
+  readonly id: number;
+  readonly response: Promise<H2Response>;
+  readonly trailers: Promise<Array<[string, string]> | undefined>;
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  /** Send credit the peer gave this stream. */
+  readonly sendWindow: OutboundWindow;
+  /** Receive credit we gave the peer for this stream. */
+  readonly recvWindow: InboundWindow;
+
+  #state: StreamState = "idle";
+  #host: StreamHost;
+  #error: Error | undefined;
+
+  #resolveResponse!: (r: H2Response) => void;
+  #rejectResponse!: (e: Error) => void;
+  #resolveTrailers!: (t: Array<[string, string]> | undefined) => void;
+  #rejectTrailers!: (e: Error) => void;
+  #gotResponse = false;
+  #contentLength = -1;
+  #received = 0;
+
+  // Response body: frames' payload views, waiting for the consumer.
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #readableDone = false;
+  #pullWaiter: (() => void) | undefined;
+
+  // Request body: at most one write in progress, waiting for credit or for its bytes to be taken.
+  #waiting: "window" | "taken" | undefined;
+  #resolveWait: (() => void) | undefined;
+  #rejectWait: ((e: Error) => void) | undefined;
+  #writableController!: WritableStreamDefaultController;
+
+  constructor(
+    id: number,
+    host: StreamHost,
+    options: { sendWindow: number; recvWindow: number; endStream: boolean },
+  ) {
+    this.id = id;
+    this.#host = host;
+    this.sendWindow = new OutboundWindow(options.sendWindow);
+    this.recvWindow = new InboundWindow(options.recvWindow);
+    this.response = new Promise((resolve, reject) => {
+      this.#resolveResponse = resolve;
+      this.#rejectResponse = reject;
+    });
+    this.trailers = new Promise((resolve, reject) => {
+      this.#resolveTrailers = resolve;
+      this.#rejectTrailers = reject;
+    });
+    // Nobody has to await these; a failure is also reported through the body streams.
+    this.response.catch(() => {});
+    this.trailers.catch(() => {});
+
+    this.readable = new ReadableStream<Uint8Array>({
+      pull: (controller) => this.#pull(controller),
+      cancel: () => this.#cancelReadable(),
+    }, { highWaterMark: 0 });
+    this.writable = new WritableStream<Uint8Array>({
+      start: (controller) => void (this.#writableController = controller),
+      write: (chunk) => this.#write(chunk),
+      close: () => this.#closeWritable(),
+      abort: () => this.close(),
+    });
+    // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
+    this.#state = options.endStream ? "half-closed-local" : "open";
+    if (options.endStream) this.writable.close().catch(() => {});
+  }
+
+  get state(): StreamState {
+    return this.#state;
+  }
+
+  /** The error the stream failed with, if it did. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Resets the stream (RST_STREAM CANCEL) unless it is already closed. Never throws. */
+  close(): void {
+    if (this.#state === "closed") {
+      this.#dropBuffered();
+      return;
+    }
+    this.#host.queueReset(this, ErrorCode.CANCEL);
+    this.fail(new StreamError(this.id, ErrorCode.CANCEL, `reset stream ${this.id}: cancelled`));
+  }
+
+  // ---- called by the connection for frames from the peer ----
+
+  /** A complete header block (response, informational response or trailers). */
+  onHeaders(headers: Array<[string, string]>, endStream: boolean): void {
+    this.#checkRemoteOpen("HEADERS");
+    if (!this.#gotResponse) {
+      const status = this.#validate(headers, true);
+      if (status >= 100 && status < 200) {
+        // RFC 9113 §8.1: informational responses precede the final one and cannot end the stream.
+        if (endStream || status === 101) {
+          throw this.#malformed(
+            `informational status ${status} ${endStream ? "with END_STREAM" : ""}`,
+          );
+        }
+        return;
+      }
+      this.#gotResponse = true;
+      const fields = headers.filter(([name]) => name[0] !== ":");
+      for (const [name, value] of fields) {
+        if (name === "content-length") {
+          const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
+          if (Number.isNaN(n) || (this.#contentLength >= 0 && n !== this.#contentLength)) {
+            throw this.#malformed(`invalid content-length "${value}"`);
+          }
+          this.#contentLength = n;
+        }
+      }
+      this.#resolveResponse({ status, headers: fields });
+    } else {
+      // RFC 9113 §8.1: trailers are the last header block and carry END_STREAM.
+      if (!endStream) throw this.#malformed("trailers HEADERS without END_STREAM");
+      this.#validate(headers, false);
+      this.#resolveTrailers(headers);
+    }
+    if (endStream) this.#endRemote();
+  }
+
+  /** A DATA frame; `flowLength` counts padding, which is credited back at once. */
+  onData(data: Uint8Array, flowLength: number, endStream: boolean): void {
+    this.#checkRemoteOpen("DATA");
+    if (!this.recvWindow.receive(flowLength)) {
+      throw new StreamError(
+        this.id,
+        ErrorCode.FLOW_CONTROL_ERROR,
+        `reset stream ${this.id}: peer sent ${flowLength} bytes past the stream window (${this.recvWindow.available} left)`,
+      );
+    }
+    // RFC 9113 §8.1: a response is HEADERS, then DATA; DATA first is malformed.
+    if (!this.#gotResponse) throw this.#malformed("DATA before the response HEADERS");
+    if (flowLength > data.byteLength) this.#host.consumed(this, flowLength - data.byteLength, true);
+    if (data.byteLength > 0) {
+      this.#received += data.byteLength;
+      if (this.#readableDone) {
+        this.#host.consumed(this, data.byteLength, true);
+      } else {
+        this.#chunks.push(data);
+        this.#buffered += data.byteLength;
+      }
+    }
+    if (endStream) this.#endRemote();
+    this.#wakePull();
+  }
+
+  /** The peer reset the stream. */
+  onReset(code: number): void {
+    if (code === ErrorCode.REFUSED_STREAM && !this.#gotResponse) {
+      this.fail(
+        refusedStreamError(
+          this.id,
+          `peer refused stream ${this.id} (REFUSED_STREAM): not processed, safe to retry`,
+        ),
+      );
+      return;
+    }
+    // RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR just asks us to stop sending.
+    this.fail(
+      new StreamError(this.id, code, `peer reset stream ${this.id} (${errorCodeName(code)})`, {
+        initiator: "peer",
+      }),
+    );
+  }
+
+  /** The send window may have grown. */
+  wakeWindow(): void {
+    if (this.#waiting === "window") this.#settleWait();
+  }
+
+  /** The bytes of the last write left the connection's queue. */
+  taken(): void {
+    if (this.#waiting === "taken") this.#settleWait();
+  }
+
+  get waitingForWindow(): boolean {
+    return this.#waiting === "window";
+  }
+
+  /**
+   * Ends the stream with `err`: pending and later writes fail; the response body fails unless it
+   * was already received in full; unread bytes are credited back to the connection.
+   */
+  fail(err: Error): void {
+    if (this.#error) return;
+    this.#error = err;
+    this.#rejectResponse(err);
+    if (!this.#ended) {
+      this.#rejectTrailers(err);
+      this.#dropBuffered();
+    }
+    this.#wakePull();
+    if (this.#rejectWait) {
+      const reject = this.#rejectWait;
+      this.#waiting = this.#resolveWait = this.#rejectWait = undefined;
+      reject(err);
+    }
+    try {
+      this.#writableController.error(err);
+    } catch {
+      // Already closed or errored.
+    }
+    this.#setState("closed");
+  }
+
+  // ---- internals ----
+
+  #checkRemoteOpen(what: string): void {
+    // RFC 9113 §5.1: in "half-closed (remote)" a peer frame other than WINDOW_UPDATE, PRIORITY or
+    // RST_STREAM is a stream error of type STREAM_CLOSED.
+    if (this.#state === "half-closed-remote" || this.#state === "closed") {
+      throw new StreamError(
+        this.id,
+        ErrorCode.STREAM_CLOSED,
+        `reset stream ${this.id}: peer sent ${what} after END_STREAM`,
+      );
+    }
+  }
+
+  #malformed(what: string): StreamError {
+    return new StreamError(
+      this.id,
+      ErrorCode.PROTOCOL_ERROR,
+      `reset stream ${this.id}: malformed response: ${what}`,
+    );
+  }
+
+  /** RFC 9113 §8.2, §8.3: field names and pseudo-headers. Returns `:status` for a response. */
+  #validate(headers: Array<[string, string]>, isResponse: boolean): number {
+    let status = -1;
+    let regular = false;
+    for (const [name, value] of headers) {
+      if (name.length === 0) throw this.#malformed("empty header name");
+      if (name[0] === ":") {
+        // RFC 9113 §8.3: "Pseudo-header fields MUST NOT appear in a trailer section" and "All
+        // pseudo-header fields MUST appear in a field block before all regular field lines".
+        if (!isResponse) throw this.#malformed(`pseudo-header "${name}" in trailers`);
+        if (regular) throw this.#malformed(`pseudo-header "${name}" after regular header`);
+        // RFC 9113 §8.3.2: the only response pseudo-header is ":status"; others are malformed.
+        if (name !== ":status") throw this.#malformed(`unknown pseudo-header "${name}"`);
+        if (status !== -1) throw this.#malformed(`duplicate header ":status"`);
+        if (!/^[1-9][0-9][0-9]$/.test(value)) {
+          throw this.#malformed(`header ":status" is "${value}"`);
+        }
+        status = Number(value);
+        continue;
+      }
+      regular = true;
+      // RFC 9113 §8.2.1: names "MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or
+      // 0x7f-0xff" — no uppercase, no controls, no spaces.
+      for (let i = 0; i < name.length; i++) {
+        const c = name.charCodeAt(i);
+        if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || c === 0x3a) {
+          throw this.#malformed(
+            c >= 0x41 && c <= 0x5a
+              ? `uppercase header name "${name}"`
+              : `invalid header name "${name}"`,
+          );
+        }
+      }
+      // "A field value MUST NOT contain the zero value, line feed, or carriage return" and must not
+      // start or end with whitespace.
+      if (/[\0\r\n]|^[ \t]|[ \t]$/.test(value)) {
+        throw this.#malformed(`invalid value of header "${name}"`);
+      }
+      // RFC 9113 §8.2.2: connection-specific header fields are malformed; TE only as "trailers".
+      if (CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
+        throw this.#malformed(`connection-specific header "${name}"`);
+      }
+    }
+    if (isResponse && status === -1) throw this.#malformed(`missing header ":status"`);
+    return status;
+  }
+
+  #endRemote(): void {
+    // RFC 9113 §8.1.1: a content-length that does not match the DATA received is malformed.
+    if (this.#contentLength >= 0 && this.#contentLength !== this.#received) {
+      throw this.#malformed(
+        `content-length ${this.#contentLength} but ${this.#received} bytes of DATA`,
+      );
+    }
+    this.#ended = true;
+    this.#resolveTrailers(undefined);
+    this.#setState(this.#state === "open" ? "half-closed-remote" : "closed");
+    this.#wakePull();
+  }
+
+  #setState(next: StreamState): void {
+    if (this.#state === "closed") return;
+    this.#state = next;
+    if (next === "closed") this.#host.streamClosed(this);
+  }
+
+  #wakePull(): void {
+    const wake = this.#pullWaiter;
+    if (wake) {
+      this.#pullWaiter = undefined;
+      wake();
+    }
+  }
+
+  #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
+    if (this.#chunks.length > 0) {
+      // Hand over everything buffered; the readable only pulls again once its queue is empty, so
+      // what we hold plus what it holds stays within the window we advertised.
+      const n = this.#buffered;
+      for (const chunk of this.#chunks) controller.enqueue(chunk);
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.#host.consumed(this, n, !this.#ended);
+      return;
+    }
+    if (this.#ended) {
+      this.#readableDone = true;
+      controller.close();
+      return;
+    }
+    if (this.#error) {
+      this.#readableDone = true;
+      controller.error(this.#error);
+      return;
+    }
+    return new Promise<void>((resolve) => (this.#pullWaiter = resolve)).then(() =>
+      this.#pull(controller)
+    );
+  }
+
+  #cancelReadable(): void {
+    this.#readableDone = true;
+    this.#dropBuffered();
+    // The consumer does not want the rest of the response: tell the peer to stop sending it.
+    if (!this.#ended) this.close();
+  }
+
+  #dropBuffered(): void {
+    if (this.#buffered > 0) this.#host.consumed(this, this.#buffered, false);
+    this.#chunks = [];
+    this.#buffered = 0;
+  }
+
+  #wait(kind: "window" | "taken"): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting = kind;
+      this.#resolveWait = resolve;
+      this.#rejectWait = reject;
+    });
+  }
+
+  #settleWait(): void {
+    const resolve = this.#resolveWait;
+    this.#waiting = this.#resolveWait = this.#rejectWait = undefined;
+    resolve?.();
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
+    if (this.#error) throw this.#error;
+    let off = 0;
+    const length = chunk.byteLength;
+    while (off < length) {
+      const n = this.#host.reserve(this, length - off);
+      if (n <= 0) {
+        await this.#wait("window");
+        continue;
+      }
+      const last = off + n === length;
+      this.#host.queueData(this, chunk.subarray(off, off + n), false, last);
+      off += n;
+    }
+    // Resolve once the bytes are out of our hands: the caller may reuse `chunk`, and at most one
+    // chunk per stream waits in the connection's queue, so a peer that stops reading stalls the
+    // writer instead of growing our memory.
+    if (length > 0) await this.#wait("taken");
+  }
+
+  async #closeWritable(): Promise<void> {
+    if (this.#error) throw this.#error;
+    if (this.#state !== "open" && this.#state !== "half-closed-remote") return;
+    this.#host.queueData(this, EMPTY, true, true);
+    this.#setState(this.#state === "open" ? "half-closed-local" : "closed");
+    await this.#wait("taken");
+  }
+}
