@@ -69,7 +69,11 @@ export async function connectTls(
   } catch (err) {
     closeQuietly(conn);
     if (signal?.aborted) throw signal.reason;
-    throw new Error(`TLS handshake with ${where} failed: ${messageOf(err)}`, { cause: err });
+    let message = messageOf(err);
+    if (options.requireAlpn !== undefined && /NoApplicationProtocol/.test(message)) {
+      message += ` (the server does not offer ALPN "${options.requireAlpn}")`;
+    }
+    throw new Error(`TLS handshake with ${where} failed: ${message}`, { cause: err });
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
