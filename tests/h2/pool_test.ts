@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { H2Pool } from "../../lib/h2/pool.ts";
+import { isRetryable } from "../../lib/h2/stream.ts";
+import { ErrorCode } from "../../lib/h2/errors.ts";
+import type { Duplex } from "../../lib/net/duplex.ts";
+import { H2Peer, T } from "../support/h2_peer.ts";
+
+const GET = {
+  method: "GET",
+  scheme: "https",
+  authority: "example.com",
+  path: "/",
+  endStream: true,
+};
+
+/** Dials in-memory peers that answer every request with 200 unless told otherwise. */
+class Peers {
+  dials: string[] = [];
+  peers: H2Peer[] = [];
+  #loops: Promise<void>[] = [];
+  settings: Array<[number, number]> = [];
+  /** Called for each HEADERS; default answers 200 + END_STREAM. */
+  onHeaders = (peer: H2Peer, streamId: number): Promise<void> =>
+    peer.headers(streamId, [[":status", "200"]], { endStream: true });
+
+  dial = (key: string): Promise<Duplex> => {
+    this.dials.push(key);
+    const { client, peer } = H2Peer.pair();
+    this.peers.push(peer);
+    this.#loops.push(this.#serve(peer));
+    return Promise.resolve(client);
+  };
+
+  async #serve(peer: H2Peer): Promise<void> {
+    try {
+      await peer.handshake(this.settings);
+      for (let i = 0; i < 10_000; i++) {
+        const f = await peer.readFrame(10_000);
+        if (!f) return;
+        if (f.type === T.HEADERS) await this.onHeaders(peer, f.streamId);
+      }
+    } catch {
+      // The pool closed the connection.
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.peers) p.close();
+    await Promise.all(this.#loops);
+  }
+}
+
+async function withPool(
+  fn: (pool: H2Pool, peers: Peers) => Promise<void>,
+  setup?: (peers: Peers) => void,
+): Promise<void> {
+  const peers = new Peers();
+  setup?.(peers);
+  const pool = new H2Pool({ dial: peers.dial, connection: { readIdleTimeout: 0 } });
+  try {
+    await fn(pool, peers);
+  } finally {
+    pool.close();
+    await peers.close();
+  }
+}
+
+Deno.test("H2Pool.request() reuses one connection per key", async () => {
+  await withPool(async (pool, peers) => {
+    const a = await pool.request("a", GET);
+    const b = await pool.request("a", GET);
+    const c = await pool.request("b", GET);
+    assert.equal((await a.response).status, 200);
+    assert.equal((await b.response).status, 200);
+    assert.equal((await c.response).status, 200);
+    assert.deepEqual(peers.dials, ["a", "b"]);
+    assert.equal(a.id, 1);
+    assert.equal(b.id, 3);
+    assert.equal(pool.connectionCount, 2);
+  });
+});
+
+Deno.test("H2Pool.request() keeps one dial in flight per key", async () => {
+  await withPool(async (pool, peers) => {
+    const streams = await Promise.all(Array.from({ length: 10 }, () => pool.request("k", GET)));
+    assert.deepEqual(peers.dials, ["k"]);
+    assert.deepEqual(streams.map((s) => s.id), [1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+    await Promise.all(streams.map((s) => s.response));
+  });
+});
+
+Deno.test("H2Pool.request() opens another connection when the peer's stream limit is reached", async () => {
+  await withPool(async (pool, peers) => {
+    peers.onHeaders = () => Promise.resolve(); // never answer: streams stay open
+    const a = await pool.request("k", GET);
+    const b = await pool.request("k", GET);
+    const c = await pool.request("k", GET);
+    assert.deepEqual(peers.dials, ["k", "k"]);
+    assert.equal(pool.connectionCount, 2);
+    assert.deepEqual([a.id, b.id, c.id], [1, 3, 1]);
+    a.close();
+    // A slot is free again on the first connection.
+    const d = await pool.request("k", GET);
+    assert.equal(d.id, 5);
+    assert.equal(peers.dials.length, 2);
+  }, (peers) => (peers.settings = [[3, 2]]));
+});
+
+Deno.test("H2Pool drops a connection that received GOAWAY and dials a fresh one", async () => {
+  await withPool(async (pool, peers) => {
+    peers.onHeaders = () => Promise.resolve();
+    const a = await pool.request("k", GET);
+    await peers.peers[0].goaway(0, ErrorCode.NO_ERROR);
+    const err = await a.response.catch((e) => e);
+    assert.equal(isRetryable(err), true);
+    const b = await pool.request("k", GET);
+    assert.deepEqual(peers.dials, ["k", "k"]);
+    assert.equal(b.id, 1);
+    assert.equal(pool.connectionCount, 1);
+  });
+});
+
+Deno.test("H2Pool evicts a connection whose peer vanished", async () => {
+  await withPool(async (pool, peers) => {
+    peers.onHeaders = () => Promise.resolve();
+    const a = await pool.request("k", GET);
+    assert.equal(pool.connectionCount, 1);
+    peers.peers[0].close();
+    await assert.rejects(a.response, /peer closed the connection|read failed/);
+    assert.equal(pool.connectionCount, 0);
+    peers.onHeaders = (p, id) => p.headers(id, [[":status", "204"]], { endStream: true });
+    const b = await pool.request("k", GET);
+    assert.equal((await b.response).status, 204);
+    assert.equal(peers.dials.length, 2);
+  });
+});
+
+Deno.test("H2Pool.request() reports dial failures and dials again next time", async () => {
+  let fail = true;
+  const peers = new Peers();
+  const pool = new H2Pool({
+    dial: (key) => fail ? Promise.reject(new Error("connection refused")) : peers.dial(key),
+    connection: { readIdleTimeout: 0 },
+  });
+  try {
+    await assert.rejects(pool.request("k", GET), /connection refused/);
+    fail = false;
+    const s = await pool.request("k", GET);
+    assert.equal((await s.response).status, 200);
+  } finally {
+    pool.close();
+    await peers.close();
+  }
+});
+
+Deno.test("H2Pool.request() stops waiting when its signal aborts", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const peers = new Peers();
+  const pool = new H2Pool({
+    dial: async (key) => {
+      await gate;
+      return peers.dial(key);
+    },
+    connection: { readIdleTimeout: 0 },
+  });
+  try {
+    const ac = new AbortController();
+    const waiting = pool.request("k", GET, ac.signal);
+    const other = pool.request("k", GET);
+    ac.abort(new Error("client went away"));
+    await assert.rejects(waiting, /client went away/);
+    release();
+    // The shared dial went on for the other waiter.
+    assert.equal((await (await other).response).status, 200);
+  } finally {
+    pool.close();
+    await peers.close();
+  }
+});
