@@ -111,10 +111,17 @@ const MAX_CONTINUATION_BYTES = 5;
 
 const CHUNK = 4096;
 
-/** Bytes to a string, one code unit per byte, without per-byte concatenation. */
+/**
+ * Bytes to a string, one code unit per byte. Up to 12 bytes a loop is quickest (V8 keeps strings
+ * that short flat rather than as concatenation trees); past that, fromCharCode over chunks.
+ */
 function latin1(bytes: Uint8Array, start: number, end: number): string {
   const n = end - start;
-  if (n <= 0) return "";
+  if (n <= 12) {
+    let s = "";
+    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
+    return s;
+  }
   if (n <= CHUNK) {
     return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
   }
@@ -432,6 +439,8 @@ STATIC_TABLE.forEach(([name, value], i) => {
  */
 const NEVER_INDEXED = new Set(["authorization", "proxy-authorization", "cookie"]);
 
+const SLAB_SIZE = 16 * 1024;
+
 /** Encoded name literals of non-static names, kept because the same few recur on every stream. */
 const NAME_CACHE_LIMIT = 64;
 const NAME_CACHE_MAX_LENGTH = 64;
@@ -446,7 +455,12 @@ export class HpackEncoder {
   #capacity: number;
   /** A size update owed at the start of the next block, or -1. */
   #pendingUpdate = -1;
-  #buf = new Uint8Array(256);
+  // Blocks are written straight into a slab and returned as views of it, one after another, so
+  // most encodes allocate nothing: a small typed array costs more to allocate than to encode.
+  // A full slab is left to the views still using it and replaced.
+  #buf: Uint8Array<ArrayBuffer> = new Uint8Array(SLAB_SIZE);
+  /** Where the block being encoded starts in #buf; the next block starts at its end. */
+  #start = 0;
   #pos = 0;
   #names = new Map<string, Uint8Array>();
 
@@ -472,9 +486,17 @@ export class HpackEncoder {
   /**
    * Encodes one header list as a header block. Names and values are byte strings (one code unit
    * per byte, as `HpackDecoder` returns them); a code unit above 0xff is a `TypeError`.
+   *
+   * The block is a view into a slab shared with other blocks (mind `byteOffset`); later calls
+   * never overwrite it. Transferring its buffer is allowed but wastes the rest of the slab.
    */
-  encode(headers: ReadonlyArray<readonly [string, string]>): Uint8Array {
-    this.#pos = 0;
+  encode(headers: ReadonlyArray<readonly [string, string]>): Uint8Array<ArrayBuffer> {
+    // A consumer that transferred a returned block's buffer detached the slab (length 0).
+    if (this.#buf.length === 0) {
+      this.#buf = new Uint8Array(SLAB_SIZE);
+      this.#pos = 0;
+    }
+    this.#start = this.#pos;
     if (this.#pendingUpdate >= 0) {
       // RFC 7541 §6.3: Dynamic Table Size Update, 001 + 5-bit prefix.
       this.#reserve(6);
@@ -501,7 +523,7 @@ export class HpackEncoder {
     }
     // Only now: a block that threw (TypeError) was never sent, so the update is still owed.
     this.#pendingUpdate = -1;
-    return this.#buf.slice(0, this.#pos);
+    return this.#buf.subarray(this.#start, this.#pos);
   }
 
   #writeName(name: string): void {
@@ -563,9 +585,12 @@ export class HpackEncoder {
   /** Room for `n` more bytes; each header reserves its worst case (raw strings, 5-byte lengths). */
   #reserve(n: number): void {
     if (this.#pos + n <= this.#buf.length) return;
-    const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#pos + n));
-    grown.set(this.#buf.subarray(0, this.#pos));
-    this.#buf = grown;
+    const written = this.#pos - this.#start;
+    const slab = new Uint8Array(Math.max(SLAB_SIZE, 2 * (written + n)));
+    slab.set(this.#buf.subarray(this.#start, this.#pos));
+    this.#buf = slab;
+    this.#start = 0;
+    this.#pos = written;
   }
 }
 

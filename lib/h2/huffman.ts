@@ -87,80 +87,74 @@ export function huffmanEncodedLengthLatin1(s: string): number {
   return (bits + 7) >>> 3;
 }
 
-export function huffmanEncode(bytes: Uint8Array): Uint8Array {
+export function huffmanEncode(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(huffmanEncodedLength(bytes));
   huffmanEncodeInto(bytes, out, 0);
   return out;
 }
+
+// The two encoders below keep codes MSB-first in a 32-bit accumulator that holds fewer than 8
+// pending bits between symbols. A code longer than 24 bits would not fit next to 7 pending bits,
+// so it goes in as its top bits, then its low 16 bits. They differ only in where bytes come from:
+// kept apart rather than sharing a callback, because this runs for every header of every stream.
 
 /**
  * Writes the code of `bytes` into `out` from `offset` (which must have room for
  * `huffmanEncodedLength(bytes)` bytes); returns the offset after the last byte written.
  */
 export function huffmanEncodeInto(bytes: Uint8Array, out: Uint8Array, offset: number): number {
-  const w = new BitWriter(out, offset);
-  for (let i = 0; i < bytes.length; i++) w.put(bytes[i]);
-  return w.finish();
-}
-
-/** Like `huffmanEncodeInto`, for a latin1 string (code units above 0xff are masked). */
-export function huffmanEncodeLatin1Into(s: string, out: Uint8Array, offset: number): number {
-  const w = new BitWriter(out, offset);
-  for (let i = 0; i < s.length; i++) w.put(s.charCodeAt(i) & 0xff);
-  return w.finish();
-}
-
-/**
- * Accumulates codes MSB-first in a 32-bit integer holding fewer than 8 pending bits between
- * symbols. A code longer than 24 bits would not fit next to 7 pending bits, so it goes in two parts.
- */
-class BitWriter {
-  #out: Uint8Array;
-  #pos: number;
-  #acc = 0;
-  #bits = 0;
-
-  constructor(out: Uint8Array, pos: number) {
-    this.#out = out;
-    this.#pos = pos;
-  }
-
-  put(sym: number): void {
-    const code = CODES[sym];
-    const length = LENGTHS[sym];
+  let acc = 0;
+  let bits = 0;
+  let p = offset;
+  for (let i = 0; i < bytes.length; i++) {
+    const sym = bytes[i];
+    let code = CODES[sym];
+    let length = LENGTHS[sym];
     if (length > 24) {
-      this.#push(code >>> 16, length - 16);
-      this.#push(code & 0xffff, 16);
-    } else {
-      this.#push(code, length);
+      acc = (acc << (length - 16)) | (code >>> 16);
+      bits += length - 16;
+      while (bits >= 8) out[p++] = acc >>> (bits -= 8);
+      code &= 0xffff;
+      length = 16;
     }
-  }
-
-  #push(code: number, length: number): void {
-    let acc = (this.#acc << length) | code;
-    let bits = this.#bits + length;
-    const out = this.#out;
-    let pos = this.#pos;
-    while (bits >= 8) {
-      bits -= 8;
-      out[pos++] = acc >>> bits;
-    }
+    acc = (acc << length) | code;
+    bits += length;
+    while (bits >= 8) out[p++] = acc >>> (bits -= 8);
     acc &= (1 << bits) - 1;
-    this.#acc = acc;
-    this.#bits = bits;
-    this.#pos = pos;
   }
+  return padTail(out, p, acc, bits);
+}
 
-  /** RFC 7541 §5.2: pad with the most significant bits of EOS (all ones) to an octet boundary. */
-  finish(): number {
-    if (this.#bits > 0) {
-      const pad = 8 - this.#bits;
-      this.#out[this.#pos++] = (this.#acc << pad) | ((1 << pad) - 1);
-      this.#acc = 0;
-      this.#bits = 0;
+/** Like `huffmanEncodeInto`, for a string taken as latin1 (code units above 0xff are masked). */
+export function huffmanEncodeLatin1Into(s: string, out: Uint8Array, offset: number): number {
+  let acc = 0;
+  let bits = 0;
+  let p = offset;
+  for (let i = 0; i < s.length; i++) {
+    const sym = s.charCodeAt(i) & 0xff;
+    let code = CODES[sym];
+    let length = LENGTHS[sym];
+    if (length > 24) {
+      acc = (acc << (length - 16)) | (code >>> 16);
+      bits += length - 16;
+      while (bits >= 8) out[p++] = acc >>> (bits -= 8);
+      code &= 0xffff;
+      length = 16;
     }
-    return this.#pos;
+    acc = (acc << length) | code;
+    bits += length;
+    while (bits >= 8) out[p++] = acc >>> (bits -= 8);
+    acc &= (1 << bits) - 1;
   }
+  return padTail(out, p, acc, bits);
+}
+
+/** RFC 7541 §5.2: pad with the most significant bits of EOS (all ones) to an octet boundary. */
+function padTail(out: Uint8Array, p: number, acc: number, bits: number): number {
+  if (bits === 0) return p;
+  const pad = 8 - bits;
+  out[p++] = (acc << pad) | ((1 << pad) - 1);
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,28 +206,46 @@ function buildDecoder(): void {
   }
   if (nodes !== 256) throw new Error(`Huffman tree has ${nodes} internal nodes, expected 256`);
 
+  // First a 4-bit machine: a nibble completes at most one symbol, since the shortest code is 5
+  // bits. Entry: next state | symbol << 8 | 1 << 16 when a symbol completed | FAIL_EOS.
+  const HAS_SYM = 1 << 16;
+  const nibbles = new Uint32Array(256 * 16);
+  for (let state = 0; state < 256; state++) {
+    for (let nibble = 0; nibble < 16; nibble++) {
+      let node = state;
+      let entry = 0;
+      for (let b = 3; b >= 0; b--) {
+        const next = (nibble >>> b) & 1 ? child1[node] : child0[node];
+        if (next < 256) {
+          node = next;
+        } else if (next - 256 === EOS) {
+          entry = FAIL_EOS;
+          break;
+        } else {
+          entry = ((next - 256) << 8) | HAS_SYM;
+          node = 0;
+        }
+      }
+      nibbles[state * 16 + nibble] = entry | node;
+    }
+  }
+  // Then the byte machine, as two nibble steps.
   const table = new Uint32Array(256 * 256);
   for (let state = 0; state < 256; state++) {
     for (let byte = 0; byte < 256; byte++) {
-      let node = state;
-      let entry = 0;
-      let count = 0;
-      for (let b = 7; b >= 0; b--) {
-        const next = (byte >>> b) & 1 ? child1[node] : child0[node];
-        if (next >= 256) {
-          const sym = next - 256;
-          if (sym === EOS) {
-            entry |= FAIL_EOS;
-            break;
-          }
-          entry |= sym << (8 + 8 * count);
-          count++;
-          node = 0;
-        } else {
-          node = next;
-        }
+      const hi = nibbles[state * 16 + (byte >>> 4)];
+      const lo = nibbles[(hi & 0xff) * 16 + (byte & 15)];
+      let entry: number;
+      if ((hi | lo) & FAIL_EOS) {
+        entry = FAIL_EOS;
+      } else if (hi & HAS_SYM) {
+        entry = lo & HAS_SYM
+          ? (2 << SYM_COUNT_SHIFT) | (hi & 0xff00) | ((lo & 0xff00) << 8)
+          : (1 << SYM_COUNT_SHIFT) | (hi & 0xff00);
+      } else {
+        entry = lo & HAS_SYM ? (1 << SYM_COUNT_SHIFT) | (lo & 0xff00) : 0;
       }
-      table[(state << 8) | byte] = (entry | (count << SYM_COUNT_SHIFT) | node) >>> 0;
+      table[(state << 8) | byte] = (entry | (lo & 0xff)) >>> 0;
     }
   }
 
@@ -251,7 +263,7 @@ export function huffmanMaxDecodedLength(encodedLength: number): number {
   return Math.floor((encodedLength * 8) / 5);
 }
 
-export function huffmanDecode(bytes: Uint8Array): Uint8Array {
+export function huffmanDecode(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(huffmanMaxDecodedLength(bytes.length));
   const n = huffmanDecodeInto(bytes, 0, bytes.length, out);
   return out.slice(0, n);

@@ -599,6 +599,27 @@ Deno.test("HpackEncoder.encode() returns a block that later calls do not overwri
   ]]);
 });
 
+Deno.test("HpackEncoder.encode() fills a slab and moves to a new one without losing blocks", () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+  const kept: Array<[Uint8Array, Array<[string, string]>]> = [];
+  for (let i = 0; i < 400; i++) {
+    const headers: Array<[string, string]> = [["x-i", String(i)], ["x-pad", "p".repeat(i * 3)]];
+    kept.push([encoder.encode(headers), headers]);
+  }
+  for (const [block, headers] of kept) assert.deepEqual(decoder.decode(block), headers);
+  assert.ok(new Set(kept.map(([b]) => b.buffer)).size > 1, "used more than one slab");
+});
+
+Deno.test("HpackEncoder.encode() recovers when a consumer transfers a block's buffer", () => {
+  const encoder = new HpackEncoder();
+  const block = encoder.encode([["x-a", "1"]]);
+  block.buffer.transfer();
+  assert.equal(block.length, 0, "detached");
+  const next = encoder.encode([["x-b", "2"]]);
+  assert.deepEqual(new HpackDecoder().decode(next), [["x-b", "2"]]);
+});
+
 Deno.test("HpackEncoder.encode() refuses a code unit above 0xff with a TypeError", () => {
   const encoder = new HpackEncoder();
   assert.throws(
