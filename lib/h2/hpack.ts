@@ -430,7 +430,7 @@ const STATIC_INDEX = new Map<string, { index: number; values: Map<string, number
 STATIC_TABLE.forEach(([name, value], i) => {
   let entry = STATIC_INDEX.get(name);
   if (entry === undefined) STATIC_INDEX.set(name, entry = { index: i + 1, values: new Map() });
-  if (value !== "") entry.values.set(value, i + 1);
+  entry.values.set(value, i + 1);
 });
 
 /**

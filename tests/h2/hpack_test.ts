@@ -511,6 +511,8 @@ Deno.test("HpackEncoder.encode() indexes exact static matches and Huffman-codes 
   );
   assert.equal(toHex(new HpackEncoder().encode([["accept-encoding", "gzip, deflate"]])), "90");
   assert.equal(toHex(new HpackEncoder().encode([[":path", ""]])), "0400");
+  // Static entries with empty values match too: accept is index 19.
+  assert.equal(toHex(new HpackEncoder().encode([["accept", ""]])), "93");
   assert.equal(new HpackEncoder().encode([]).length, 0);
 });
 
