@@ -99,6 +99,7 @@ export function startTarget(): TargetServer {
         return; // listener closed
       }
       accepted++;
+      (conn as Deno.TcpConn).setNoDelay(true);
       conns.add(conn);
       const h = serve(conn).catch(() => {}).finally(() => {
         conns.delete(conn);

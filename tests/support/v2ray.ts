@@ -2,8 +2,8 @@
  * Launches the real v2ray 4.34 (`/usr/bin/v2ray`) as a VLESS server for interop tests.
  *
  * The config is generated into a temp dir with absolute certificate paths (v2ray resolves relative
- * paths from its working directory). `start()` resolves once v2ray logs that it started — its
- * listener is open by then — and rejects with v2ray's own output if it exits first. Everything v2ray
+ * paths from its working directory). `start()` resolves once v2ray logs that it started and its
+ * port accepts connections, and rejects with v2ray's own output if it exits first. Everything v2ray
  * prints is kept for failure messages (`log`). Dispose (`await using`) kills it and waits for it.
  */
 
@@ -86,6 +86,8 @@ export class V2rayServer implements AsyncDisposable {
     server.#status.then((s) => started.reject(new Error(`exited with code ${s.code}`)));
     try {
       await started.promise;
+      // The http transport opens its listener on a goroutine after "started": wait until it accepts.
+      await waitForPort(port, () => server.#status);
     } catch (err) {
       await server.stop();
       throw new Error(`v2ray did not start: ${(err as Error).message}\n${server.log}`);
@@ -117,6 +119,26 @@ export class V2rayServer implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/**
+ * Connects until `port` accepts. v2ray offers no readiness signal beyond its log line, so this is
+ * a bounded poll (every 10 ms, at most START_TIMEOUT_MS), failing early if the process exits.
+ */
+async function waitForPort(port: number, exited: () => Promise<Deno.CommandStatus>): Promise<void> {
+  let gone = false;
+  exited().then(() => (gone = true));
+  const deadline = performance.now() + START_TIMEOUT_MS;
+  for (let attempt = 0; performance.now() < deadline && !gone; attempt++) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  throw new Error(gone ? "exited while starting" : `port ${port} never accepted`);
 }
 
 /** A port that was free a moment ago (v2ray needs a number up front). */
