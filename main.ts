@@ -1,1 +1,476 @@
-console.log("dray: not wired yet");
+/**
+ * The dray command line: flags → config → start → wait for SIGINT/SIGTERM → graceful close.
+ *
+ *   dray run -c config.json
+ *   dray run --link 'vless://…' [--socks 127.0.0.1:1080] [--http 127.0.0.1:8080]
+ *   dray test -c config.json
+ *   dray link 'vless://…' [--socks …] [--http …]      (link → JSON config)
+ *   dray link --to-link -c config.json               (JSON config → link)
+ *   dray version | help [command]
+ *
+ * Exit codes: 0 success, 1 a bad config or a runtime failure, 2 a usage error. User errors are
+ * printed as one or more plain lines, never as a stack trace.
+ */
+import { parseArgs } from "node:util";
+import { startApp } from "./lib/app.ts";
+import { configBaseDir, ConfigError, insecureHosts, parseConfig } from "./lib/config/parse.ts";
+import {
+  configFromLink,
+  linkFromConfig,
+  type LinkInbounds,
+  linkToV2rayJson,
+  type ListenAddress,
+  parseVlessLink,
+} from "./lib/config/share_link.ts";
+import type { Config } from "./lib/config/types.ts";
+import { Logger } from "./lib/log.ts";
+
+export const VERSION = "0.1.0";
+
+/** Set in the environment of a relaunched child so it never relaunches again. */
+const RELAUNCH_MARKER = "DRAY_INSECURE_RELAUNCHED";
+/** Upper bound on shutdown after SIGINT/SIGTERM, over the app's own grace period. */
+const SHUTDOWN_LIMIT_MS = 15_000;
+
+const HELP: Record<string, string> = {
+  main: `dray ${VERSION} — a VLESS proxy (v2ray/Xray compatible)
+
+Usage: dray <command> [options]
+
+Commands:
+  run      Run from a v2ray JSON config (-c) or a vless:// share link (--link)
+  test     Check a config: print every problem (exit 1) or "Configuration OK" (exit 0)
+  link     Convert a share link to a JSON config, or a config to a link (--to-link)
+  version  Print the version
+  help     Print this help, or a command's help: dray help <command>
+
+Every command takes -h/--help.`,
+  run: `Usage: dray run -c <config.json>
+       dray run --link <vless://…> [--socks <host:port>] [--http <host:port>]
+
+Runs until SIGINT or SIGTERM, then stops accepting, lets open connections finish for a short
+grace period and exits 0.
+
+Options:
+  -c, --config <file>   v2ray-style JSON config (comments allowed)
+      --link <url>      run from a vless:// share link instead of a config file
+      --socks <addr>    with --link: SOCKS5 listen address (default 127.0.0.1:1080; "none" = off)
+      --http <addr>     with --link: HTTP proxy listen address (default 127.0.0.1:8080; "none" = off)
+  -h, --help            print this help`,
+  test: `Usage: dray test -c <config.json>
+       dray test --link <vless://…>
+
+Checks a config like "v2ray -test": prints every problem, one "path: reason" line each, and
+exits 1; or prints "Configuration OK" and exits 0.
+
+Options:
+  -c, --config <file>   the config to check
+      --link <url>      check a share link instead
+  -h, --help            print this help`,
+  link: `Usage: dray link <vless://…> [--socks <host:port>] [--http <host:port>]
+       dray link --to-link -c <config.json>
+
+Prints the JSON config a share link stands for (local SOCKS5 and HTTP inbounds plus one vless
+outbound), or with --to-link the share link of a config's first vless outbound.
+
+Options:
+      --socks <addr>    SOCKS5 listen address (default 127.0.0.1:1080; "none" = leave out)
+      --http <addr>     HTTP proxy listen address (default 127.0.0.1:8080; "none" = leave out)
+      --to-link         convert the config given with -c to a share link
+  -c, --config <file>   with --to-link: the config to convert
+  -h, --help            print this help`,
+  version: `Usage: dray version
+
+Prints dray's version and the Deno runtime it runs on.`,
+  help: `Usage: dray help [command]`,
+};
+
+/** A user error: printed as its message (lines), exit code 1 or 2, never with a stack. */
+class UserError extends Error {
+  constructor(message: string, readonly exitCode: 1 | 2 = 1) {
+    super(message);
+  }
+}
+
+function usageError(command: string, message: string): UserError {
+  const name = command === "main" ? "dray" : `dray ${command}`;
+  return new UserError(
+    `${name}: ${message}\nRun "dray help${command === "main" ? "" : " " + command}" for usage.`,
+    2,
+  );
+}
+
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+type Values = Record<string, string | boolean | undefined>;
+
+/** The string options a command's config comes from. */
+interface Sources {
+  config?: string;
+  link?: string;
+  socks?: string;
+  http?: string;
+}
+
+function sources(values: Values): Sources {
+  const s = (k: string) => typeof values[k] === "string" ? values[k] as string : undefined;
+  return { config: s("config"), link: s("link"), socks: s("socks"), http: s("http") };
+}
+
+/** node:util parseArgs, with its errors turned into our usage errors. */
+function parse(
+  command: string,
+  args: string[],
+  options: OptionSpec,
+  positionals = 0,
+): { values: Values; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: positionals > 0,
+      strict: true,
+    });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const quoted = /'([^']+)'/.exec(e.message)?.[1];
+    switch (e.code) {
+      case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+        throw usageError(command, `unknown option "${quoted ?? e.message}"`);
+      case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+        throw usageError(command, `option "${quoted?.replace(/ <value>$/, "")}" needs a value`);
+      case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+        throw usageError(command, `unexpected argument "${quoted ?? e.message}"`);
+      default:
+        throw usageError(command, e.message);
+    }
+  }
+  if (parsed.positionals.length > positionals) {
+    throw usageError(command, `unexpected argument "${parsed.positionals[positionals]}"`);
+  }
+  return { values: parsed.values as Values, positionals: parsed.positionals };
+}
+
+function readConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new UserError(`Cannot read config file "${path}": ${(err as Error).message}`);
+  }
+  return parseConfig(text, { baseDir: configBaseDir(path) });
+}
+
+/** `host:port`, `[v6]:port` or `none`. */
+function parseListen(command: string, flag: string, text: string): ListenAddress | null {
+  if (text === "none") return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) {
+    throw usageError(
+      command,
+      `--${flag} must be host:port (e.g. 127.0.0.1:1080) or "none", got "${text}"`,
+    );
+  }
+  return { host: m[1] ?? (m[2] === "localhost" ? "127.0.0.1" : m[2]), port };
+}
+
+function linkInbounds(command: string, values: Sources): LinkInbounds {
+  const out: LinkInbounds = {};
+  if (values.socks !== undefined) out.socks = parseListen(command, "socks", values.socks);
+  if (values.http !== undefined) out.http = parseListen(command, "http", values.http);
+  return out;
+}
+
+/** Loads the config named by -c or --link (exactly one). */
+function loadConfig(command: string, values: Sources): Config {
+  if ((values.config === undefined) === (values.link === undefined)) {
+    throw usageError(command, "give either -c <config.json> or --link <vless://…>");
+  }
+  if (values.config !== undefined) {
+    if (values.socks !== undefined || values.http !== undefined) {
+      throw usageError(
+        command,
+        "--socks and --http go with --link; a config file lists its own inbounds",
+      );
+    }
+    return readConfigFile(values.config);
+  }
+  return configFromLink(values.link!, linkInbounds(command, values));
+}
+
+const encoder = new TextEncoder();
+function out(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text + "\n"));
+}
+function err(text: string): void {
+  Deno.stderr.writeSync(encoder.encode(text + "\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+async function cmdRun(args: string[]): Promise<number> {
+  const { values } = parse("run", args, {
+    config: { type: "string", short: "c" },
+    link: { type: "string" },
+    socks: { type: "string" },
+    http: { type: "string" },
+  });
+  if (values.help) return help("run");
+  const config = loadConfig("run", sources(values));
+
+  const insecure = insecureHosts(config);
+  if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) !== "1") {
+    const code = await relaunchInsecure(insecure);
+    if (code !== undefined) return code;
+  }
+
+  let logger: Logger;
+  try {
+    logger = new Logger({
+      level: config.log.loglevel,
+      access: config.log.access,
+      error: config.log.error,
+    });
+  } catch (e) {
+    throw new UserError(`Cannot open log file: ${(e as Error).message}`);
+  }
+  if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) === "1") {
+    logger.warn(`TLS certificate verification is OFF for ${insecure.join(", ")} (allowInsecure)`);
+  }
+
+  let app;
+  try {
+    app = await startApp(config, { logger });
+  } catch (e) {
+    throw new UserError(`dray: cannot start: ${(e as Error).message}`);
+  }
+  logger.info(`dray ${VERSION} started`);
+
+  const stop = Promise.withResolvers<string>();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => {
+    const handler = () => stop.resolve(sig);
+    Deno.addSignalListener(sig, handler);
+    return [sig, handler] as const;
+  });
+  try {
+    const reason = await Promise.race([
+      stop.promise,
+      app.done.then(() => "stopped", (e) => Promise.reject(e)),
+    ]);
+    if (reason === "stopped") return 0;
+    logger.info(`${reason}: closing (open connections get a grace period)`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), SHUTDOWN_LIMIT_MS);
+    });
+    const result = await Promise.race([app.close().then(() => "closed" as const), limit]);
+    clearTimeout(timer);
+    if (result === "timeout") logger.warn(`shutdown took over ${SHUTDOWN_LIMIT_MS} ms; exiting`);
+    return 0;
+  } catch (e) {
+    logger.error(`dray stopped: ${(e as Error).message}`);
+    return 1;
+  } finally {
+    for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+  }
+}
+
+/**
+ * Deno verifies every TLS certificate and can skip that only process-wide, per host, with
+ * `--unsafely-ignore-certificate-errors=HOST,…` (there is no per-connection option and no
+ * environment variable for it in Deno 2.9). So `allowInsecure` relaunches dray under `deno run`
+ * with that flag for exactly the insecure hosts; the marker variable stops a second relaunch.
+ *
+ * A compiled binary cannot take Deno flags at run time: there the warning says how to get the
+ * same effect (build with the flag, or trust the server's CA with a "verify" certificate).
+ * Returns the child's exit code, or undefined to carry on in this process.
+ */
+async function relaunchInsecure(hosts: string[]): Promise<number | undefined> {
+  const list = hosts.join(",");
+  if (Deno.build.standalone) {
+    err(
+      `dray: warning: allowInsecure for ${list} cannot take effect in a compiled binary unless it ` +
+        `was built with "deno compile --unsafely-ignore-certificate-errors=${list}"; ` +
+        `certificates are verified. To trust a private CA instead, add it to tlsSettings.certificates ` +
+        `with "usage": "verify".`,
+    );
+    return undefined;
+  }
+  const perms = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
+  const flags = perms
+    .filter((name) => Deno.permissions.querySync({ name }).state === "granted")
+    .map((name) => `--allow-${name}`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...flags,
+      "--unstable-net",
+      `--unsafely-ignore-certificate-errors=${list}`,
+      Deno.mainModule,
+      ...Deno.args,
+    ],
+    env: { [RELAUNCH_MARKER]: "1" },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  let proc: Deno.ChildProcess;
+  try {
+    proc = child.spawn();
+  } catch (e) {
+    throw new UserError(
+      `dray: allowInsecure (${list}) needs dray to restart itself with ` +
+        `--unsafely-ignore-certificate-errors=${list}, which failed: ${(e as Error).message}. ` +
+        `Grant --allow-run, or start deno with that flag and ${RELAUNCH_MARKER}=1 set.`,
+    );
+  }
+  // The child does the work; pass shutdown signals on and exit as it exits.
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => {
+    const handler = () => {
+      try {
+        proc.kill(sig);
+      } catch {
+        // Already gone.
+      }
+    };
+    Deno.addSignalListener(sig, handler);
+    return [sig, handler] as const;
+  });
+  try {
+    const status = await proc.status;
+    return status.code;
+  } finally {
+    for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+  }
+}
+
+function cmdTest(args: string[]): number {
+  const { values } = parse("test", args, {
+    config: { type: "string", short: "c" },
+    link: { type: "string" },
+  });
+  if (values.help) return help("test");
+  try {
+    loadConfig("test", sources(values));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      for (const p of e.problems) out(p);
+      return 1;
+    }
+    if (e instanceof SyntaxError && values.link !== undefined) {
+      out(e.message);
+      return 1;
+    }
+    throw e;
+  }
+  out("Configuration OK");
+  return 0;
+}
+
+function cmdLink(args: string[]): number {
+  const { values, positionals } = parse("link", args, {
+    config: { type: "string", short: "c" },
+    socks: { type: "string" },
+    http: { type: "string" },
+    "to-link": { type: "boolean" },
+  }, 1);
+  if (values.help) return help("link");
+  const src = sources(values);
+  if (values["to-link"]) {
+    if (src.config === undefined || positionals.length > 0) {
+      throw usageError(
+        "link",
+        "--to-link converts a config file: dray link --to-link -c <config.json>",
+      );
+    }
+    const config = readConfigFile(src.config);
+    const link = linkFromConfig(config, {
+      onLoss: (what) => err(`dray: warning: the link leaves out ${what}`),
+    });
+    out(link);
+    return 0;
+  }
+  if (src.config !== undefined) {
+    throw usageError("link", "-c goes with --to-link; to convert a link: dray link <vless://…>");
+  }
+  if (positionals.length === 0) throw usageError("link", "give a vless:// link to convert");
+  const link = parseVlessLink(positionals[0]);
+  const json = linkToV2rayJson(link, linkInbounds("link", src));
+  out(JSON.stringify(json, null, 2));
+  return 0;
+}
+
+function cmdVersion(args: string[]): number {
+  const { values } = parse("version", args, {});
+  if (values.help) return help("version");
+  out(`dray ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8}, ${Deno.build.target})`);
+  return 0;
+}
+
+function help(command: string): number {
+  out(HELP[command]);
+  return 0;
+}
+
+function cmdHelp(args: string[]): number {
+  const { values, positionals } = parse("help", args, {}, 1);
+  if (values.help) return help("help");
+  const topic = positionals[0];
+  if (topic === undefined) return help("main");
+  if (!Object.hasOwn(HELP, topic) || topic === "main") {
+    throw usageError("help", `unknown command "${topic}"`);
+  }
+  return help(topic);
+}
+
+/** Runs the CLI; returns the exit code. Exported for tests that drive it in-process. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "run":
+        return await cmdRun(rest);
+      case "test":
+        return cmdTest(rest);
+      case "link":
+        return cmdLink(rest);
+      case "version":
+      case "--version":
+      case "-V":
+        return cmdVersion(rest);
+      case "help":
+        return cmdHelp(rest);
+      case "-h":
+      case "--help":
+        return help("main");
+      case undefined:
+        err(HELP.main);
+        return 2;
+      default:
+        throw usageError("main", `unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UserError) {
+      err(e.message);
+      return e.exitCode;
+    }
+    if (e instanceof ConfigError) {
+      for (const p of e.problems) err(p);
+      return 1;
+    }
+    // Share-link problems and a config without a vless outbound are user errors too.
+    if (e instanceof SyntaxError || e instanceof RangeError) {
+      err(e.message);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
