@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { TcpTransport } from "../../lib/transport/tcp.ts";
 import { TlsTransport } from "../../lib/transport/tls.ts";
+import { HttpTransport } from "../../lib/transport/v2ray_http.ts";
 import type { Transport } from "../../lib/transport/transport.ts";
 import { VlessOutbound } from "../../lib/vless/outbound.ts";
 import {
@@ -15,21 +16,43 @@ import {
   startTarget,
   type TargetServer,
 } from "../support/target.ts";
+import { startCountingForwarder } from "../support/counting_forwarder.ts";
 import { CA_PEM, uuidBytes, V2rayServer, type V2rayServerOptions } from "../support/v2ray.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const MIB = 1024 * 1024;
 
-type Kind = "tcp" | "tls";
+type Kind = "tcp" | "tls" | "http";
+
+const HTTP_PATH = "/vless";
+const HTTP_HOST = "dray.test";
 
 function transportFor(kind: Kind): Transport {
-  return kind === "tls"
-    ? new TlsTransport({ serverName: "localhost", caCerts: [CA_PEM] })
-    : new TcpTransport();
+  switch (kind) {
+    case "tcp":
+      return new TcpTransport();
+    case "tls":
+      return new TlsTransport({ serverName: "localhost", caCerts: [CA_PEM] });
+    case "http":
+      return new HttpTransport({
+        tls: { serverName: "localhost", caCerts: [CA_PEM] },
+        host: [HTTP_HOST],
+        path: HTTP_PATH.slice(1), // normalized back to "/vless"
+      });
+  }
 }
 
 function serverOptions(kind: Kind, clients: string[]): V2rayServerOptions {
+  if (kind === "http") {
+    return {
+      clients,
+      network: "http",
+      security: "tls",
+      httpPath: HTTP_PATH,
+      httpHost: [HTTP_HOST],
+    };
+  }
   return { clients, network: "tcp", security: kind === "tls" ? "tls" : "none" };
 }
 
@@ -139,7 +162,7 @@ async function echo(conn: Duplex, payload: Uint8Array): Promise<void> {
   w.releaseLock();
 }
 
-for (const kind of ["tcp", "tls"] as const) {
+for (const kind of ["tcp", "tls", "http"] as const) {
   Deno.test(`interop ${kind}: 64 MiB download and 64 MiB upload, sha256-verified`, async () => {
     await using s = await setup(kind);
     const a = await s.outbound.open(s.tcpDest);
@@ -301,4 +324,113 @@ Deno.test("interop tls: an untrusted certificate gives a clear error", async () 
     s.outbound.open(s.tcpDest),
     (err: Error) => err.message.includes("invalid peer certificate: UnknownIssuer"),
   );
+});
+
+Deno.test('interop http: a wrong host gets "unexpected status 404"; the pooled connection stays usable', async () => {
+  const hosts = ["wrong.example", HTTP_HOST];
+  let pick = 0;
+  const id = crypto.randomUUID();
+  await using target = startTarget();
+  await using v2ray = await V2rayServer.start(serverOptions("http", [id]));
+  await using forwarder = startCountingForwarder({ hostname: "127.0.0.1", port: v2ray.port });
+  const outbound = new VlessOutbound({
+    tag: "proxy",
+    servers: [{ address: "127.0.0.1", port: forwarder.port, users: [{ id: uuidBytes(id) }] }],
+    transport: new HttpTransport({
+      tls: { serverName: "localhost", caCerts: [CA_PEM] },
+      host: hosts,
+      path: HTTP_PATH,
+      random: () => (pick++ % 2) / 2, // wrong host first, then the right one
+    }),
+  });
+  const dest = { network: "tcp", host: "127.0.0.1", port: target.tcpPort } as const;
+  try {
+    const bad = await outbound.open(dest);
+    await bad.writable.getWriter().write(enc.encode("download 10\n"));
+    await rejects(bad.readable.getReader().read(), /^Error: unexpected status 404$/);
+    bad.close();
+    const good = await outbound.open(dest);
+    try {
+      await download(good, 100_000);
+    } finally {
+      good.close();
+    }
+    equal(forwarder.accepted, 1);
+  } finally {
+    await outbound.close();
+  }
+});
+
+Deno.test('interop http: a wrong path gets "unexpected status 404"', async () => {
+  await using s = await setup("http", {
+    transport: new HttpTransport({
+      tls: { serverName: "localhost", caCerts: [CA_PEM] },
+      host: [HTTP_HOST],
+      path: "/elsewhere",
+    }),
+  });
+  const conn = await s.outbound.open(s.tcpDest);
+  try {
+    await conn.writable.getWriter().write(enc.encode("download 10\n"));
+    await rejects(conn.readable.getReader().read(), /^Error: unexpected status 404$/);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("interop http: 200 sequential connections share exactly one TLS connection", async () => {
+  const id = crypto.randomUUID();
+  await using target = startTarget();
+  await using v2ray = await V2rayServer.start(serverOptions("http", [id]));
+  await using forwarder = startCountingForwarder({ hostname: "127.0.0.1", port: v2ray.port });
+  const outbound = new VlessOutbound({
+    tag: "proxy",
+    servers: [{ address: "127.0.0.1", port: forwarder.port, users: [{ id: uuidBytes(id) }] }],
+    transport: transportFor("http"),
+  });
+  try {
+    for (let i = 0; i < 200; i++) {
+      const conn = await outbound.open({ network: "tcp", host: "127.0.0.1", port: target.tcpPort });
+      try {
+        await echo(conn, new Uint8Array(100 + i).fill(i & 0xff));
+      } finally {
+        conn.close();
+      }
+    }
+    equal(target.accepted, 200);
+    equal(forwarder.accepted, 1);
+  } finally {
+    await outbound.close();
+  }
+});
+
+Deno.test("interop http: a server without ALPN h2 is refused clearly", async () => {
+  const id = crypto.randomUUID();
+  await using v2ray = await V2rayServer.start({
+    clients: [id],
+    network: "tcp",
+    security: "tls",
+    alpn: ["http/1.1"],
+  });
+  await using forwarder = startCountingForwarder({ hostname: "127.0.0.1", port: v2ray.port });
+  const outbound = new VlessOutbound({
+    tag: "proxy",
+    servers: [{ address: "127.0.0.1", port: forwarder.port, users: [{ id: uuidBytes(id) }] }],
+    transport: transportFor("http"),
+    sleep: () => Promise.resolve(),
+  });
+  try {
+    await rejects(
+      outbound.open({ network: "tcp", host: "127.0.0.1", port: 9 }),
+      (err: Error) =>
+        err.message.includes(
+          `received fatal alert: NoApplicationProtocol (the server does not offer ALPN "h2")`,
+        ) &&
+        err.message.includes("#5 "),
+    );
+    // Nothing was pooled: every attempt dialed again.
+    equal(forwarder.accepted, 5);
+  } finally {
+    await outbound.close();
+  }
 });
