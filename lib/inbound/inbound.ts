@@ -49,6 +49,17 @@ export interface InboundHandler {
   handle(conn: Duplex, ctx: InboundContext): Promise<InboundResult>;
 }
 
+/** What a datagram inbound (tunnel over UDP) is given for its socket. */
+export interface DatagramContext extends Omit<InboundContext, "source"> {
+  /** Records one access-log line for a finished flow (one per client address). */
+  report(source: string, result: InboundResult, ms: number): void;
+}
+
+/** Serves a UDP socket until it closes. Never throws. */
+export interface DatagramHandler {
+  serveDatagrams(socket: Deno.DatagramConn, ctx: DatagramContext): Promise<void>;
+}
+
 /** v2ray's system dialer gives up after 16 s; an outbound that hangs longer is treated the same. */
 export const DIAL_TIMEOUT_MS = 16_000;
 
@@ -163,4 +174,48 @@ export async function lingeringClose(
   await Promise.race([drain(), expired]);
   clearTimeout(timer);
   conn.close();
+}
+
+/**
+ * A deadline that moves with activity: fires `onFire` once `ms` pass without `touch()`. One
+ * timer per connection, re-armed lazily, so a busy connection does not reset a timer per chunk.
+ */
+export class IdleTimer {
+  #ms: number;
+  #last = Date.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #onFire: () => void;
+
+  constructor(ms: number, onFire: () => void) {
+    this.#ms = ms;
+    this.#onFire = onFire;
+    this.#arm(ms);
+  }
+
+  touch(): void {
+    this.#last = Date.now();
+  }
+
+  /** A new limit, counted from now. */
+  set(ms: number): void {
+    this.#ms = ms;
+    this.#last = Date.now();
+    this.#arm(ms);
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(delay: number): void {
+    this.stop();
+    if (!(this.#ms > 0 && this.#ms < Infinity)) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const idle = Date.now() - this.#last;
+      if (idle >= this.#ms) this.#onFire();
+      else this.#arm(this.#ms - idle);
+    }, delay);
+  }
 }

@@ -105,6 +105,17 @@ export class ByteReader {
   }
 
   /**
+   * Puts bytes back in front of the buffer, for a parser that read past the end of its message
+   * (e.g. an HTTP head scanned chunk by chunk). The next reads return them first.
+   */
+  unshift(chunk: Uint8Array): void {
+    if (this.#released) throw new TypeError("ByteReader.unshift() after rest()");
+    if (chunk.byteLength === 0) return;
+    this.#chunks.unshift(chunk);
+    this.#buffered += chunk.byteLength;
+  }
+
+  /**
    * Gives up parsing: returns a stream of whatever is buffered followed by the rest of the
    * source. The reader must not be used afterwards.
    */

@@ -77,3 +77,12 @@ Deno.test("ByteReader.cancel() cancels the source", async () => {
   await r.cancel();
   assert.equal(canceled, true);
 });
+
+Deno.test("ByteReader.unshift() puts bytes back in front", async () => {
+  const r = new ByteReader(streamOf([1, 2, 3], [4]));
+  const first = (await r.read())!;
+  assert.deepEqual([...first], [1, 2, 3]);
+  r.unshift(first.subarray(1));
+  assert.equal(r.buffered, 2);
+  assert.deepEqual([...(await r.readExact(3))!], [2, 3, 4]);
+});
