@@ -210,7 +210,21 @@ function err(text: string): void {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-async function cmdRun(args: string[]): Promise<number> {
+/** What `run` needs of a started app; `done`, when present, settles if it stops by itself. */
+export interface RunningApp {
+  close(): Promise<void>;
+  done?: Promise<void>;
+}
+
+/** Seams for tests; the CLI itself passes nothing. */
+export interface MainOptions {
+  /** Default: lib/app.ts startApp. */
+  startApp?: (config: Config, opts: { logger: Logger }) => Promise<RunningApp>;
+  /** Default: SHUTDOWN_LIMIT_MS. */
+  shutdownLimitMs?: number;
+}
+
+async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
   const { values } = parse("run", args, {
     config: { type: "string", short: "c" },
     link: { type: "string" },
@@ -240,9 +254,9 @@ async function cmdRun(args: string[]): Promise<number> {
     logger.warn(`TLS certificate verification is OFF for ${insecure.join(", ")} (allowInsecure)`);
   }
 
-  let app;
+  let app: RunningApp;
   try {
-    app = await startApp(config, { logger });
+    app = await (opts.startApp ?? startApp)(config, { logger });
   } catch (e) {
     throw new UserError(`dray: cannot start: ${(e as Error).message}`);
   }
@@ -258,17 +272,18 @@ async function cmdRun(args: string[]): Promise<number> {
   try {
     const reason = await Promise.race([
       stop.promise,
-      app.done.then(() => "stopped", (e) => Promise.reject(e)),
+      ...(app.done ? [app.done.then(() => "stopped")] : []),
     ]);
     if (reason === "stopped") return 0;
     logger.info(`${reason}: closing (open connections get a grace period)`);
+    const limitMs = opts.shutdownLimitMs ?? SHUTDOWN_LIMIT_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const limit = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), SHUTDOWN_LIMIT_MS);
+      timer = setTimeout(() => resolve("timeout"), limitMs);
     });
     const result = await Promise.race([app.close().then(() => "closed" as const), limit]);
     clearTimeout(timer);
-    if (result === "timeout") logger.warn(`shutdown took over ${SHUTDOWN_LIMIT_MS} ms; exiting`);
+    if (result === "timeout") logger.warn(`shutdown took over ${limitMs} ms; exiting anyway`);
     return 0;
   } catch (e) {
     logger.error(`dray stopped: ${(e as Error).message}`);
@@ -329,23 +344,19 @@ async function relaunchInsecure(hosts: string[]): Promise<number | undefined> {
   }
   // The child does the work; pass shutdown signals on and exit as it exits.
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const handler = () => {
+  // The handlers are never removed: a signal that arrives between the child's exit and ours
+  // must not kill this process, which would replace the child's exit code with a signal status.
+  for (const sig of signals) {
+    Deno.addSignalListener(sig, () => {
       try {
         proc.kill(sig);
       } catch {
         // Already gone.
       }
-    };
-    Deno.addSignalListener(sig, handler);
-    return [sig, handler] as const;
-  });
-  try {
-    const status = await proc.status;
-    return status.code;
-  } finally {
-    for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+    });
   }
+  const status = await proc.status;
+  return status.code;
 }
 
 function cmdTest(args: string[]): number {
@@ -428,12 +439,12 @@ function cmdHelp(args: string[]): number {
 }
 
 /** Runs the CLI; returns the exit code. Exported for tests that drive it in-process. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case "run":
-        return await cmdRun(rest);
+        return await cmdRun(rest, opts);
       case "test":
         return cmdTest(rest);
       case "link":

@@ -338,3 +338,62 @@ Deno.test("dray run relaunches itself with certificate checks off for allowInsec
     assertNoStack({ code: 0, stdout: "", stderr: seen });
   });
 });
+
+/** Starts the CLI with a fake app, waits until it runs, sends `signal`, returns what it printed. */
+async function runFakeUntilSignal(
+  signal: Deno.Signal,
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string }> {
+  const fake = fileURLToPath(new URL("./support/cli_fake_app.ts", import.meta.url));
+  const link = `vless://${ID}@example.com:443?security=tls`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      fake,
+      "run",
+      "--link",
+      link,
+      "--http",
+      "none",
+    ],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  let stdout = "";
+  try {
+    let signalled = false;
+    for (let i = 0; i < 1000; i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += value;
+      if (!signalled && stdout.includes("fake: started\n")) {
+        child.kill(signal);
+        signalled = true;
+      }
+    }
+    return { code: (await child.status).code, stdout };
+  } finally {
+    clearTimeout(deadline);
+    reader.releaseLock();
+  }
+}
+
+Deno.test("dray run closes the app on SIGTERM and SIGINT and exits 0", async () => {
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const r = await runFakeUntilSignal(signal, {});
+    assert.equal(r.stdout, "fake: started\nfake: close\nfake: exit 0\n", signal);
+    assert.equal(r.code, 0, signal);
+  }
+});
+
+Deno.test("dray run exits 0 after the shutdown limit when close() hangs", async () => {
+  const r = await runFakeUntilSignal("SIGTERM", { FAKE_CLOSE: "hang", FAKE_LIMIT_MS: "200" });
+  assert.equal(r.stdout, "fake: started\nfake: close\nfake: exit 0\n");
+  assert.equal(r.code, 0);
+});
