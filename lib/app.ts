@@ -1,18 +1,175 @@
 /**
- * PLACEHOLDER — the lead replaces this with the real wiring (inbounds → outbounds).
+ * Wires a parsed {@link Config} into running objects: outbounds (VLESS over a transport, freedom,
+ * blackhole) and the inbounds that feed them. The first outbound is the default route; nothing
+ * else routes yet.
  *
- * `startApp` starts every inbound and outbound of a parsed config. `close()` stops accepting, lets
- * open connections finish for a bounded grace period, then closes everything; `done` settles when
- * the app stops by itself (rejects on a fatal error).
+ * `close()` stops accepting everywhere, lets open connections finish for a bounded grace period,
+ * then closes what is left, and finally releases the outbounds' pooled connections.
  */
-import type { Config } from "./config/types.ts";
+import type {
+  Config,
+  InboundConfig,
+  OutboundConfig,
+  StreamConfig,
+  TlsClientConfig,
+} from "./config/types.ts";
+import { levelPolicy } from "./config/types.ts";
 import type { Logger } from "./log.ts";
+import type { Policy } from "./inbound/inbound.ts";
+import { HttpProxyInbound } from "./inbound/http_proxy.ts";
+import { InboundServer } from "./inbound/server.ts";
+import { Socks5Inbound } from "./inbound/socks5.ts";
+import { FreedomOutbound } from "./outbound/freedom.ts";
+import type { Outbound } from "./outbound/outbound.ts";
+import { TcpTransport } from "./transport/tcp.ts";
+import { type TlsOptions, TlsTransport } from "./transport/tls.ts";
+import type { Transport } from "./transport/transport.ts";
+import { HttpTransport } from "./transport/v2ray_http.ts";
+import { VlessOutbound } from "./vless/outbound.ts";
 
 export interface App {
-  close(): Promise<void>;
-  done: Promise<void>;
+  /** The running inbounds, in config order (their `port` is the bound one, useful with port 0). */
+  readonly inbounds: readonly InboundServer[];
+  readonly outbounds: readonly Outbound[];
+  /** Graceful stop; resolves when everything is closed. */
+  close(graceMs?: number): Promise<void>;
+  /** Settles once the app has stopped (after `close()`); never rejects. */
+  readonly done: Promise<void>;
 }
 
-export function startApp(_config: Config, _opts: { logger: Logger }): Promise<App> {
-  return Promise.reject(new Error("not wired yet"));
+/** How long open connections may finish after a stop is asked for (SIGINT/SIGTERM). */
+export const DEFAULT_GRACE_MS = 5_000;
+
+export interface StartOptions {
+  logger: Logger;
+}
+
+/** Starts every outbound and inbound of `config`. On failure, whatever started is closed again. */
+export async function startApp(config: Config, opts: StartOptions): Promise<App> {
+  const { logger } = opts;
+  const outbounds = config.outbounds.map((o) => createOutbound(o, logger));
+  const inbounds: InboundServer[] = [];
+  try {
+    for (const inbound of config.inbounds) {
+      inbounds.push(startInbound(inbound, config, outbounds[0], logger));
+    }
+  } catch (err) {
+    await Promise.all(inbounds.map((s) => s.close(0)));
+    await Promise.all(outbounds.map((o) => o.close()));
+    throw err;
+  }
+  for (const s of inbounds) logger.info(`inbound "${s.tag}" listening on port ${s.port}`);
+  let closing: Promise<void> | undefined;
+  const stopped = Promise.withResolvers<void>();
+  return {
+    inbounds,
+    outbounds,
+    done: stopped.promise,
+    close(graceMs = DEFAULT_GRACE_MS) {
+      closing ??= (async () => {
+        await Promise.all(inbounds.map((s) => s.close(graceMs)));
+        await Promise.all(outbounds.map((o) => o.close()));
+        stopped.resolve();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** A user level's timeouts in milliseconds (config holds seconds, as v2ray). */
+export function policyFor(config: Config, level: number): Policy {
+  const p = levelPolicy(config, level);
+  return {
+    handshake: p.handshake * 1000,
+    connIdle: p.connIdle * 1000,
+    uplinkOnly: p.uplinkOnly * 1000,
+    downlinkOnly: p.downlinkOnly * 1000,
+  };
+}
+
+function startInbound(
+  inbound: InboundConfig,
+  config: Config,
+  outbound: Outbound,
+  logger: Logger,
+): InboundServer {
+  const base = { tag: inbound.tag, hostname: inbound.listen, port: inbound.port, outbound, logger };
+  switch (inbound.protocol) {
+    case "socks": {
+      const s = inbound.settings;
+      return new InboundServer({
+        ...base,
+        policy: policyFor(config, s.userLevel),
+        handler: new Socks5Inbound({
+          auth: s.auth,
+          accounts: s.accounts,
+          udp: s.udp,
+          ip: s.ip || undefined,
+        }),
+      });
+    }
+    case "http": {
+      const s = inbound.settings;
+      const policy = policyFor(config, s.userLevel);
+      // v2ray's http `timeout` (seconds) bounds reading the request head, like handshake.
+      if (s.timeout > 0) policy.handshake = s.timeout * 1000;
+      return new InboundServer({
+        ...base,
+        policy,
+        handler: new HttpProxyInbound({ accounts: s.accounts }),
+      });
+    }
+    case "mixed":
+    case "dokodemo-door":
+    case "vless":
+      throw new TypeError(
+        `Cannot start inbound "${inbound.tag}": protocol "${inbound.protocol}" is not wired yet`,
+      );
+  }
+}
+
+function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
+  switch (o.protocol) {
+    case "vless":
+      return new VlessOutbound({
+        tag: o.tag,
+        servers: o.servers.map((s) => ({
+          address: s.address,
+          port: s.port,
+          users: s.users.map((u) => ({ id: u.idBytes, flow: u.flow })),
+        })),
+        transport: createTransport(o.stream),
+        logger,
+      });
+    case "freedom":
+      return new FreedomOutbound({ tag: o.tag });
+    case "blackhole":
+      throw new TypeError(`Cannot start outbound "${o.tag}": blackhole is not wired yet`);
+  }
+}
+
+function tlsOptions(tls: TlsClientConfig): TlsOptions {
+  return {
+    serverName: tls.serverName || undefined,
+    alpn: tls.alpn,
+    caCerts: tls.caCerts,
+    disableSystemRoot: tls.disableSystemRoot,
+    allowInsecure: tls.allowInsecure,
+  };
+}
+
+function createTransport(stream: StreamConfig): Transport {
+  if (stream.network === "http") {
+    return new HttpTransport({
+      tls: tlsOptions(stream.tls),
+      host: stream.http.host,
+      path: stream.http.path,
+      method: stream.http.method,
+      headers: stream.http.headers,
+      readIdleTimeout: stream.http.readIdleTimeout * 1000,
+      healthCheckTimeout: stream.http.healthCheckTimeout * 1000,
+    });
+  }
+  if (stream.security === "tls") return new TlsTransport(tlsOptions(stream.tls));
+  return new TcpTransport();
 }
