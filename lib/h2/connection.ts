@@ -406,7 +406,18 @@ export class H2Connection implements StreamHost {
     let partialFill = 0;
     try {
       for (;;) {
-        const { done, value: chunk } = await reader.read();
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (err) {
+          if (this.#closing) break;
+          throw new ConnectionError(
+            ErrorCode.INTERNAL_ERROR,
+            `read failed: ${(err as Error)?.message ?? err}`,
+            { cause: err, initiator: "peer" },
+          );
+        }
+        const { done, value: chunk } = r;
         if (done) {
           throw new ConnectionError(
             ErrorCode.INTERNAL_ERROR,
@@ -462,11 +473,12 @@ export class H2Connection implements StreamHost {
         if (this.#closing) break;
       }
     } catch (err) {
+      // Anything but a ConnectionError here is a bug of ours; still, fail the connection cleanly.
       this.#fail(
         err instanceof ConnectionError ? err : new ConnectionError(
           ErrorCode.INTERNAL_ERROR,
-          `read failed: ${(err as Error)?.message ?? err}`,
-          { cause: err, initiator: "peer" },
+          `internal error while handling a frame: ${(err as Error)?.message ?? err}`,
+          { cause: err },
         ),
       );
     } finally {
