@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { ErrorCode, StreamError } from "../../lib/h2/errors.ts";
+import { H2Stream, isRetryable, type StreamHost } from "../../lib/h2/stream.ts";
+
+/** A connection stand-in that records what the stream asks of it. */
+class FakeHost implements StreamHost {
+  credit = 0;
+  maxFrame = 16384;
+  data: Array<{ bytes: number; endStream: boolean }> = [];
+  resets: number[] = [];
+  consumedLog: Array<[number, boolean]> = [];
+  closedCount = 0;
+  reserve(_s: H2Stream, want: number): number {
+    const n = Math.min(want, this.credit, this.maxFrame);
+    this.credit -= Math.max(0, n);
+    return Math.max(0, n);
+  }
+  queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void {
+    this.data.push({ bytes: data.byteLength, endStream });
+    // Taken at once, as an idle writer would.
+    if (notify) queueMicrotask(() => stream.taken());
+  }
+  queueReset(_s: H2Stream, code: number): void {
+    this.resets.push(code);
+  }
+  consumed(_s: H2Stream, n: number, streamToo: boolean): void {
+    this.consumedLog.push([n, streamToo]);
+  }
+  streamClosed(): void {
+    this.closedCount++;
+  }
+}
+
+const open = (host: FakeHost, endStream = false) =>
+  new H2Stream(1, host, { sendWindow: 65535, recvWindow: 65535, endStream });
+
+Deno.test("H2Stream moves open → half-closed (local) → closed per RFC 9113 §5.1", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  assert.equal(s.state, "open");
+  await s.writable.close();
+  assert.equal(s.state, "half-closed-local");
+  assert.deepEqual(host.data, [{ bytes: 0, endStream: true }]);
+  s.onHeaders([[":status", "200"]], true);
+  assert.equal(s.state, "closed");
+  assert.equal(host.closedCount, 1);
+  s.close(); // closed already: no RST_STREAM
+  assert.deepEqual(host.resets, []);
+});
+
+Deno.test("H2Stream with endStream starts half-closed (local) and reaches closed on the peer's END_STREAM", async () => {
+  const host = new FakeHost();
+  const s = open(host, true);
+  assert.equal(s.state, "half-closed-local");
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(new Uint8Array([1, 2]), 2, true);
+  assert.equal(s.state, "closed");
+  const r = await s.readable.getReader().read();
+  assert.deepEqual(r.value, new Uint8Array([1, 2]));
+  assert.equal(host.data.length, 0, "no DATA for a request without body");
+});
+
+Deno.test("H2Stream credits the receive window only when the consumer reads", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(new Uint8Array(1000), 1000, false);
+  s.onData(new Uint8Array(2000), 2010, false); // 10 bytes of padding credited at once
+  assert.deepEqual(host.consumedLog, [[10, true]]);
+  assert.equal(s.recvWindow.available, 65535 - 3010);
+  const reader = s.readable.getReader();
+  assert.equal((await reader.read()).value?.byteLength, 1000);
+  assert.deepEqual(host.consumedLog, [[10, true], [3000, true]]);
+  assert.equal((await reader.read()).value?.byteLength, 2000);
+  reader.releaseLock();
+});
+
+Deno.test("H2Stream.onData() throws FLOW_CONTROL_ERROR past the advertised window", () => {
+  const host = new FakeHost();
+  const s = new H2Stream(3, host, { sendWindow: 0, recvWindow: 100, endStream: true });
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(new Uint8Array(100), 100, false);
+  assert.throws(
+    () => s.onData(new Uint8Array(1), 1, false),
+    (e: StreamError) => e.code === ErrorCode.FLOW_CONTROL_ERROR,
+  );
+});
+
+Deno.test("H2Stream writes wait for send credit and split at the max frame size", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  const writer = s.writable.getWriter();
+  host.credit = 20_000;
+  let done = false;
+  const w = writer.write(new Uint8Array(40_000)).then(() => (done = true));
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(host.data.map((d) => d.bytes), [16384, 3616]);
+  assert.equal(s.waitingForWindow, true);
+  assert.equal(done, false);
+  host.credit = 100_000;
+  s.wakeWindow();
+  await w;
+  assert.deepEqual(host.data.map((d) => d.bytes), [16384, 3616, 16384, 3616]);
+  writer.releaseLock();
+});
+
+Deno.test("H2Stream.close() sends RST_STREAM CANCEL and fails both bodies; pending writes reject", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  const writer = s.writable.getWriter();
+  const w = writer.write(new Uint8Array(10)); // no credit: waits
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(new Uint8Array(5), 5, false);
+  s.close();
+  assert.deepEqual(host.resets, [ErrorCode.CANCEL]);
+  await assert.rejects(w, /reset stream 1: cancelled/);
+  await assert.rejects(s.readable.getReader().read(), /reset stream 1: cancelled/);
+  // The 5 unread bytes go back to the connection window only.
+  assert.deepEqual(host.consumedLog.at(-1), [5, false]);
+  assert.equal(s.state, "closed");
+});
+
+Deno.test("H2Stream.onReset() names the peer and marks REFUSED_STREAM retryable", async () => {
+  const host = new FakeHost();
+  const a = open(host);
+  a.onReset(ErrorCode.INTERNAL_ERROR);
+  const err = await a.response.catch((e) => e);
+  assert.equal(err.message, "peer reset stream 1 (INTERNAL_ERROR)");
+  assert.equal(err.initiator, "peer");
+  assert.equal(isRetryable(err), false);
+  const b = open(host);
+  b.onReset(ErrorCode.REFUSED_STREAM);
+  assert.equal(isRetryable(await b.response.catch((e) => e)), true);
+});
+
+Deno.test("H2Stream cancelling the response body resets the stream", async () => {
+  const host = new FakeHost();
+  const s = open(host, true);
+  s.onHeaders([[":status", "200"]], false);
+  await s.readable.cancel();
+  assert.deepEqual(host.resets, [ErrorCode.CANCEL]);
+});
