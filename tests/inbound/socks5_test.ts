@@ -15,6 +15,9 @@ import {
 } from "../../lib/inbound/socks5.ts";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import { concat, FakeOutbound, readAll, readN, testContext } from "../support/fake_outbound.ts";
+import { EchoServer } from "../support/echo_server.ts";
+import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
+import { socksConnect } from "../support/socks_client.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -378,5 +381,130 @@ Deno.test("Socks5Inbound UDP ASSOCIATE ignores datagrams from other ports than t
     stranger.close();
     client.close();
     await outbound.close();
+  }
+});
+
+// ---- End to end: real sockets, InboundServer, freedom outbound ----
+
+Deno.test("Socks5Inbound end to end: curl --socks5-hostname through freedom, bytes verified", async () => {
+  const target = startTarget();
+  const proxy = startInbound(new Socks5Inbound());
+  try {
+    const size = 4 * 1024 * 1024 + 1;
+    const r = await curl([
+      "--socks5-hostname",
+      `127.0.0.1:${proxy.port}`,
+      `http://127.0.0.1:${target.addr.port}/bytes/${size}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await sha256(r.stdout), await sha256(bodyOf(size)));
+    const upload = bodyOf(1024 * 1024 + 5);
+    const post = await curl([
+      "--socks5-hostname",
+      `127.0.0.1:${proxy.port}`,
+      "--data-binary",
+      "@-",
+      `http://127.0.0.1:${target.addr.port}/sha256`,
+    ], upload);
+    assert.equal(dec.decode(post.stdout), await sha256(upload));
+  } finally {
+    await proxy.close();
+    await target.shutdown();
+  }
+});
+
+Deno.test("Socks5Inbound end to end: UDP ASSOCIATE DNS-style echo through freedom", async () => {
+  const echo = udpSocket();
+  const echoPort = (echo.addr as Deno.NetAddr).port;
+  const echoing = (async () => {
+    for (let i = 0; i < 100; i++) {
+      let got: [Uint8Array, Deno.Addr];
+      try {
+        got = await echo.receive();
+      } catch {
+        return;
+      }
+      // A DNS-style answer: the query id kept, the payload reversed.
+      await echo.send(got[0].slice().reverse(), got[1]);
+    }
+  })();
+  const proxy = startInbound(new Socks5Inbound({ udp: true }));
+  const app = udpSocket();
+  const control = await socksConnect(proxy.port, 3, "0.0.0.0", 0);
+  try {
+    const relayAddr: Deno.NetAddr = {
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: control.bndPort,
+    };
+    for (let i = 0; i < 5; i++) {
+      const query = enc.encode(`query-${i}`);
+      await app.send(encodeUdpDatagram("127.0.0.1", echoPort, query), relayAddr);
+      const [answer] = await app.receive();
+      const d = parseUdpDatagram(answer)!;
+      assert.equal(d.host, "127.0.0.1");
+      assert.equal(d.port, echoPort);
+      assert.deepEqual(d.payload, query.slice().reverse());
+    }
+  } finally {
+    control.duplex.close();
+    await proxy.close();
+    app.close();
+    echo.close();
+    await echoing;
+  }
+});
+
+Deno.test("Socks5Inbound end to end: 500 concurrent connections each get their own bytes back", async () => {
+  const echo = new EchoServer();
+  const proxy = startInbound(new Socks5Inbound());
+  try {
+    const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
+      const c = await socksConnect(proxy.port, 1, "127.0.0.1", echo.port);
+      try {
+        const payload = enc.encode(`connection ${i} `.repeat(64));
+        await c.writer.write(payload);
+        await c.writer.close();
+        const back = await readN(c.reader, payload.byteLength, c.carry);
+        assert.equal((await c.reader.read()).done, true);
+        return dec.decode(back) === dec.decode(payload);
+      } finally {
+        c.duplex.close();
+      }
+    }));
+    assert.equal(results.filter((ok) => ok).length, 500);
+  } finally {
+    await proxy.close();
+    await echo.close();
+  }
+});
+
+Deno.test("Socks5Inbound end to end: 500 idle silent connections do not disturb a transfer", async () => {
+  const echo = new EchoServer();
+  const proxy = startInbound(new Socks5Inbound());
+  const idle: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 500; i++) {
+      idle.push(await Deno.connect({ hostname: "127.0.0.1", port: proxy.port }));
+    }
+    const c = await socksConnect(proxy.port, 1, "127.0.0.1", echo.port);
+    try {
+      const payload = bodyOf(8 * 1024 * 1024);
+      const reading = (async () => {
+        const back = await readN(c.reader, payload.byteLength, c.carry);
+        return await sha256(back);
+      })();
+      await c.writer.write(payload);
+      await c.writer.close();
+      assert.equal(await reading, await sha256(payload));
+    } finally {
+      c.duplex.close();
+    }
+    // Every idle connection is still being served (waiting for its greeting).
+    assert.ok(proxy.active >= 500, `active ${proxy.active}`);
+  } finally {
+    for (const conn of idle) conn.close();
+    await proxy.close();
+    await echo.close();
   }
 });

@@ -1,0 +1,65 @@
+import { ByteReader } from "../net/byte_reader.ts";
+import type { Duplex } from "../net/duplex.ts";
+import { HttpProxyInbound } from "./http_proxy.ts";
+import {
+  deadline,
+  type InboundContext,
+  type InboundHandler,
+  type InboundResult,
+} from "./inbound.ts";
+import { Socks5Inbound, type Socks5Options, SOCKS_VERSION } from "./socks5.ts";
+
+export interface MixedOptions extends Socks5Options {}
+
+/**
+ * SOCKS5 and HTTP proxy on one port, told apart by the first byte: a SOCKS5 greeting starts with
+ * its version, 0x05, which no HTTP method token can start with.
+ */
+export class MixedInbound implements InboundHandler {
+  readonly #socks: Socks5Inbound;
+  readonly #http: HttpProxyInbound;
+
+  constructor(options: MixedOptions = {}) {
+    this.#socks = new Socks5Inbound(options);
+    // The same accounts guard both protocols.
+    this.#http = new HttpProxyInbound({
+      accounts: options.auth === "password" ? options.accounts : undefined,
+    });
+  }
+
+  get requiresAuth(): boolean {
+    return this.#socks.requiresAuth;
+  }
+
+  async handle(conn: Duplex, ctx: InboundContext): Promise<InboundResult> {
+    const reader = new ByteReader(conn.readable);
+    let timedOut = false;
+    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true));
+    let first: number;
+    try {
+      if (!(await reader.ensure(1))) {
+        conn.close();
+        return {
+          destination: "",
+          result: timedOut ? "handshake timeout" : "closed before request",
+          up: 0,
+          down: 0,
+        };
+      }
+      first = reader.peek(1)[0];
+    } catch {
+      conn.close();
+      return {
+        destination: "",
+        result: timedOut ? "handshake timeout" : "reset before request",
+        up: 0,
+        down: 0,
+      };
+    } finally {
+      disarm();
+    }
+    return first === SOCKS_VERSION
+      ? this.#socks.serve(conn, reader, ctx)
+      : this.#http.serve(conn, reader, ctx);
+  }
+}
