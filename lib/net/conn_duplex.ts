@@ -1,7 +1,19 @@
 import type { Duplex } from "./duplex.ts";
 
-/** Size of each read from the socket; large reads keep per-chunk overhead low on bulk transfers. */
+/** Most bytes one read may return; large reads keep per-chunk overhead low on bulk transfers. */
 const READ_SIZE = 64 * 1024;
+/**
+ * Reads land in a shared slab and are handed out as views of it. A fresh buffer per read costs
+ * more than the read itself: TLS returns one 16 KiB record per read, and allocating (and zeroing)
+ * a 64 KiB buffer for each measured about half the throughput of reusing memory (~300 vs
+ * ~600 MiB/s here). A slab is retired once less than READ_SIZE is left; its memory is freed when
+ * the last chunk cut from it has been consumed.
+ *
+ * An idle or interactive connection would pin a whole slab under its pending read, so reads start
+ * in a small standalone buffer and move to the slab only once a read comes back large.
+ */
+const SLAB_SIZE = 256 * 1024;
+const SMALL_READ = 8 * 1024;
 
 /**
  * Adapts a `Deno.Conn` (TCP, TLS or Unix) to a {@link Duplex} with real half-close.
@@ -15,12 +27,24 @@ export class ConnDuplex implements Duplex {
   readonly writable: WritableStream<Uint8Array>;
   readonly conn: Deno.Conn;
   #closed = false;
+  #slab = new Uint8Array(0);
+  #offset = 0;
+  #bulk = false;
 
   constructor(conn: Deno.Conn) {
     this.conn = conn;
     this.readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        const buf = new Uint8Array(READ_SIZE);
+        let buf: Uint8Array;
+        if (this.#bulk) {
+          if (this.#slab.byteLength - this.#offset < READ_SIZE) {
+            this.#slab = new Uint8Array(SLAB_SIZE);
+            this.#offset = 0;
+          }
+          buf = this.#slab.subarray(this.#offset, this.#offset + READ_SIZE);
+        } else {
+          buf = new Uint8Array(SMALL_READ);
+        }
         let n: number | null;
         try {
           n = await conn.read(buf);
@@ -35,8 +59,11 @@ export class ConnDuplex implements Duplex {
           controller.close();
           return;
         }
-        // A small read would pin a whole READ_SIZE buffer while it waits in a queue; copy it out.
-        controller.enqueue(n < READ_SIZE / 4 ? buf.slice(0, n) : buf.subarray(0, n));
+        if (this.#bulk) this.#offset += n;
+        // Bulk while reads come back at least half a small buffer full.
+        this.#bulk = n >= SMALL_READ / 2;
+        if (!this.#bulk) this.#slab = new Uint8Array(0);
+        controller.enqueue(buf.subarray(0, n));
       },
       cancel: () => this.close(),
     }, { highWaterMark: 0 });
