@@ -232,6 +232,15 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
     http: { type: "string" },
   });
   if (values.help) return help("run");
+
+  // Signals are caught from the start, so one that arrives while dray starts up (or while a
+  // relaunched child runs) still ends in a graceful close, never the default kill. The handlers
+  // are never removed: the process ends right after this command, and a late second signal
+  // must not cut the bounded close short or turn the exit status into a signal status.
+  const stop = Promise.withResolvers<string>();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const sig of signals) Deno.addSignalListener(sig, () => stop.resolve(sig));
+
   const config = loadConfig("run", sources(values));
 
   const insecure = insecureHosts(config);
@@ -262,13 +271,6 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
   }
   logger.info(`dray ${VERSION} started`);
 
-  const stop = Promise.withResolvers<string>();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const handler = () => stop.resolve(sig);
-    Deno.addSignalListener(sig, handler);
-    return [sig, handler] as const;
-  });
   try {
     const reason = await Promise.race([
       stop.promise,
@@ -288,8 +290,6 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
   } catch (e) {
     logger.error(`dray stopped: ${(e as Error).message}`);
     return 1;
-  } finally {
-    for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
   }
 }
 
@@ -344,8 +344,8 @@ async function relaunchInsecure(hosts: string[]): Promise<number | undefined> {
   }
   // The child does the work; pass shutdown signals on and exit as it exits.
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  // The handlers are never removed: a signal that arrives between the child's exit and ours
-  // must not kill this process, which would replace the child's exit code with a signal status.
+  // These handlers are never removed either: a signal arriving between the child's exit and
+  // ours must not kill this process, replacing the child's exit code with a signal status.
   for (const sig of signals) {
     Deno.addSignalListener(sig, () => {
       try {
