@@ -18,6 +18,9 @@ import type { Logger } from "./log.ts";
 import type { Policy } from "./inbound/inbound.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
+import { MixedInbound } from "./inbound/mixed.ts";
+import { TunnelInbound } from "./inbound/tunnel.ts";
+import { BlackholeOutbound } from "./outbound/blackhole.ts";
 import { Socks5Inbound } from "./inbound/socks5.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
 import type { Outbound } from "./outbound/outbound.ts";
@@ -95,17 +98,26 @@ function startInbound(
 ): InboundServer {
   const base = { tag: inbound.tag, hostname: inbound.listen, port: inbound.port, outbound, logger };
   switch (inbound.protocol) {
-    case "socks": {
+    case "socks":
+    case "mixed": {
       const s = inbound.settings;
+      const options = { auth: s.auth, accounts: s.accounts, udp: s.udp, ip: s.ip || undefined };
       return new InboundServer({
         ...base,
         policy: policyFor(config, s.userLevel),
-        handler: new Socks5Inbound({
-          auth: s.auth,
-          accounts: s.accounts,
-          udp: s.udp,
-          ip: s.ip || undefined,
-        }),
+        handler: inbound.protocol === "socks"
+          ? new Socks5Inbound(options)
+          : new MixedInbound(options),
+      });
+    }
+    case "dokodemo-door": {
+      const s = inbound.settings;
+      const tunnel = new TunnelInbound({ address: s.address, port: s.port });
+      return new InboundServer({
+        ...base,
+        policy: policyFor(config, s.userLevel),
+        handler: s.network.includes("tcp") ? tunnel : undefined,
+        datagramHandler: s.network.includes("udp") ? tunnel : undefined,
       });
     }
     case "http": {
@@ -119,8 +131,6 @@ function startInbound(
         handler: new HttpProxyInbound({ accounts: s.accounts }),
       });
     }
-    case "mixed":
-    case "dokodemo-door":
     case "vless":
       throw new TypeError(
         `Cannot start inbound "${inbound.tag}": protocol "${inbound.protocol}" is not wired yet`,
@@ -144,7 +154,7 @@ function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
     case "freedom":
       return new FreedomOutbound({ tag: o.tag });
     case "blackhole":
-      throw new TypeError(`Cannot start outbound "${o.tag}": blackhole is not wired yet`);
+      return new BlackholeOutbound({ tag: o.tag, response: o.settings.response });
   }
 }
 

@@ -13,12 +13,16 @@ export interface Policy {
   downlinkOnly: number;
 }
 
-/** v2ray's level-0 defaults (features/policy: handshake 4 s, connIdle 300 s, 2 s, 5 s). */
+/**
+ * v2ray's level-0 defaults as its code has them since 4.23.4 (features/policy/policy.go:
+ * 60 / 300 / 1 / 1 s); its docs' 4 / 300 / 2 / 5 are out of date. The config layer fills the
+ * same values (lib/config/types.ts DEFAULT_LEVEL_POLICY).
+ */
 export const DEFAULT_POLICY: Policy = {
-  handshake: 4_000,
+  handshake: 60_000,
   connIdle: 300_000,
-  uplinkOnly: 2_000,
-  downlinkOnly: 5_000,
+  uplinkOnly: 1_000,
+  downlinkOnly: 1_000,
 };
 
 /** What an inbound handler is given for one accepted connection. */
