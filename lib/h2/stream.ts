@@ -377,7 +377,11 @@ export class H2Stream implements Duplex {
       // Hand over everything buffered; the readable only pulls again once its queue is empty, so
       // what we hold plus what it holds stays within the window we advertised.
       const n = this.#buffered;
-      for (const chunk of this.#chunks) controller.enqueue(chunk);
+      // Frames that piled up while the consumer was busy go out as one chunk: DATA frames are
+      // usually 16 KiB, and the consumer's per-chunk cost (a write syscall when relaying to a
+      // socket) dwarfs copying them together (measured: op_write was ~30% of a download's CPU).
+      if (this.#chunks.length === 1) controller.enqueue(this.#chunks[0]);
+      else controller.enqueue(concat(this.#chunks, n));
       this.#chunks = [];
       this.#buffered = 0;
       this.#host.consumed(this, n, !this.#ended);
@@ -452,4 +456,14 @@ export class H2Stream implements Duplex {
     this.#setState(this.#state === "open" ? "half-closed-local" : "closed");
     await this.#wait("taken");
   }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
 }
