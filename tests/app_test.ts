@@ -11,7 +11,14 @@ import { ConnDuplex } from "../lib/net/conn_duplex.ts";
 import { BlackholeOutbound } from "../lib/outbound/blackhole.ts";
 import { FreedomOutbound } from "../lib/outbound/freedom.ts";
 import { VlessOutbound } from "../lib/vless/outbound.ts";
-import { freePort, readHashed, sha256Hex, startAppFromJson, within } from "./support/client_app.ts";
+import {
+  assertNotServed,
+  freePort,
+  readHashed,
+  sha256Hex,
+  startAppFromJson,
+  within,
+} from "./support/client_app.ts";
 import { EchoServer } from "./support/echo_server.ts";
 import { readN } from "./support/fake_outbound.ts";
 import { bodyOf, curl, sha256, startTarget as startHttpTarget } from "./support/proxy_e2e.ts";
@@ -42,36 +49,6 @@ async function download(
 ): Promise<void> {
   await c.writer.write(enc.encode(`download ${n}\n`));
   assert.equal(await readHashed(c.reader, n, c.carry), sha256OfPattern(n));
-}
-
-/**
- * Asserts nobody serves `port`: the connection is refused, or (when the closing listener still
- * completed the TCP handshake) reset or ended without a SOCKS reply.
- */
-async function assertNotServed(port: number): Promise<void> {
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  } catch (err) {
-    assert.ok(
-      err instanceof Deno.errors.ConnectionRefused || err instanceof Deno.errors.ConnectionReset,
-      `connect failed with ${err}`,
-    );
-    return;
-  }
-  const d = new ConnDuplex(conn);
-  try {
-    const w = d.writable.getWriter();
-    await w.write(Uint8Array.of(5, 1, 0)).catch(() => {});
-    const r = await within(d.readable.getReader().read(), NET_MS, "a closed listener's connection")
-      .catch((err) => {
-        if (err instanceof Deno.errors.ConnectionReset) return { done: true };
-        throw err;
-      });
-    assert.equal(r.done, true, "a connection made while closing got a SOCKS reply");
-  } finally {
-    d.close();
-  }
 }
 
 Deno.test("startApp() wires a socks inbound to freedom: CONNECT download and UDP ASSOCIATE echo", async () => {

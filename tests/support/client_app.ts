@@ -6,7 +6,9 @@
  * moment ago ({@link freePort}); if another process grabs one in between, startApp fails with
  * AddrInUse and the start is retried with new ports (a bounded number of times).
  */
+import { ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { type App, startApp } from "../../lib/app.ts";
 import { parseConfig } from "../../lib/config/parse.ts";
 import type { Config } from "../../lib/config/types.ts";
@@ -109,5 +111,35 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
     return await Promise.race([p, expired]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Asserts nobody serves `port`: the connection is refused, or (when the closing listener still
+ * completed the TCP handshake) reset or ended without a SOCKS reply.
+ */
+export async function assertNotServed(port: number): Promise<void> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch (err) {
+    ok(
+      err instanceof Deno.errors.ConnectionRefused || err instanceof Deno.errors.ConnectionReset,
+      `connect failed with ${err}`,
+    );
+    return;
+  }
+  const d = new ConnDuplex(conn);
+  try {
+    const w = d.writable.getWriter();
+    await w.write(Uint8Array.of(5, 1, 0)).catch(() => {});
+    const r = await within(d.readable.getReader().read(), 10_000, "a closed listener's connection")
+      .catch((err) => {
+        if (err instanceof Deno.errors.ConnectionReset) return { done: true };
+        throw err;
+      });
+    if (!r.done) throw new Error("a connection made while closing got a SOCKS reply");
+  } finally {
+    d.close();
   }
 }
