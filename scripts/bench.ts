@@ -7,7 +7,7 @@
  * Figures are reported, never asserted: a table on stdout, and bench-results/<date>.json (every
  * sample) and .md (the table for the README). Progress goes to stderr.
  *
- *   deno task bench [--size 256MiB] [--parallel-size 64MiB] [--repeats 3] [--quick]
+ *   deno task bench [--size 512MiB] [--parallel-size 128MiB] [--repeats 3] [--quick]
  *                   [--scenarios download,upload,…] [--rows dray-v2ray,v2ray-v2ray,…]
  *                   [--budget 540] [--out bench-results]
  */
@@ -18,8 +18,8 @@ import { parseBytes, SCENARIOS, type Workload } from "./bench/scenarios.ts";
 
 const HELP = `Usage: deno task bench [options]
 
-  --size <bytes>           single-connection download/upload size (default 256MiB)
-  --parallel-size <bytes>  bytes in total across the parallel connections (default 64MiB)
+  --size <bytes>           single-connection download/upload size (default 512MiB)
+  --parallel-size <bytes>  bytes in total across the parallel connections (default 128MiB)
   --repeats <n>            repeats per measurement; medians are reported (default 3)
   --quick                  fewer echoes, connects, EOF and UDP samples (for smoke runs)
   --scenarios <list>       comma-separated subset of: ${SCENARIOS.map((s) => s.name).join(", ")}
@@ -79,8 +79,8 @@ async function main(): Promise<void> {
     ({ values } = parseArgs({
       args: Deno.args,
       options: {
-        size: { type: "string", default: "256MiB" },
-        "parallel-size": { type: "string", default: "64MiB" },
+        size: { type: "string", default: "512MiB" },
+        "parallel-size": { type: "string", default: "128MiB" },
         repeats: { type: "string", default: "3" },
         quick: { type: "boolean", default: false },
         scenarios: { type: "string" },

@@ -25,10 +25,15 @@ import {
 } from "./scenarios.ts";
 import { directUdp, type Endpoint, socksConnect, socksUdp } from "./socks_client.ts";
 
+const CA_PEM = Deno.readTextFileSync(new URL("../../tests/support/certs/ca.pem", import.meta.url));
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 /** How long a cancelled scenario gets to unwind after its connections were closed. */
 const UNWIND_MS = 5_000;
+/** A measurement started just before the budget runs out may take this much longer. */
+const BUDGET_GRACE_MS = 30_000;
+/** Bytes pulled through the target and the TLS peer before measuring, so their JIT is warm. */
+const WARM_UP_BYTES = 64 * MIB;
 
 export interface RowSpec {
   id: string;
@@ -78,6 +83,8 @@ class Fixtures {
   targetTcp!: Endpoint;
   targetUdp!: Endpoint;
   tlsPeer?: Service;
+  /** The TLS peer's ports: `tls` for bulk transfers, `tlsNoDelay` for latency (see tls_peer.ts). */
+  tlsPorts: Record<string, number> = {};
   servers = new Map<Implementation, Service | Error>();
 
   async start(rows: readonly RowSpec[]): Promise<void> {
@@ -86,8 +93,14 @@ class Fixtures {
     this.targetTcp = { hostname: "127.0.0.1", port: t.ports.tcp };
     this.targetUdp = { hostname: "127.0.0.1", port: t.ports.udp };
     if (rows.some((r) => r.id === "tls")) {
-      this.tlsPeer = (await startHelper("tls peer", "tls_peer.ts")).service;
+      const peer = await startHelper("tls peer", "tls_peer.ts");
+      this.tlsPeer = peer.service;
+      this.tlsPorts = peer.ports;
     }
+    // The helpers live for the whole run, so their warm-up is not part of any sample (each proxy
+    // client is a fresh process per sample, so its own warm-up is).
+    await warmUp(() => Deno.connect(this.targetTcp));
+    for (const port of Object.values(this.tlsPorts)) await warmUp(() => tlsConnect(port));
     for (const impl of new Set(rows.flatMap((r) => r.server ? [r.server] : []))) {
       this.servers.set(impl, await startServer(impl).catch((err: Error) => err));
     }
@@ -112,6 +125,21 @@ class Fixtures {
   }
 }
 
+async function warmUp(connect: () => Promise<Deno.Conn>): Promise<void> {
+  const conn = await connect();
+  try {
+    await conn.write(new TextEncoder().encode(`download ${WARM_UP_BYTES}\n`));
+    const buf = new Uint8Array(256 * 1024);
+    for (let got = 0; got < WARM_UP_BYTES;) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error(`warm-up download ended after ${got} bytes`);
+      got += n;
+    }
+  } finally {
+    conn.close();
+  }
+}
+
 function startServer(impl: Implementation): Promise<Service> {
   const port = freePort();
   return startProxy(`${impl} server`, impl, serverConfig(port), port);
@@ -120,6 +148,7 @@ function startServer(impl: Implementation): Promise<Service> {
 export async function runMatrix(options: RunOptions): Promise<RowResult[]> {
   const { rows, scenarios, work, repeats, progress } = options;
   const started = performance.now();
+  const budgetEnd = started + options.budgetMs;
   const results = rows.map((row): RowResult => ({ row, samples: new Map() }));
   const data = new Payloads();
   const fixtures = new Fixtures();
@@ -144,7 +173,7 @@ export async function runMatrix(options: RunOptions): Promise<RowResult[]> {
           } else if (scenario.udp && r.row.id === "tls") {
             continue; // raw TLS has no datagrams
           } else {
-            sample = await measure(r.row, scenario, repeat, { fixtures, work, data });
+            sample = await measure(r.row, scenario, repeat, { fixtures, work, data, budgetEnd });
           }
           const list = r.samples.get(scenario.name) ?? [];
           list.push(sample);
@@ -174,13 +203,15 @@ interface MeasureContext {
   fixtures: Fixtures;
   work: Workload;
   data: Payloads;
+  /** performance.now() by which the run should be over. */
+  budgetEnd: number;
 }
 
 async function measure(
   row: RowSpec,
   scenario: Scenario,
   repeat: number,
-  { fixtures, work, data }: MeasureContext,
+  { fixtures, work, data, budgetEnd }: MeasureContext,
 ): Promise<Sample> {
   const scope = new Scope();
   let client: Service | undefined;
@@ -202,7 +233,8 @@ async function measure(
       };
     } else if (row.id === "tls") {
       server = fixtures.tlsPeer!;
-      route = { connect: () => tlsConnect(server!.port) };
+      const port = fixtures.tlsPorts[scenario.bulk ? "tls" : "tlsNoDelay"];
+      route = { connect: () => tlsConnect(port) };
     } else {
       route = {
         connect: async () => {
@@ -217,7 +249,10 @@ async function measure(
     const cpu0 = [client && cpuSeconds(client.pid), server && cpuSeconds(server.pid)];
     const result = await withTimeout(
       scenario.run({ route, scope, work, data, probe }),
-      scenario.timeoutMs(work),
+      Math.min(
+        scenario.timeoutMs(work),
+        Math.max(0, budgetEnd - performance.now()) + BUDGET_GRACE_MS,
+      ),
       () => {
         scope.closeAll();
         client?.stop();
@@ -264,13 +299,11 @@ function processFigures(client?: Service, server?: Service): Record<string, numb
   return out;
 }
 
+/** TLS to the raw-TLS peer, with TCP_NODELAY (Deno.connectTls has no way to set it). */
 async function tlsConnect(port: number): Promise<Deno.Conn> {
-  const conn = await Deno.connectTls({
-    hostname: "127.0.0.1",
-    port,
-    caCerts: [Deno.readTextFileSync(new URL("../../tests/support/certs/ca.pem", import.meta.url))],
-  });
-  return conn;
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+  tcp.setNoDelay(true);
+  return await Deno.startTls(tcp, { hostname: "127.0.0.1", caCerts: [CA_PEM] });
 }
 
 /** Races `work` against a deadline; on timeout runs `cancel` and lets `work` unwind (bounded). */
