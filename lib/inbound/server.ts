@@ -20,6 +20,11 @@ export interface InboundServerOptions {
   port: number;
   /** Serves each accepted TCP connection. */
   handler?: InboundHandler & { readonly requiresAuth?: boolean };
+  /**
+   * Serve TLS on the TCP port (certificate chain and key as PEM text). The handshake runs on the
+   * handler's first read, so the handler's handshake deadline bounds it too.
+   */
+  tls?: { cert: string; key: string; alpnProtocols?: string[] };
   /** Serves a UDP socket on the same address (tunnel with network "udp"). */
   datagramHandler?: DatagramHandler;
   outbound: Outbound;
@@ -37,7 +42,7 @@ const ACCEPT_PAUSE_MS = 200;
  */
 export class InboundServer {
   readonly tag: string;
-  #listener: Deno.TcpListener | undefined;
+  #listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn, Deno.NetAddr> | undefined;
   #udp: Deno.DatagramConn | undefined;
   #options: InboundServerOptions;
   #shutdown = new AbortController();
@@ -54,7 +59,10 @@ export class InboundServer {
       throw new TypeError(`Cannot start inbound "${options.tag}": no handler`);
     }
     if (options.handler) {
-      this.#listener = Deno.listen({ hostname, port: options.port, transport: "tcp" });
+      const { tls } = options;
+      this.#listener = tls
+        ? Deno.listenTls({ hostname, port: options.port, transport: "tcp", ...tls })
+        : Deno.listen({ hostname, port: options.port, transport: "tcp" });
     }
     if (options.datagramHandler) {
       const port = this.#listener ? (this.#listener.addr as Deno.NetAddr).port : options.port;
@@ -89,10 +97,12 @@ export class InboundServer {
     return this.#conns.size;
   }
 
-  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+  async #acceptLoop(
+    listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn, Deno.NetAddr>,
+  ): Promise<void> {
     let errors = 0;
     for (let n = 0; n < Number.MAX_SAFE_INTEGER; n++) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.TcpConn | Deno.TlsConn;
       try {
         conn = await listener.accept();
         errors = 0;
@@ -111,13 +121,14 @@ export class InboundServer {
     }
   }
 
-  async #serve(conn: Deno.TcpConn): Promise<void> {
+  async #serve(conn: Deno.TcpConn | Deno.TlsConn): Promise<void> {
     const { handler, logger, outbound, policy, tag } = this.#options;
     const started = Date.now();
     const remote = conn.remoteAddr as Deno.NetAddr;
     const source = formatHostPort(remote.hostname, remote.port);
     try {
-      conn.setNoDelay(true);
+      // A TlsConn has no setNoDelay in Deno's API.
+      if ("setNoDelay" in conn) conn.setNoDelay(true);
     } catch {
       // Already reset by the peer; the handler will see that.
     }
