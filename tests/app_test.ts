@@ -31,6 +31,8 @@ const dec = new TextDecoder();
 const MIB = 1024 * 1024;
 /** Safety net for single awaits that should settle in milliseconds. */
 const NET_MS = 10_000;
+/** Safety net for a UDP answer on loopback (milliseconds when it comes at all). */
+const UDP_MS = 3_000;
 
 const FREEDOM = { protocol: "freedom", tag: "direct" };
 
@@ -75,7 +77,7 @@ Deno.test("startApp() wires a socks inbound to freedom: CONNECT download and UDP
     for (let i = 0; i < 3; i++) {
       const query = enc.encode(`query ${i}`);
       await app.send(encodeUdpDatagram("127.0.0.1", target.udpPort, query), relay);
-      const [answer] = await within(app.receive(), NET_MS, "UDP answer");
+      const [answer] = await within(app.receive(), UDP_MS, "UDP answer");
       const d = parseUdpDatagram(answer);
       assert.ok(d);
       assert.equal(d.port, target.udpPort);
@@ -175,7 +177,7 @@ Deno.test("startApp() dokodemo-door UDP forwards each datagram and returns the a
     for (let i = 0; i < 3; i++) {
       const q = enc.encode(`datagram ${i} `.repeat(i * 100 + 1));
       await client.send(q, to);
-      const [back, from] = await within(client.receive(), NET_MS, "UDP answer");
+      const [back, from] = await within(client.receive(), UDP_MS, "UDP answer");
       assert.deepEqual(back, q);
       assert.equal((from as Deno.NetAddr).port, to.port);
     }
@@ -406,4 +408,81 @@ Deno.test("startApp() fails with AddrInUse when a port is taken and closes what 
   // The first inbound's TCP and UDP sockets were closed again: both ports can be bound.
   Deno.listen({ hostname: "127.0.0.1", port: first }).close();
   Deno.listenDatagram({ hostname: "127.0.0.1", port: first, transport: "udp" }).close();
+});
+
+// ---- known bugs: these fail until lib/ is fixed (see the messages) ----
+
+Deno.test("startApp() names the inbound and the port that is in use", async () => {
+  using blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busy = blocker.addr.port;
+  const err = await failedStart(freePort(), busy);
+  // `dray run` prints "dray: cannot start: <message>": without the tag and port a user with
+  // several inbounds cannot tell which one clashed.
+  assert.match(err.message, /"second"/, `the error names the inbound: ${err.message}`);
+  assert.match(
+    err.message,
+    new RegExp(`\\b${busy}\\b`),
+    `the error names the port: ${err.message}`,
+  );
+});
+
+/** Sends `count` datagrams back to back (a resolver asks A and AAAA together), then reads. */
+async function udpBurst(
+  send: (payload: Uint8Array) => Promise<unknown>,
+  receive: () => Promise<string>,
+  count: number,
+): Promise<Set<string>> {
+  for (let i = 0; i < count; i++) await send(enc.encode(`burst ${i}`));
+  const got = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    got.add(await within(receive(), UDP_MS, `answer ${i} of ${count}`));
+  }
+  return got;
+}
+
+Deno.test("startApp() socks UDP ASSOCIATE: datagrams sent back to back all reach the target", async () => {
+  await using target = startTarget();
+  await using s = await startAppFromJson(() => ({
+    inbounds: [{ protocol: "socks", port: freePort(), settings: { udp: true } }],
+    outbounds: [FREEDOM],
+  }));
+  const control = await socksConnect(s.inbound("socks").port, 3, "0.0.0.0", 0);
+  const app = udpSocket();
+  try {
+    const relay: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: control.bndPort };
+    const got = await udpBurst(
+      (p) => app.send(encodeUdpDatagram("127.0.0.1", target.udpPort, p), relay),
+      async () => dec.decode(parseUdpDatagram((await app.receive())[0])!.payload),
+      4,
+    );
+    assert.equal(got.size, 4);
+  } finally {
+    app.close();
+    control.duplex.close();
+  }
+});
+
+Deno.test("startApp() dokodemo-door UDP: datagrams sent back to back all reach the destination", async () => {
+  await using target = startTarget();
+  await using s = await startAppFromJson(() => ({
+    inbounds: [{
+      protocol: "dokodemo-door",
+      tag: "dns",
+      port: freePort(),
+      settings: { address: "127.0.0.1", port: target.udpPort, network: "udp" },
+    }],
+    outbounds: [FREEDOM],
+  }));
+  const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: s.inbound("dns").port };
+  const client = udpSocket();
+  try {
+    const got = await udpBurst(
+      (p) => client.send(p, to),
+      async () => dec.decode((await client.receive())[0]),
+      4,
+    );
+    assert.equal(got.size, 4);
+  } finally {
+    client.close();
+  }
 });
