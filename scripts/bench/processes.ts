@@ -133,11 +133,14 @@ export class Service {
     return new Error(`${this.name} did not start: ${why}${this.log ? `\n${this.log}` : ""}`);
   }
 
-  /** Kills the process (nothing is measured after a stop, so no grace) and waits for it. */
-  async stop(): Promise<void> {
+  /**
+   * Kills the process and waits for it. SIGKILL by default: nothing is measured after a stop, so
+   * it gets no grace (SIGTERM lets dray shut down cleanly, e.g. to write a --cpu-prof profile).
+   */
+  async stop(signal: Deno.Signal = "SIGKILL"): Promise<void> {
     if (!this.#exited) {
       try {
-        this.#child.kill("SIGKILL");
+        this.#child.kill(signal);
       } catch {
         // Exited meanwhile.
       }
@@ -238,6 +241,8 @@ export async function startProxy(
   implementation: Implementation,
   config: unknown,
   port: number,
+  /** Extra `deno run` flags for dray (e.g. --cpu-prof). */
+  denoFlags: string[] = [],
 ): Promise<Service> {
   const dir = await Deno.makeTempDir({ prefix: "dray-bench-" });
   const path = `${dir}/config.json`;
@@ -246,7 +251,7 @@ export async function startProxy(
     ? Service.spawn(name, { command: V2RAY, args: ["-config", path], cwd: dir, dir })
     : Service.spawn(name, {
       command: Deno.execPath(),
-      args: ["run", "-A", repoPath("main.ts"), "run", "-c", path],
+      args: ["run", "-A", ...denoFlags, repoPath("main.ts"), "run", "-c", path],
       dir,
     });
   await service.waitForPort(port);

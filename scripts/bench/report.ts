@@ -142,8 +142,10 @@ function figureKeys(rows: RowSummary[]): [string, string][] {
       seen.set(scenario, names);
     }
   }
+  // Within a scenario: its own figures, then the client's, then the server's.
+  const rank = (n: string) => n.startsWith("client ") ? 1 : n.startsWith("server ") ? 2 : 0;
   return [...seen].flatMap(([scenario, names]) =>
-    [...names].map((n): [string, string] => [scenario, n])
+    [...names].sort((a, b) => rank(a) - rank(b)).map((n): [string, string] => [scenario, n])
   );
 }
 

@@ -1,0 +1,148 @@
+/**
+ * Profiles the dray client on the download (or upload) scenario through the v2ray server:
+ *
+ *   deno run -A scripts/bench/profile_client.ts [--size 512MiB] [--upload] [--top 30]
+ *
+ * Starts the target, v2ray as the VLESS server and dray as the SOCKS5 client under
+ * `--cpu-prof`, moves the bytes (hash-verified), stops dray with SIGTERM so it writes its
+ * profile, and prints where the client's time went: self and inclusive time per function with
+ * file:line, heaviest first. The raw .cpuprofile is kept (open it in Chrome DevTools).
+ */
+import { parseArgs } from "node:util";
+import {
+  clientConfig,
+  freePort,
+  repoPath,
+  serverConfig,
+  startHelper,
+  startProxy,
+} from "./processes.ts";
+import { cpuSeconds } from "./proc_stats.ts";
+import { parseBytes, Payloads, SCENARIOS, Scope, type Workload } from "./scenarios.ts";
+import { socksConnect } from "./socks_client.ts";
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    size: { type: "string", default: "512MiB" },
+    upload: { type: "boolean", default: false },
+    top: { type: "string", default: "30" },
+    out: { type: "string", default: "bench-results/profiles" },
+  },
+});
+const size = parseBytes(values.size);
+const scenarioName = values.upload ? "upload" : "download";
+const scenario = SCENARIOS.find((s) => s.name === scenarioName)!;
+const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "dray-prof-" }));
+await Deno.mkdir(values.out, { recursive: true });
+
+const target = await startHelper("target", "target_main.ts");
+const serverPort = freePort();
+const server = await startProxy("v2ray server", "v2ray", serverConfig(serverPort), serverPort);
+const socksPort = freePort();
+const client = await startProxy(
+  "dray client",
+  "dray",
+  clientConfig(socksPort, serverPort),
+  socksPort,
+  ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+);
+try {
+  const work: Workload = {
+    size,
+    parallelTotal: size,
+    echoes: 0,
+    connects: 0,
+    eofSamples: 0,
+    udpEchoes: 0,
+    idleConnections: 0,
+  };
+  const data = new Payloads();
+  data.hash(size);
+  if (values.upload) data.pattern(size);
+  const cpu0 = cpuSeconds(client.pid)!;
+  const result = await scenario.run({
+    route: {
+      connect: () => socksConnect(socksPort, { hostname: "127.0.0.1", port: target.ports.tcp }),
+    },
+    scope: new Scope(),
+    work,
+    data,
+    probe: () => ({}),
+  });
+  const cpu = cpuSeconds(client.pid)! - cpu0;
+  console.log(
+    `${scenarioName} ${values.size}: ${result.figures["MiB/s"].toFixed(1)} MiB/s, ` +
+      `verified ${result.verified}, client CPU ${(cpu / (size / 2 ** 30)).toFixed(2)} s/GiB`,
+  );
+} finally {
+  await client.stop("SIGTERM");
+  await server.stop();
+  await target.service.stop();
+}
+
+const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
+if (!file) throw new Error(`dray wrote no profile into ${dir}`);
+const kept = `${values.out}/dray-client-${scenarioName}-${Date.now()}.cpuprofile`;
+await Deno.copyFile(`${dir}/${file.name}`, kept);
+await Deno.remove(dir, { recursive: true });
+summarize(JSON.parse(await Deno.readTextFile(kept)), Number(values.top));
+console.log(`profile: ${kept}`);
+
+function summarize(profile: CpuProfile, top: number): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + profile.timeDeltas[i]));
+  const total = profile.timeDeltas.reduce((a, b) => a + b, 0);
+  const root = repoPath(".");
+  const key = (f: CallFrame) => {
+    const where = f.url
+      ? decodeURIComponent(f.url.replace(/^file:\/\//, "")).replace(root, "")
+      : "";
+    return `${f.functionName || "(anonymous)"} ${where}${where ? `:${f.lineNumber + 1}` : ""}`;
+  };
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    self.set(key(byId.get(id)!.callFrame), (self.get(key(byId.get(id)!.callFrame)) ?? 0) + us);
+    // Inclusive: every distinct function on the stack gets the sample once.
+    const seen = new Set<string>();
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const k = key(byId.get(n)!.callFrame);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+    }
+  }
+  const print = (title: string, m: Map<string, number>) => {
+    console.log(`\n${title} (of ${(total / 1e6).toFixed(2)} s sampled)`);
+    for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(
+        `${(100 * us / total).toFixed(1).padStart(6)}%  ${
+          (us / 1000).toFixed(0).padStart(6)
+        } ms  ${k}`,
+      );
+    }
+  };
+  print("self time", self);
+  print("inclusive time", inclusive);
+}
