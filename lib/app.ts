@@ -15,6 +15,7 @@ import type {
 } from "./config/types.ts";
 import { levelPolicy } from "./config/types.ts";
 import type { Logger } from "./log.ts";
+import { formatHostPort } from "./net/destination.ts";
 import type { Policy } from "./inbound/inbound.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
@@ -54,7 +55,15 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
   const inbounds: InboundServer[] = [];
   try {
     for (const inbound of config.inbounds) {
-      inbounds.push(startInbound(inbound, config, outbounds[0], logger));
+      try {
+        inbounds.push(startInbound(inbound, config, outbounds[0], logger));
+      } catch (err) {
+        const where = formatHostPort(inbound.listen, inbound.port);
+        throw new Error(
+          `Cannot start inbound "${inbound.tag}" on ${where}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
     }
   } catch (err) {
     await Promise.all(inbounds.map((s) => s.close(0)));

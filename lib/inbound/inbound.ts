@@ -96,6 +96,7 @@ export function describeRelay(r: RelayResult): string {
   switch (r.ended) {
     case "eof":
     case "reset":
+    case "half-closed":
       return "ok";
     case "idle":
       return "idle timeout";

@@ -592,8 +592,9 @@ class UdpFlow {
       if (this.#pending.length < MAX_PENDING_DATAGRAMS) this.#pending.push(payload.slice());
       return;
     }
-    // UDP semantics under pressure: drop rather than queue without bound.
-    if ((this.#writer.desiredSize ?? 0) <= 0) return;
+    // UDP semantics under pressure: queue a bounded burst (a resolver sends A and AAAA back to
+    // back), drop beyond it rather than queue without bound.
+    if ((this.#writer.desiredSize ?? 0) <= -MAX_PENDING_DATAGRAMS) return;
     this.#writer.write(payload.slice()).catch(() => this.close());
   }
 

@@ -167,8 +167,9 @@ class UdpFlow {
       if (this.#pending.length < MAX_PENDING_DATAGRAMS) this.#pending.push(payload);
       return;
     }
-    // UDP under pressure: drop rather than queue without bound.
-    if ((this.#writer.desiredSize ?? 0) <= 0) return;
+    // UDP under pressure: queue a bounded burst (a resolver sends A and AAAA back to back),
+    // drop beyond it rather than queue without bound.
+    if ((this.#writer.desiredSize ?? 0) <= -MAX_PENDING_DATAGRAMS) return;
     this.#result.up += payload.byteLength;
     this.#writer.write(payload).catch(() => this.close());
   }

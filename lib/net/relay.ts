@@ -29,7 +29,7 @@ export interface RelayOptions {
 }
 
 /** Why the relay ended. */
-export type RelayEnding = "eof" | "idle" | "aborted" | "reset" | "error";
+export type RelayEnding = "eof" | "idle" | "half-closed" | "aborted" | "reset" | "error";
 
 export interface RelayResult {
   /** Bytes copied client → remote. */
@@ -58,6 +58,8 @@ export async function relay(
   let timeout = opts.connIdle > 0 ? opts.connIdle : Infinity;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<void>();
+  /** Directions still copying. */
+  let open = 2;
 
   const upReader = client.readable.getReader();
   const upWriter = remote.writable.getWriter();
@@ -92,7 +94,9 @@ export async function relay(
     const check = () => {
       timer = undefined;
       const idle = Date.now() - lastActivity;
-      if (idle >= timeout) teardown("idle");
+      // After one direction's EOF, the uplinkOnly/downlinkOnly limit running out is how v2ray
+      // ends a connection whose other side never closes: a normal ending, not a stall.
+      if (idle >= timeout) teardown(open === 1 ? "half-closed" : "idle");
       else timer = setTimeout(check, timeout - idle);
     };
     timer = setTimeout(check, timeout);
@@ -106,7 +110,6 @@ export async function relay(
     arm();
   }
 
-  let open = 2;
   const directionDone = (nextTimeout: number) => {
     if (ended !== undefined) return;
     if (--open === 0) return teardown("eof");

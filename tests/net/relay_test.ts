@@ -136,7 +136,7 @@ Deno.test("relay() gives the downlink downlinkOnly after the uplink ends", async
   assert.equal(await drain(server.readable), 0);
   const t0 = Date.now();
   const r = await done;
-  assert.equal(r.ended, "idle");
+  assert.equal(r.ended, "half-closed");
   assert.ok(Date.now() - t0 < 5_000);
   await drain(app.readable);
 });
@@ -146,7 +146,7 @@ Deno.test("relay() gives the uplink uplinkOnly after the downlink ends", async (
   await server.writable.close();
   assert.equal(await drain(app.readable), 0);
   const r = await done;
-  assert.equal(r.ended, "idle");
+  assert.equal(r.ended, "half-closed");
   await drain(server.readable);
 });
 
