@@ -64,6 +64,21 @@ async function v2rayVersion(): Promise<string> {
   }
 }
 
+/** The commit measured, and whether dray's code (lib/, main.ts) differs from it. */
+async function source(): Promise<{ commit: string; dirty: boolean }> {
+  const git = async (args: string[]) => {
+    const out = await new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  };
+  try {
+    const commit = await git(["rev-parse", "--short", "HEAD"]) ?? "unknown";
+    const changes = await git(["status", "--porcelain", "--", "lib", "main.ts"]);
+    return { commit, dirty: changes !== undefined && changes !== "" };
+  } catch {
+    return { commit: "unknown", dirty: false };
+  }
+}
+
 function cpuModel(): string {
   try {
     const m = /^model name\s*:\s*(.+)$/m.exec(Deno.readTextFileSync("/proc/cpuinfo"));
@@ -141,6 +156,7 @@ async function main(): Promise<void> {
       deno: Deno.version.deno,
       v2ray: await v2rayVersion(),
     },
+    source: await source(),
     workload: work,
     repeats,
     scenarios,

@@ -54,6 +54,8 @@ export interface Report {
   date: string;
   command: string;
   machine: { cores: number; cpu: string; os: string; deno: string; v2ray: string };
+  /** The dray tree measured: commit, and whether lib/ or main.ts had uncommitted changes. */
+  source: { commit: string; dirty: boolean };
   workload: Workload;
   repeats: number;
   scenarios: { name: string; description: string }[];
@@ -282,6 +284,10 @@ function targetLines(report: Report): string[] {
   });
 }
 
+function sourceText(report: Report): string {
+  return `${report.source.commit}${report.source.dirty ? " + uncommitted changes" : ""}`;
+}
+
 export function textTable(report: Report): string {
   const table = cells(report);
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
@@ -289,7 +295,8 @@ export function textTable(report: Report): string {
     row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
   const m = report.machine;
   return [
-    `dray benchmark ${report.date} — ${m.cores} cores, ${m.cpu}; deno ${m.deno}; ${m.v2ray}`,
+    `dray benchmark ${report.date} — ${m.cores} cores, ${m.cpu}; deno ${m.deno}; ${m.v2ray}; ` +
+    `dray ${sourceText(report)}`,
     `command: ${report.command}   (${report.repeats} repeats, medians; "!" = not verified or failed)`,
     "",
     line(table[0]),
@@ -309,7 +316,8 @@ export function markdown(report: Report): string {
   return [
     `### Benchmark, ${report.date.slice(0, 10)}`,
     "",
-    `Machine: ${m.cores} cores (${m.cpu}), ${m.os}; Deno ${m.deno}; ${m.v2ray}.`,
+    `Machine: ${m.cores} cores (${m.cpu}), ${m.os}; Deno ${m.deno}; ${m.v2ray}; ` +
+    `dray ${sourceText(report)}.`,
     `Command: \`${report.command}\` — ${report.repeats} repeats, medians (ratios: median of ` +
     `the per-repeat ratios), ` +
     `${

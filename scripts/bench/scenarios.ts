@@ -403,6 +403,7 @@ const idle: Scenario = {
     let verified = true;
     const request = encoder.encode("echo\n!");
     try {
+      const before = ctx.probe()["client RSS MiB"];
       const t0 = performance.now();
       for (let opened = 0; opened < ctx.work.idleConnections; opened += OPEN_BATCH) {
         const batch = Math.min(OPEN_BATCH, ctx.work.idleConnections - opened);
@@ -415,7 +416,11 @@ const idle: Scenario = {
       }
       const openMs = performance.now() - t0;
       return {
-        figures: { "open all s": openMs / 1000, ...ctx.probe() },
+        figures: {
+          "open all s": openMs / 1000,
+          ...(before === undefined ? {} : { "client RSS before MiB": before }),
+          ...ctx.probe(),
+        },
         verified,
         bytes: 2 * ctx.work.idleConnections,
       };
