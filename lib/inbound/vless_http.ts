@@ -106,7 +106,10 @@ export class VlessHttpServer {
           formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port)
         }`,
       );
-      req.body?.cancel().catch(() => {});
+      // Read what the client is still sending before the stream goes: a request body left unread
+      // when the response ends gets the stream reset, and some clients then report the reset
+      // instead of the 404.
+      discard(req.body);
       return new Response(null, { status: 404 });
     }
     // The downlink: what the handler writes to `down.writable` becomes the response body, with
@@ -176,6 +179,25 @@ export class VlessHttpServer {
     await Promise.all([...this.#tasks]);
     await stopped;
   }
+}
+
+/** What a refused request may still send: at most this much is read, for at most this long. */
+const DISCARD_BYTES = 64 * 1024;
+const DISCARD_MS = 1_000;
+
+/** Reads and drops a request body, bounded in bytes and time, then lets it go. */
+function discard(body: ReadableStream<Uint8Array> | null): void {
+  if (!body) return;
+  const reader = body.getReader();
+  const timer = setTimeout(() => reader.cancel().catch(() => {}), DISCARD_MS);
+  (async () => {
+    for (let total = 0; total < DISCARD_BYTES;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      total += value.byteLength;
+    }
+    await reader.cancel();
+  })().catch(() => {}).finally(() => clearTimeout(timer));
 }
 
 /** The client's address for logs: the first X-Forwarded-For entry when it is an IP, as v2ray. */
