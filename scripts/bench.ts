@@ -10,6 +10,9 @@
  *   deno task bench [--size 512MiB] [--parallel-size 128MiB] [--repeats 3] [--quick]
  *                   [--scenarios download,upload,…] [--rows dray-v2ray,v2ray-v2ray,…]
  *                   [--budget 540] [--out bench-results]
+ *
+ * Environment: V2RAY_BIN (default /usr/bin/v2ray); DRAY_MAIN=<another checkout's main.ts> to
+ * measure that tree (e.g. before/after a change) with this harness.
  */
 import { parseArgs } from "node:util";
 import { buildReport, markdown, textTable } from "./bench/report.ts";
@@ -26,7 +29,9 @@ const HELP = `Usage: deno task bench [options]
   --rows <list>            comma-separated subset of: ${ROWS.map((r) => r.id).join(", ")}
   --budget <seconds>       measurements not started by then are skipped (default 540)
   --out <dir>              where the JSON and markdown go (default bench-results)
-  -h, --help               print this help`;
+  -h, --help               print this help
+
+Environment: V2RAY_BIN (default /usr/bin/v2ray), DRAY_MAIN (default ./main.ts).`;
 
 function fail(message: string): never {
   console.error(`bench: ${message}\n\n${HELP}`);

@@ -10,6 +10,8 @@
 const REPO = new URL("../../", import.meta.url);
 const CERTS = new URL("tests/support/certs/", REPO);
 const V2RAY = Deno.env.get("V2RAY_BIN") ?? "/usr/bin/v2ray";
+/** dray's entry point; DRAY_MAIN=<path to another checkout's main.ts> measures that tree instead. */
+const DRAY_MAIN = Deno.env.get("DRAY_MAIN");
 /** v2ray starts in ~50 ms and a dray process in well under a second; this only bounds failure. */
 const START_TIMEOUT_MS = 20_000;
 /** How much of a process's output is kept for error messages. */
@@ -251,7 +253,7 @@ export async function startProxy(
     ? Service.spawn(name, { command: V2RAY, args: ["-config", path], cwd: dir, dir })
     : Service.spawn(name, {
       command: Deno.execPath(),
-      args: ["run", "-A", ...denoFlags, repoPath("main.ts"), "run", "-c", path],
+      args: ["run", "-A", ...denoFlags, DRAY_MAIN ?? repoPath("main.ts"), "run", "-c", path],
       dir,
     });
   await service.waitForPort(port);
