@@ -12,6 +12,7 @@
  * printed as one or more plain lines, never as a stack trace.
  */
 import { parseArgs } from "node:util";
+import { runDemo } from "./lib/demo.ts";
 import { startApp } from "./lib/app.ts";
 import { configBaseDir, ConfigError, insecureHosts, parseConfig } from "./lib/config/parse.ts";
 import {
@@ -41,6 +42,7 @@ Commands:
   run      Run from a v2ray JSON config (-c) or a vless:// share link (--link)
   test     Check a config: print every problem (exit 1) or "Configuration OK" (exit 0)
   link     Convert a share link to a JSON config, or a config to a link (--to-link)
+  demo     Run a dray server and client on 127.0.0.1 and fetch a page through them
   version  Print the version
   help     Print this help, or a command's help: dray help <command>
 
@@ -56,6 +58,16 @@ Options:
       --link <url>      run from a vless:// share link instead of a config file
       --socks <addr>    with --link: SOCKS5 listen address (default 127.0.0.1:1080; "none" = off)
       --http <addr>     with --link: HTTP proxy listen address (default 127.0.0.1:8080; "none" = off)
+  -h, --help            print this help`,
+  demo: `Usage: dray demo [--verbose]
+
+Starts a dray server (VLESS over HTTP/2 + TLS, with a throwaway demo certificate) and a dray
+client (SOCKS5 and HTTP proxy) on 127.0.0.1, fetches a page from a local web server through both
+client inbounds, prints what happened and the curl commands to try, and keeps running until
+Ctrl-C. Needs no config and no network beyond loopback.
+
+Options:
+  -v, --verbose         print the server's and client's logs (access lines, info)
   -h, --help            print this help`,
   test: `Usage: dray test -c <config.json>
        dray test --link <vless://…>
@@ -415,6 +427,18 @@ function cmdLink(args: string[]): number {
   return 0;
 }
 
+async function cmdDemo(args: string[]): Promise<number> {
+  const { values } = parse("demo", args, { verbose: { type: "boolean", short: "v" } });
+  if (values.help) return help("demo");
+  const logger = values.verbose ? new Logger({ level: "info" }) : undefined;
+  try {
+    await runDemo({ print: out, logger });
+  } catch (e) {
+    throw new UserError(`dray demo failed: ${(e as Error).message}`);
+  }
+  return 0;
+}
+
 function cmdVersion(args: string[]): number {
   const { values } = parse("version", args, {});
   if (values.help) return help("version");
@@ -449,6 +473,8 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         return cmdTest(rest);
       case "link":
         return cmdLink(rest);
+      case "demo":
+        return await cmdDemo(rest);
       case "version":
       case "--version":
       case "-V":

@@ -21,6 +21,8 @@ import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
 import { TunnelInbound } from "./inbound/tunnel.ts";
+import { VlessInbound } from "./inbound/vless.ts";
+import { VlessHttpServer } from "./inbound/vless_http.ts";
 import { BlackholeOutbound } from "./outbound/blackhole.ts";
 import { Socks5Inbound } from "./inbound/socks5.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
@@ -31,9 +33,19 @@ import type { Transport } from "./transport/transport.ts";
 import { HttpTransport } from "./transport/v2ray_http.ts";
 import { VlessOutbound } from "./vless/outbound.ts";
 
+/** A running inbound listener: the accept loop of a proxy inbound, or the VLESS HTTP/2 server. */
+export interface RunningInbound {
+  readonly tag: string;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** Connections (or HTTP/2 streams) being served right now. */
+  readonly active: number;
+  close(graceMs?: number): Promise<void>;
+}
+
 export interface App {
-  /** The running inbounds, in config order (their `port` is the bound one, useful with port 0). */
-  readonly inbounds: readonly InboundServer[];
+  /** The running inbounds, in config order. */
+  readonly inbounds: readonly RunningInbound[];
   readonly outbounds: readonly Outbound[];
   /** Graceful stop; resolves when everything is closed. */
   close(graceMs?: number): Promise<void>;
@@ -52,7 +64,7 @@ export interface StartOptions {
 export async function startApp(config: Config, opts: StartOptions): Promise<App> {
   const { logger } = opts;
   const outbounds = config.outbounds.map((o) => createOutbound(o, logger));
-  const inbounds: InboundServer[] = [];
+  const inbounds: RunningInbound[] = [];
   try {
     for (const inbound of config.inbounds) {
       try {
@@ -104,7 +116,7 @@ function startInbound(
   config: Config,
   outbound: Outbound,
   logger: Logger,
-): InboundServer {
+): RunningInbound {
   const base = { tag: inbound.tag, hostname: inbound.listen, port: inbound.port, outbound, logger };
   switch (inbound.protocol) {
     case "socks":
@@ -140,10 +152,40 @@ function startInbound(
         handler: new HttpProxyInbound({ accounts: s.accounts }),
       });
     }
-    case "vless":
-      throw new TypeError(
-        `Cannot start inbound "${inbound.tag}": protocol "${inbound.protocol}" is not wired yet`,
-      );
+    case "vless": {
+      const handler = new VlessInbound({
+        clients: inbound.settings.clients.map((c) => ({
+          id: c.idBytes,
+          level: c.level,
+          email: c.email,
+        })),
+        policyForLevel: (level) => policyFor(config, level),
+      });
+      // The handshake deadline applies before the user (and so the level) is known: level 0's.
+      const policy = policyFor(config, 0);
+      const stream = inbound.stream;
+      const tls = stream.security === "tls"
+        ? { cert: stream.tls.certificates[0].certificate, key: stream.tls.certificates[0].key }
+        : undefined;
+      if (stream.network === "http") {
+        return new VlessHttpServer({
+          ...base,
+          tls,
+          host: stream.http.host,
+          path: stream.http.path,
+          handler,
+          policy,
+        });
+      }
+      return new InboundServer({
+        ...base,
+        handler,
+        policy,
+        tls: tls && stream.security === "tls"
+          ? { ...tls, alpnProtocols: stream.tls.alpn }
+          : undefined,
+      });
+    }
   }
 }
 
