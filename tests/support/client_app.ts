@@ -12,7 +12,7 @@ import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { type App, startApp } from "../../lib/app.ts";
 import { parseConfig } from "../../lib/config/parse.ts";
 import type { Config } from "../../lib/config/types.ts";
-import type { InboundServer } from "../../lib/inbound/server.ts";
+import type { RunningInbound } from "../../lib/app.ts";
 import { Logger } from "../../lib/log.ts";
 import { freePort } from "./v2ray.ts";
 
@@ -32,7 +32,7 @@ export interface StartedApp extends AsyncDisposable {
   /** The config text that was parsed. */
   text: string;
   /** The running inbound with this tag (throws when there is none). */
-  inbound(tag: string): InboundServer;
+  inbound(tag: string): RunningInbound;
 }
 
 /**
@@ -57,7 +57,7 @@ export async function startAppFromJson(
       app,
       config,
       text,
-      inbound(tag: string): InboundServer {
+      inbound(tag: string): RunningInbound {
         const s = app.inbounds.find((i) => i.tag === tag);
         if (!s) throw new Error(`no inbound "${tag}" in ${app.inbounds.map((i) => i.tag)}`);
         return s;
