@@ -1,17 +1,20 @@
 /**
- * Profiles the dray client on the download (or upload) scenario through the v2ray server:
+ * Profiles a dray process on the download (or upload) scenario:
  *
- *   deno run -A scripts/bench/profile_client.ts [--size 512MiB] [--upload] [--top 30]
+ *   deno run -A scripts/bench/profile.ts [--size 512MiB] [--upload] [--top 30]
+ *        [--profile client|server] [--client dray|v2ray] [--server v2ray|dray]
  *
- * Starts the target, v2ray as the VLESS server and dray as the SOCKS5 client under
- * `--cpu-prof`, moves the bytes (hash-verified), stops dray with SIGTERM so it writes its
- * profile, and prints where the client's time went: self and inclusive time per function with
- * file:line, heaviest first. The raw .cpuprofile is kept (open it in Chrome DevTools).
+ * Defaults: the dray client through the v2ray server, profiling the client. Starts the target,
+ * the server and the client (the profiled one, which must be dray, under `--cpu-prof`), moves the
+ * bytes (hash-verified), stops the profiled process with SIGTERM so it writes its profile, and
+ * prints where its time went: self and inclusive time per function with file:line, heaviest
+ * first. The raw .cpuprofile is kept (open it in Chrome DevTools).
  */
 import { parseArgs } from "node:util";
 import {
   clientConfig,
   freePort,
+  type Implementation,
   repoPath,
   serverConfig,
   startHelper,
@@ -45,8 +48,21 @@ const { values } = parseArgs({
     upload: { type: "boolean", default: false },
     top: { type: "string", default: "30" },
     out: { type: "string", default: "bench-results/profiles" },
+    profile: { type: "string", default: "client" },
+    client: { type: "string", default: "dray" },
+    server: { type: "string", default: "v2ray" },
   },
 });
+const impl = (v: string): Implementation => {
+  if (v !== "dray" && v !== "v2ray") throw new TypeError(`expected dray or v2ray, got "${v}"`);
+  return v;
+};
+const side = values.profile === "server" ? "server" : "client";
+const clientImpl = impl(values.client);
+const serverImpl = impl(values.server);
+if ((side === "client" ? clientImpl : serverImpl) !== "dray") {
+  throw new TypeError(`only dray can be profiled; --${side} is ${values[side]}`);
+}
 const size = parseBytes(values.size);
 const scenarioName = values.upload ? "upload" : "download";
 const scenario = SCENARIOS.find((s) => s.name === scenarioName)!;
@@ -55,15 +71,23 @@ await Deno.mkdir(values.out, { recursive: true });
 
 const target = await startHelper("target", "target_main.ts");
 const serverPort = freePort();
-const server = await startProxy("v2ray server", "v2ray", serverConfig(serverPort), serverPort);
+const flags = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+const server = await startProxy(
+  `${serverImpl} server`,
+  serverImpl,
+  serverConfig(serverPort),
+  serverPort,
+  side === "server" ? flags : [],
+);
 const socksPort = freePort();
 const client = await startProxy(
-  "dray client",
-  "dray",
+  `${clientImpl} client`,
+  clientImpl,
   clientConfig(socksPort, serverPort),
   socksPort,
-  ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+  side === "client" ? flags : [],
 );
+const profiled = side === "client" ? client : server;
 try {
   const work: Workload = {
     size,
@@ -77,7 +101,7 @@ try {
   const data = new Payloads();
   data.hash(size);
   if (values.upload) data.pattern(size);
-  const cpu0 = cpuSeconds(client.pid)!;
+  const cpu0 = cpuSeconds(profiled.pid)!;
   const result = await scenario.run({
     route: {
       connect: () => socksConnect(socksPort, { hostname: "127.0.0.1", port: target.ports.tcp }),
@@ -87,20 +111,23 @@ try {
     data,
     probe: () => ({}),
   });
-  const cpu = cpuSeconds(client.pid)! - cpu0;
+  const cpu = cpuSeconds(profiled.pid)! - cpu0;
   console.log(
     `${scenarioName} ${values.size}: ${result.figures["MiB/s"].toFixed(1)} MiB/s, ` +
-      `verified ${result.verified}, client CPU ${(cpu / (size / 2 ** 30)).toFixed(2)} s/GiB`,
+      `verified ${result.verified}, ${clientImpl}→${serverImpl}, ` +
+      `${side} CPU ${(cpu / (size / 2 ** 30)).toFixed(2)} s/GiB`,
   );
 } finally {
-  await client.stop("SIGTERM");
-  await server.stop();
+  await client.stop(side === "client" ? "SIGTERM" : "SIGKILL");
+  await server.stop(side === "server" ? "SIGTERM" : "SIGKILL");
   await target.service.stop();
 }
 
 const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
 if (!file) throw new Error(`dray wrote no profile into ${dir}`);
-const kept = `${values.out}/dray-client-${scenarioName}-${Date.now()}.cpuprofile`;
+const kept =
+  `${values.out}/dray-${side}-${clientImpl}-${serverImpl}-${scenarioName}-${Date.now()}` +
+  ".cpuprofile";
 await Deno.copyFile(`${dir}/${file.name}`, kept);
 await Deno.remove(dir, { recursive: true });
 summarize(JSON.parse(await Deno.readTextFile(kept)), Number(values.top));
