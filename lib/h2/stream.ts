@@ -62,6 +62,8 @@ const CONNECTION_SPECIFIC = new Set([
 ]);
 
 const EMPTY = new Uint8Array(0);
+/** Size of the pieces a stream copies buffered response bytes into (see #keep). */
+const BUFFER_PIECE = 64 * 1024;
 
 export class H2Stream implements Duplex {
   readonly id: number;
@@ -86,8 +88,10 @@ export class H2Stream implements Duplex {
   #contentLength = -1;
   #received = 0;
 
-  // Response body: frames' payload views, waiting for the consumer.
+  // Response body waiting for the consumer: full pieces, then a partly filled tail buffer.
   #chunks: Uint8Array[] = [];
+  #tail: Uint8Array | undefined;
+  #tailLength = 0;
   #buffered = 0;
   #ended = false;
   #readableDone = false;
@@ -208,9 +212,12 @@ export class H2Stream implements Duplex {
       this.#received += data.byteLength;
       if (this.#readableDone) {
         this.#host.consumed(this, data.byteLength, true);
-      } else {
+      } else if (this.#pullWaiter && this.#buffered === 0) {
+        // The consumer is waiting: hand it the frame's view of the read buffer, no copy.
         this.#chunks.push(data);
         this.#buffered += data.byteLength;
+      } else {
+        this.#keep(data);
       }
     }
     if (endStream) this.#endRemote();
@@ -372,16 +379,41 @@ export class H2Stream implements Duplex {
     }
   }
 
+  /**
+   * Buffers a frame the consumer is not waiting for. Its payload is a view into the connection's
+   * read buffer (a 256 KiB slab shared by every stream); holding the view would keep the whole
+   * slab alive for as long as this stream's consumer dawdles — with hundreds of streams that
+   * multiplied memory far past the flow-control windows. So buffered bytes are copied into
+   * 64 KiB pieces, which also hands the consumer fewer, larger chunks: DATA frames are usually
+   * 16 KiB, and a relay's per-chunk cost (a write syscall) dwarfs the copy (op_write was ~30% of
+   * a download's CPU with one chunk per frame).
+   */
+  #keep(data: Uint8Array): void {
+    const n = data.byteLength;
+    if (!this.#tail || this.#tail.byteLength - this.#tailLength < n) {
+      this.#flushTail();
+      this.#tail = new Uint8Array(Math.max(BUFFER_PIECE, n));
+    }
+    this.#tail.set(data, this.#tailLength);
+    this.#tailLength += n;
+    this.#buffered += n;
+  }
+
+  #flushTail(): void {
+    if (this.#tail && this.#tailLength > 0) {
+      this.#chunks.push(this.#tail.subarray(0, this.#tailLength));
+    }
+    this.#tail = undefined;
+    this.#tailLength = 0;
+  }
+
   #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
-    if (this.#chunks.length > 0) {
+    if (this.#buffered > 0) {
       // Hand over everything buffered; the readable only pulls again once its queue is empty, so
       // what we hold plus what it holds stays within the window we advertised.
       const n = this.#buffered;
-      // Frames that piled up while the consumer was busy go out as one chunk: DATA frames are
-      // usually 16 KiB, and the consumer's per-chunk cost (a write syscall when relaying to a
-      // socket) dwarfs copying them together (measured: op_write was ~30% of a download's CPU).
-      if (this.#chunks.length === 1) controller.enqueue(this.#chunks[0]);
-      else controller.enqueue(concat(this.#chunks, n));
+      this.#flushTail();
+      for (const chunk of this.#chunks) controller.enqueue(chunk);
       this.#chunks = [];
       this.#buffered = 0;
       this.#host.consumed(this, n, !this.#ended);
@@ -412,6 +444,8 @@ export class H2Stream implements Duplex {
   #dropBuffered(): void {
     if (this.#buffered > 0) this.#host.consumed(this, this.#buffered, false);
     this.#chunks = [];
+    this.#tail = undefined;
+    this.#tailLength = 0;
     this.#buffered = 0;
   }
 
@@ -456,14 +490,4 @@ export class H2Stream implements Duplex {
     this.#setState(this.#state === "open" ? "half-closed-local" : "closed");
     await this.#wait("taken");
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
 }
