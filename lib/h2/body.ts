@@ -1,0 +1,250 @@
+/**
+ * The two halves of a stream's body, independent of the role: what the peer sends us as a
+ * pull-based `ReadableStream` that returns receive credit as the consumer reads, and what we send
+ * as a `WritableStream` bounded by the send windows and the peer's SETTINGS_MAX_FRAME_SIZE.
+ *
+ * Neither touches the socket: the inbound half reports consumed bytes, the outbound half asks a
+ * `BodySender` for credit and to queue DATA frames.
+ */
+import type { TakenListener } from "./writer.ts";
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Received DATA waiting for the consumer. Credit goes back only when the consumer pulls (or the
+ * bytes are dropped), so what we hold never exceeds the window we advertised, and a slow consumer
+ * slows the peer instead of growing our memory.
+ */
+export class InboundBody {
+  readonly readable: ReadableStream<Uint8Array>;
+  #onConsumed: (n: number, streamToo: boolean) => void;
+  #onCancel: () => void;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #done = false;
+  #pullWaiter: (() => void) | undefined;
+
+  /**
+   * `onConsumed(n, streamToo)`: `n` bytes were read or dropped; `streamToo` is false once the peer
+   * ended the stream (no stream WINDOW_UPDATE is due then). `onCancel`: the consumer cancelled
+   * before the end.
+   */
+  constructor(onConsumed: (n: number, streamToo: boolean) => void, onCancel: () => void) {
+    this.#onConsumed = onConsumed;
+    this.#onCancel = onCancel;
+    this.readable = new ReadableStream<Uint8Array>({
+      pull: (controller) => this.#pull(controller),
+      cancel: () => this.#cancel(),
+    }, { highWaterMark: 0 });
+  }
+
+  /** True once the peer sent END_STREAM. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes received and not yet read. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** A DATA frame's data (a view the caller no longer touches). */
+  push(data: Uint8Array): void {
+    if (data.byteLength === 0) return;
+    if (this.#done || this.#error) {
+      // Nobody will read it: credit it back at once.
+      this.#onConsumed(data.byteLength, !this.#ended);
+      return;
+    }
+    this.#chunks.push(data);
+    this.#buffered += data.byteLength;
+    this.#wake();
+  }
+
+  /** The peer ended the body (END_STREAM). */
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  /**
+   * The stream failed: the readable errors unless the body was already complete (its buffered
+   * bytes then stay readable); buffered bytes of an incomplete body are dropped and credited back.
+   */
+  fail(err: Error): void {
+    if (this.#error) return;
+    this.#error = err;
+    if (!this.#ended) this.drop();
+    this.#wake();
+  }
+
+  /** Drops buffered bytes and credits them back to the connection only. */
+  drop(): void {
+    if (this.#buffered > 0) this.#onConsumed(this.#buffered, false);
+    this.#chunks = [];
+    this.#buffered = 0;
+  }
+
+  #wake(): void {
+    const wake = this.#pullWaiter;
+    if (wake) {
+      this.#pullWaiter = undefined;
+      wake();
+    }
+  }
+
+  #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
+    if (this.#chunks.length > 0) {
+      // Hand over everything buffered; the readable only pulls again once its queue is empty, so
+      // what we hold plus what it holds stays within the window we advertised. Frames that piled
+      // up while the consumer was busy go out as one chunk: the consumer's per-chunk cost (a
+      // socket write when relaying) dwarfs copying them together.
+      const n = this.#buffered;
+      controller.enqueue(this.#chunks.length === 1 ? this.#chunks[0] : concat(this.#chunks, n));
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.#onConsumed(n, !this.#ended);
+      return;
+    }
+    if (this.#ended) {
+      this.#done = true;
+      controller.close();
+      return;
+    }
+    if (this.#error) {
+      this.#done = true;
+      controller.error(this.#error);
+      return;
+    }
+    return new Promise<void>((resolve) => (this.#pullWaiter = resolve)).then(() =>
+      this.#pull(controller)
+    );
+  }
+
+  #cancel(): void {
+    this.#done = true;
+    this.drop();
+    if (!this.#ended) this.#onCancel();
+  }
+}
+
+/** What an outbound body needs from its stream and connection. */
+export interface BodySender {
+  /** Takes up to `want` bytes of send credit (stream, connection, max frame size); 0 = wait. */
+  reserve(want: number): number;
+  /** Queues a DATA frame; `notify.taken()` once its bytes left the connection's queue. */
+  queueData(data: Uint8Array, endStream: boolean, notify: TakenListener | undefined): void;
+  /** Called before the END_STREAM of `close()`: false if no DATA END_STREAM is to be sent. */
+  beforeEnd(): boolean;
+  /** The END_STREAM of `close()` has been queued. */
+  ended(): void;
+  /** The writable was aborted by its user. */
+  abort(): void;
+}
+
+/**
+ * Our side's body: each write is cut into DATA frames as credit allows and resolves once its
+ * bytes have left the connection's queue, so at most one chunk per stream waits there and a peer
+ * that stops reading stalls the writer instead of growing our memory.
+ */
+export class OutboundBody implements TakenListener {
+  readonly writable: WritableStream<Uint8Array>;
+  #sender: BodySender;
+  #error: Error | undefined;
+  #waiting: "window" | "taken" | undefined;
+  #resolveWait: (() => void) | undefined;
+  #rejectWait: ((e: Error) => void) | undefined;
+  #controller!: WritableStreamDefaultController;
+
+  constructor(sender: BodySender) {
+    this.#sender = sender;
+    this.writable = new WritableStream<Uint8Array>({
+      start: (controller) => void (this.#controller = controller),
+      write: (chunk) => this.#write(chunk),
+      close: () => this.#close(),
+      abort: () => this.#sender.abort(),
+    });
+  }
+
+  get waitingForWindow(): boolean {
+    return this.#waiting === "window";
+  }
+
+  /** The send window may have grown. */
+  wakeWindow(): void {
+    if (this.#waiting === "window") this.#settle();
+  }
+
+  /** The bytes of the last write left the connection's queue. */
+  taken(): void {
+    if (this.#waiting === "taken") this.#settle();
+  }
+
+  /** Pending and later writes fail with `err`. */
+  fail(err: Error): void {
+    if (this.#error) return;
+    this.#error = err;
+    if (this.#rejectWait) {
+      const reject = this.#rejectWait;
+      this.#waiting = this.#resolveWait = this.#rejectWait = undefined;
+      reject(err);
+    }
+    try {
+      this.#controller.error(err);
+    } catch {
+      // Already closed or errored.
+    }
+  }
+
+  #wait(kind: "window" | "taken"): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting = kind;
+      this.#resolveWait = resolve;
+      this.#rejectWait = reject;
+    });
+  }
+
+  #settle(): void {
+    const resolve = this.#resolveWait;
+    this.#waiting = this.#resolveWait = this.#rejectWait = undefined;
+    resolve?.();
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
+    if (this.#error) throw this.#error;
+    let off = 0;
+    const length = chunk.byteLength;
+    while (off < length) {
+      const n = this.#sender.reserve(length - off);
+      if (n <= 0) {
+        await this.#wait("window");
+        continue;
+      }
+      const last = off + n === length;
+      this.#sender.queueData(chunk.subarray(off, off + n), false, last ? this : undefined);
+      off += n;
+    }
+    if (length > 0) await this.#wait("taken");
+  }
+
+  async #close(): Promise<void> {
+    if (this.#error) throw this.#error;
+    if (!this.#sender.beforeEnd()) return;
+    this.#sender.queueData(EMPTY, true, this);
+    const taken = this.#wait("taken");
+    this.#sender.ended();
+    await taken;
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,80 @@
+/**
+ * Cuts the bytes read from a connection into HTTP/2 frames (RFC 9113 §4.1), for the read loop of
+ * either role. A frame that arrived whole is handed over as a view into the read chunk; one split
+ * across reads is copied together once.
+ */
+import { ConnectionError, ErrorCode } from "./errors.ts";
+import { FRAME_HEADER_SIZE, type FrameHeader, parseFrameHeader } from "./frame.ts";
+
+/** Called per frame; returning false stops the splitting of the current chunk (we are closing). */
+export type FrameHandler = (header: FrameHeader, payload: Uint8Array) => boolean;
+
+export class FrameSplitter {
+  #maxFrameSize: number;
+  #head = new Uint8Array(FRAME_HEADER_SIZE);
+  #headFill = 0;
+  #header: FrameHeader | undefined;
+  #partial: Uint8Array | undefined;
+  #partialFill = 0;
+
+  /** `maxFrameSize` is our SETTINGS_MAX_FRAME_SIZE: the largest payload we accept. */
+  constructor(maxFrameSize: number) {
+    this.#maxFrameSize = maxFrameSize;
+  }
+
+  /** Feeds one read; calls `onFrame` for every frame it completes. Throws `ConnectionError`. */
+  feed(chunk: Uint8Array, onFrame: FrameHandler): void {
+    let off = 0;
+    const len = chunk.byteLength;
+    while (off < len) {
+      if (this.#header === undefined) {
+        if (this.#headFill === 0 && len - off >= FRAME_HEADER_SIZE) {
+          const h = parseFrameHeader(chunk, off);
+          this.#checkFrameSize(h);
+          if (len - off - FRAME_HEADER_SIZE >= h.length) {
+            // The fast path: the whole frame is in this read.
+            const start = off + FRAME_HEADER_SIZE;
+            off = start + h.length;
+            if (!onFrame(h, chunk.subarray(start, off))) return;
+            continue;
+          }
+          this.#header = h;
+          off += FRAME_HEADER_SIZE;
+        } else {
+          const take = Math.min(FRAME_HEADER_SIZE - this.#headFill, len - off);
+          this.#head.set(chunk.subarray(off, off + take), this.#headFill);
+          this.#headFill += take;
+          off += take;
+          if (this.#headFill < FRAME_HEADER_SIZE) return;
+          this.#header = parseFrameHeader(this.#head);
+          this.#checkFrameSize(this.#header);
+          this.#head = new Uint8Array(FRAME_HEADER_SIZE);
+          this.#headFill = 0;
+        }
+        this.#partial = new Uint8Array(this.#header.length);
+        this.#partialFill = 0;
+      }
+      const take = Math.min(this.#header.length - this.#partialFill, len - off);
+      this.#partial!.set(chunk.subarray(off, off + take), this.#partialFill);
+      this.#partialFill += take;
+      off += take;
+      if (this.#partialFill === this.#header.length) {
+        const h = this.#header;
+        const payload = this.#partial!;
+        this.#header = this.#partial = undefined;
+        if (!onFrame(h, payload)) return;
+      }
+    }
+  }
+
+  #checkFrameSize(h: FrameHeader): void {
+    // RFC 9113 §4.2: "An endpoint MUST send an error code of FRAME_SIZE_ERROR if a frame exceeds
+    // the size defined in SETTINGS_MAX_FRAME_SIZE".
+    if (h.length > this.#maxFrameSize) {
+      throw new ConnectionError(
+        ErrorCode.FRAME_SIZE_ERROR,
+        `frame of ${h.length} bytes (type ${h.type}, stream ${h.streamId}) exceeds our SETTINGS_MAX_FRAME_SIZE ${this.#maxFrameSize}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,865 @@
+/**
+ * An HTTP/2 server connection (RFC 9113) over any {@link Duplex}: the client preface, SETTINGS, one
+ * read loop, one writer, PING, GOAWAY both ways, and the streams clients open on it.
+ *
+ * It mirrors the client role (connection.ts): frames are cut by `FrameSplitter`, written by one
+ * `FrameWriter` (SETTINGS ACK, PING ACK and WINDOW_UPDATE jump ahead of DATA; frames queued in one
+ * tick share a write), receive credit goes back as the handler reads, and DATA is bounded by
+ * min(stream window, connection window, the client's SETTINGS_MAX_FRAME_SIZE). Only this file
+ * catches `ConnectionError` (→ GOAWAY, every stream fails) and `StreamError` (→ RST_STREAM, one
+ * stream fails).
+ */
+import type { Duplex } from "../net/duplex.ts";
+import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
+import { InboundWindow, OutboundWindow } from "./flow.ts";
+import {
+  CONNECTION_PREFACE,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_WINDOW_SIZE,
+  encodeDataHeader,
+  encodeGoAway,
+  encodeHeaderBlock,
+  encodePing,
+  encodeRstStream,
+  encodeSettings,
+  encodeSettingsAck,
+  encodeWindowUpdate,
+  type FrameHeader,
+  FrameType,
+  MAX_MAX_FRAME_SIZE,
+  MAX_WINDOW_SIZE,
+  parseContinuation,
+  parseData,
+  parseGoAway,
+  parseHeaders,
+  parsePing,
+  parsePriority,
+  parseRstStream,
+  parseSettings,
+  parseWindowUpdate,
+  SettingId,
+} from "./frame.ts";
+import { FrameSplitter } from "./frame_splitter.ts";
+import { HpackDecoder, HpackEncoder } from "./hpack.ts";
+import {
+  type H2ServerRequest,
+  H2ServerStream,
+  parseRequest,
+  type ServerStreamHost,
+} from "./server_stream.ts";
+import { FrameWriter, type TakenListener } from "./writer.ts";
+
+export { H2ServerStream };
+export type { H2ServerRequest };
+
+export interface H2ServerOptions {
+  /** Our SETTINGS_INITIAL_WINDOW_SIZE: how much each request body may buffer unread (4 MiB). */
+  initialWindowSize?: number;
+  /** Our connection receive window, raised by WINDOW_UPDATE after SETTINGS (default 16 MiB). */
+  connectionWindowSize?: number;
+  /** Our SETTINGS_MAX_CONCURRENT_STREAMS; streams past it are refused (default 256). */
+  maxConcurrentStreams?: number;
+  /** Our SETTINGS_MAX_FRAME_SIZE: the largest frame we accept (default 64 KiB). */
+  maxFrameSize?: number;
+  /** Our SETTINGS_MAX_HEADER_LIST_SIZE, also the cap on a CONTINUATION sequence (default 64 KiB). */
+  maxHeaderListSize?: number;
+  /** The client preface and SETTINGS, and the ACK of ours, must come within this (default 10 s). */
+  settingsTimeout?: number;
+  /** Send a PING after this long without reading anything; 0 = off (default 60 s). */
+  readIdleTimeout?: number;
+  /** Close the connection when that PING is not answered within this (default 15 s). */
+  pingTimeout?: number;
+}
+
+/** Called for every valid request; must not throw (an exception resets the stream). */
+export type StreamHandler = (stream: H2ServerStream) => void;
+
+/**
+ * The windows match the client role's (connection.ts): 4 MiB per stream lets one upload run at full
+ * speed wherever bandwidth × RTT is under 4 MiB; 16 MiB bounds what all request bodies of one
+ * connection can buffer unread. 256 streams: v2ray clients multiplex every proxied connection of
+ * a user onto one HTTP/2 connection.
+ */
+const DEFAULTS = {
+  initialWindowSize: 4 * 1024 * 1024,
+  connectionWindowSize: 16 * 1024 * 1024,
+  maxConcurrentStreams: 256,
+  maxFrameSize: 64 * 1024,
+  maxHeaderListSize: 64 * 1024,
+  settingsTimeout: 10_000,
+  readIdleTimeout: 60_000,
+  pingTimeout: 15_000,
+};
+
+/** CONTINUATION frames per header block before we call it a flood (CVE-2024-27316 and kin). */
+const MAX_CONTINUATIONS = 64;
+/**
+ * Ids of streams we reset (late frames on them are ignored, RFC 9113 §5.1) and of streams that
+ * ended both ways (a new HEADERS on one is STREAM_CLOSED, not a non-increasing id): the most recent.
+ */
+const MAX_REMEMBERED_IDS = 1024;
+/** How long a GOAWAY may take to reach a peer that stopped reading. */
+const GOAWAY_WRITE_MS = 1_000;
+
+interface PendingBlock {
+  streamId: number;
+  endStream: boolean;
+  parts: Uint8Array[];
+  size: number;
+  frames: number;
+}
+
+export class H2ServerConnection implements ServerStreamHost {
+  /** Resolves when the connection is gone: undefined for a clean end, else what ended it. */
+  readonly closed: Promise<Error | undefined>;
+
+  #duplex: Duplex;
+  #onStream: StreamHandler;
+  #opts: typeof DEFAULTS;
+  #writer: FrameWriter;
+  #splitter: FrameSplitter;
+  #streams = new Map<number, H2ServerStream>();
+  #encoder = new HpackEncoder({});
+  #decoder: HpackDecoder;
+  /** RFC 9113 §5.1.1: the highest stream id the client has used; new ones must exceed it. */
+  #lastStreamId = 0;
+  #resetIds = new Set<number>();
+  #closedIds = new Set<number>();
+
+  // The client's settings (RFC 9113 §6.5.2 initial values until its SETTINGS arrives).
+  #peerInitialWindow = DEFAULT_WINDOW_SIZE;
+  #peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  #sendWindow = new OutboundWindow(DEFAULT_WINDOW_SIZE);
+  #recvWindow = new InboundWindow(DEFAULT_WINDOW_SIZE);
+
+  #prefaceLeft = CONNECTION_PREFACE.byteLength;
+  #gotSettings = false;
+  #gotSettingsAck = false;
+  #settingsTimer: ReturnType<typeof setTimeout> | undefined;
+  #resolveReady!: () => void;
+  #rejectReady!: (e: Error) => void;
+  #pending: PendingBlock | undefined;
+  /** The last-stream-id of the GOAWAY we sent (graceful shutdown); new streams past it refused. */
+  #goAwaySent: number | undefined;
+  #peerGoAway = false;
+  #drained: (() => void) | undefined;
+  #error: Error | undefined;
+  #closing = false;
+  #resolveClosed!: (e: Error | undefined) => void;
+  #readDone: Promise<void>;
+
+  // Health check.
+  #lastRead = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingData: Uint8Array | undefined;
+
+  private constructor(duplex: Duplex, onStream: StreamHandler, options: H2ServerOptions) {
+    this.#duplex = duplex;
+    this.#onStream = onStream;
+    this.#opts = { ...DEFAULTS };
+    for (const [k, v] of Object.entries(options)) {
+      if (v !== undefined && k in DEFAULTS) (this.#opts as Record<string, number>)[k] = v;
+    }
+    const o = this.#opts;
+    if (o.initialWindowSize < 0 || o.initialWindowSize > MAX_WINDOW_SIZE) {
+      throw new RangeError(`initialWindowSize must be 0 to 2^31-1, got ${o.initialWindowSize}`);
+    }
+    if (o.connectionWindowSize < DEFAULT_WINDOW_SIZE || o.connectionWindowSize > MAX_WINDOW_SIZE) {
+      throw new RangeError(
+        `connectionWindowSize must be 65535 to 2^31-1, got ${o.connectionWindowSize}`,
+      );
+    }
+    if (o.maxFrameSize < DEFAULT_MAX_FRAME_SIZE || o.maxFrameSize > MAX_MAX_FRAME_SIZE) {
+      throw new RangeError(`maxFrameSize must be 16384 to 16777215, got ${o.maxFrameSize}`);
+    }
+    if (!(o.maxConcurrentStreams >= 0)) {
+      throw new RangeError(`maxConcurrentStreams must be >= 0, got ${o.maxConcurrentStreams}`);
+    }
+    this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
+    this.#splitter = new FrameSplitter(o.maxFrameSize);
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#writer = new FrameWriter(duplex.writable, (err) => {
+      this.#fail(
+        new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `write failed: ${(err as Error)?.message ?? err}`,
+          { cause: err, initiator: "peer" },
+        ),
+      );
+    });
+
+    // RFC 9113 §3.4: "The server connection preface consists of a potentially empty SETTINGS
+    // frame that MUST be the first frame the server sends". It need not wait for the client's.
+    this.#writer.urgent(encodeSettings([
+      [SettingId.MAX_CONCURRENT_STREAMS, o.maxConcurrentStreams],
+      [SettingId.INITIAL_WINDOW_SIZE, o.initialWindowSize],
+      [SettingId.MAX_FRAME_SIZE, o.maxFrameSize],
+      [SettingId.MAX_HEADER_LIST_SIZE, o.maxHeaderListSize],
+    ]));
+    // RFC 9113 §6.9.2: the connection window can only be changed by WINDOW_UPDATE.
+    const raise = o.connectionWindowSize - DEFAULT_WINDOW_SIZE;
+    if (raise > 0) {
+      this.#recvWindow.grow(raise);
+      this.#writer.urgent(encodeWindowUpdate(0, raise));
+    }
+    this.#settingsTimer = setTimeout(() => this.#settingsExpired(), o.settingsTimeout);
+    this.#readDone = this.#readLoop();
+  }
+
+  /**
+   * Sends our SETTINGS, reads the client preface and waits for the client's SETTINGS. Rejects
+   * (having closed the duplex) on a bad preface, a protocol error or the settings timeout.
+   * `onStream` is called for every valid request from then on.
+   */
+  static async accept(
+    duplex: Duplex,
+    onStream: StreamHandler,
+    options: H2ServerOptions = {},
+  ): Promise<H2ServerConnection> {
+    const conn = new H2ServerConnection(duplex, onStream, options);
+    const ready = new Promise<void>((resolve, reject) => {
+      conn.#resolveReady = resolve;
+      conn.#rejectReady = reject;
+    });
+    if (conn.#error) throw conn.#error;
+    await ready;
+    return conn;
+  }
+
+  /** Streams open right now (not yet closed both ways or reset). */
+  get activeStreams(): number {
+    return this.#streams.size;
+  }
+
+  /** Sends GOAWAY NO_ERROR with the last stream id processed and closes now; open streams fail. */
+  close(): void {
+    this.#fail(new ConnectionError(ErrorCode.NO_ERROR, "connection closed by us"));
+  }
+
+  /**
+   * Graceful close: GOAWAY NO_ERROR now (new streams are refused), open streams get up to
+   * `graceMs` to finish, then the connection closes. Resolves once it is closed.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.#closing) return void await this.closed;
+    this.#sendGoAway();
+    if (this.#streams.size > 0 && graceMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.#drained = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+        this.closed,
+      ]);
+      clearTimeout(timer);
+    }
+    this.close();
+    await this.closed;
+  }
+
+  #sendGoAway(): void {
+    if (this.#goAwaySent !== undefined) return;
+    this.#goAwaySent = this.#lastStreamId;
+    this.#writer.urgent(encodeGoAway(this.#lastStreamId, ErrorCode.NO_ERROR));
+  }
+
+  // ---- ServerStreamHost ----
+
+  reserve(stream: H2ServerStream, want: number): number {
+    if (this.#closing) return 0;
+    const n = Math.min(want, stream.sendWindow.size, this.#sendWindow.size, this.#peerMaxFrameSize);
+    if (n <= 0) return 0;
+    stream.sendWindow.consume(n);
+    this.#sendWindow.consume(n);
+    return n;
+  }
+
+  queueHeaders(stream: H2ServerStream, fields: Array<[string, string]>, endStream: boolean): void {
+    if (this.#closing) return;
+    // Encoded now, in the order queued: the client decodes blocks in the order they arrive.
+    const block = this.#encoder.encode(fields);
+    this.#writer.queue(
+      encodeHeaderBlock(stream.id, block, { endStream, maxFrameSize: this.#peerMaxFrameSize }),
+    );
+  }
+
+  queueData(
+    stream: H2ServerStream,
+    data: Uint8Array,
+    endStream: boolean,
+    notify: TakenListener | undefined,
+  ): void {
+    if (this.#closing) return;
+    this.#writer.queue(
+      encodeDataHeader(stream.id, data.byteLength, endStream),
+      data.byteLength > 0 ? data : undefined,
+      notify,
+    );
+  }
+
+  queueReset(stream: H2ServerStream, code: number): void {
+    if (this.#closing) return;
+    this.#rememberReset(stream.id);
+    this.#writer.queue(encodeRstStream(stream.id, code));
+  }
+
+  consumed(stream: H2ServerStream, n: number, streamToo: boolean): void {
+    if (this.#closing || n <= 0) return;
+    const conn = this.#recvWindow.consume(n);
+    if (conn > 0) this.#writer.urgent(encodeWindowUpdate(0, conn));
+    if (streamToo) {
+      const s = stream.recvWindow.consume(n);
+      if (s > 0) this.#writer.urgent(encodeWindowUpdate(stream.id, s));
+    }
+  }
+
+  streamClosed(stream: H2ServerStream): void {
+    if (this.#streams.get(stream.id) !== stream) return;
+    this.#streams.delete(stream.id);
+    remember(this.#closedIds, stream.id);
+    if (this.#streams.size > 0) return;
+    // After a GOAWAY either way, the connection lives only for the streams still finishing.
+    this.#drained?.();
+    if (this.#peerGoAway) this.close();
+  }
+
+  // ---- the reader ----
+
+  async #readLoop(): Promise<void> {
+    const reader = this.#duplex.readable.getReader();
+    const onFrame = (h: FrameHeader, payload: Uint8Array) => {
+      this.#handle(h, payload);
+      return !this.#closing;
+    };
+    try {
+      for (;;) {
+        let r: ReadableStreamReadResult<Uint8Array> | undefined;
+        let readError: unknown;
+        try {
+          r = await reader.read();
+        } catch (err) {
+          readError = err;
+        }
+        if (this.#closing) break;
+        if (!r || r.done) {
+          // A client that goes away with nothing in flight is the normal end of a connection;
+          // with streams open, every one of them fails now.
+          const open = this.#streams.size;
+          const how = readError ? ` (${(readError as Error)?.message ?? readError})` : "";
+          throw new ConnectionError(
+            open > 0 ? ErrorCode.INTERNAL_ERROR : ErrorCode.NO_ERROR,
+            `client closed the connection${how}${open > 0 ? ` with ${open} streams open` : ""}`,
+            { cause: readError, initiator: "peer" },
+          );
+        }
+        this.#lastRead = performance.now();
+        let chunk = r.value;
+        if (this.#prefaceLeft > 0) chunk = this.#checkPreface(chunk);
+        this.#splitter.feed(chunk, onFrame);
+        if (this.#closing) break;
+      }
+    } catch (err) {
+      // Anything but a ConnectionError here is a bug of ours; still, fail the connection cleanly.
+      this.#fail(
+        err instanceof ConnectionError ? err : new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `internal error while handling a frame: ${(err as Error)?.message ?? err}`,
+          { cause: err },
+        ),
+      );
+    } finally {
+      reader.cancel().catch(() => {});
+      reader.releaseLock();
+    }
+  }
+
+  /** Matches the start of the stream against the client preface; returns what follows it. */
+  #checkPreface(chunk: Uint8Array): Uint8Array {
+    const offset = CONNECTION_PREFACE.byteLength - this.#prefaceLeft;
+    const n = Math.min(this.#prefaceLeft, chunk.byteLength);
+    for (let i = 0; i < n; i++) {
+      if (chunk[i] !== CONNECTION_PREFACE[offset + i]) {
+        // RFC 9113 §3.4: "Clients and servers MUST treat an invalid connection preface as a
+        // connection error of type PROTOCOL_ERROR."
+        const seen = new TextDecoder().decode(chunk.subarray(0, Math.min(n, 16)));
+        throw new ConnectionError(
+          ErrorCode.PROTOCOL_ERROR,
+          `invalid client preface at byte ${offset + i} (got ${JSON.stringify(seen)})`,
+        );
+      }
+    }
+    this.#prefaceLeft -= n;
+    return chunk.subarray(n);
+  }
+
+  /** Handles one frame; a `StreamError` resets that stream, a `ConnectionError` propagates. */
+  #handle(h: FrameHeader, payload: Uint8Array): void {
+    try {
+      this.#dispatch(h, payload);
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err;
+      this.#rememberReset(err.streamId);
+      this.#writer.urgent(encodeRstStream(err.streamId, err.code));
+      this.#streams.get(err.streamId)?.fail(err);
+    }
+  }
+
+  #dispatch(h: FrameHeader, payload: Uint8Array): void {
+    // RFC 9113 §3.4: the client preface is the magic octets then "a SETTINGS frame ... MUST be
+    // the first frame the client sends"; anything else is an invalid preface, PROTOCOL_ERROR.
+    if (!this.#gotSettings && (h.type !== FrameType.SETTINGS || (h.flags & 0x1) !== 0)) {
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `first frame from the client is type ${h.type}, not SETTINGS`,
+      );
+    }
+    // RFC 9113 §6.10: a header block's frames must be contiguous: "Receipt of any other type of
+    // frame or a frame on a different stream MUST be treated as a connection error of type
+    // PROTOCOL_ERROR."
+    if (
+      this.#pending && (h.type !== FrameType.CONTINUATION || h.streamId !== this.#pending.streamId)
+    ) {
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `expected CONTINUATION on stream ${this.#pending.streamId}, got type ${h.type} on stream ${h.streamId}`,
+      );
+    }
+    switch (h.type) {
+      case FrameType.DATA: {
+        const f = parseData(h, payload);
+        // RFC 9113 §6.9.1: "A sender MUST NOT send a flow-controlled frame with a length that
+        // exceeds the space available in either of the flow-control windows advertised by the
+        // receiver"; overrunning the connection window is a connection FLOW_CONTROL_ERROR.
+        if (!this.#recvWindow.receive(f.flowLength)) {
+          throw new ConnectionError(
+            ErrorCode.FLOW_CONTROL_ERROR,
+            `client sent ${f.flowLength} bytes past the connection window (${this.#recvWindow.available} left)`,
+          );
+        }
+        const stream = this.#streams.get(h.streamId);
+        if (!stream) {
+          this.#checkNotIdle(h, "DATA");
+          // A stream we reset or finished: its bytes still count against the connection window,
+          // so credit them back or the connection would slowly starve.
+          this.#creditConnection(f.flowLength);
+          // RFC 9113 §5.1: "An endpoint MUST ignore frames that it receives on closed streams
+          // after it has sent a RST_STREAM frame." Otherwise §6.1: DATA on a stream not "open" or
+          // "half-closed (local)" is a stream error of type STREAM_CLOSED.
+          if (this.#resetIds.has(h.streamId)) break;
+          throw new StreamError(
+            h.streamId,
+            ErrorCode.STREAM_CLOSED,
+            `reset stream ${h.streamId}: DATA on a closed stream`,
+          );
+        }
+        try {
+          stream.onData(f.data, f.flowLength, f.endStream);
+        } catch (err) {
+          // A reset stream's bytes will never be read: return them to the connection window.
+          if (err instanceof StreamError) this.#creditConnection(f.flowLength);
+          throw err;
+        }
+        break;
+      }
+      case FrameType.HEADERS: {
+        const f = parseHeaders(h, payload);
+        if (f.endHeaders) {
+          this.#onHeaderBlock(h.streamId, f.fragment, f.endStream);
+        } else {
+          this.#pending = {
+            streamId: h.streamId,
+            endStream: f.endStream,
+            parts: [f.fragment.slice()],
+            size: f.fragment.byteLength,
+            frames: 1,
+          };
+          this.#checkBlockSize(this.#pending);
+        }
+        break;
+      }
+      case FrameType.CONTINUATION: {
+        const f = parseContinuation(h, payload);
+        const p = this.#pending;
+        if (!p) {
+          // RFC 9113 §6.10: a CONTINUATION not preceded by HEADERS, PUSH_PROMISE or CONTINUATION
+          // without END_HEADERS is "a connection error of type PROTOCOL_ERROR".
+          throw new ConnectionError(
+            ErrorCode.PROTOCOL_ERROR,
+            `CONTINUATION on stream ${h.streamId} without a preceding HEADERS`,
+          );
+        }
+        p.parts.push(f.fragment.slice());
+        p.size += f.fragment.byteLength;
+        p.frames++;
+        this.#checkBlockSize(p);
+        if (f.endHeaders) {
+          this.#pending = undefined;
+          const block = new Uint8Array(p.size);
+          let o = 0;
+          for (const part of p.parts) {
+            block.set(part, o);
+            o += part.byteLength;
+          }
+          this.#onHeaderBlock(p.streamId, block, p.endStream);
+        }
+        break;
+      }
+      case FrameType.PRIORITY: {
+        // Validated, then ignored: RFC 9113 §5.3.2 deprecates the priority signals.
+        const p = parsePriority(h, payload);
+        // RFC 9113 §5.3.1: "A stream cannot depend on itself. An endpoint MUST treat this as a
+        // stream error of type PROTOCOL_ERROR."
+        if (p.dependency === h.streamId) {
+          throw new StreamError(
+            h.streamId,
+            ErrorCode.PROTOCOL_ERROR,
+            `reset stream ${h.streamId}: PRIORITY makes it depend on itself`,
+          );
+        }
+        break;
+      }
+      case FrameType.RST_STREAM: {
+        const code = parseRstStream(h, payload);
+        this.#checkNotIdle(h, "RST_STREAM");
+        this.#streams.get(h.streamId)?.onReset(code);
+        break;
+      }
+      case FrameType.SETTINGS:
+        this.#onSettings(h, payload);
+        break;
+      case FrameType.PUSH_PROMISE:
+        // RFC 9113 §8.4: "A client cannot push. Thus, servers MUST treat the receipt of a
+        // PUSH_PROMISE frame as a connection error of type PROTOCOL_ERROR."
+        throw new ConnectionError(
+          ErrorCode.PROTOCOL_ERROR,
+          `PUSH_PROMISE from the client on stream ${h.streamId}`,
+        );
+      case FrameType.PING: {
+        const f = parsePing(h, payload);
+        if (!f.ack) {
+          // RFC 9113 §6.7: "Receivers of a PING frame that does not include an ACK flag MUST send
+          // a PING frame with the ACK flag set in response, with an identical frame payload."
+          this.#writer.urgent(encodePing(true, f.data));
+        } else if (this.#pingData && f.data.every((b, i) => b === this.#pingData![i])) {
+          this.#pingData = undefined;
+          clearTimeout(this.#pingTimer);
+          this.#pingTimer = undefined;
+          this.#armIdleTimer(this.#opts.readIdleTimeout);
+        }
+        break;
+      }
+      case FrameType.GOAWAY:
+        this.#onGoAway(parseGoAway(h, payload));
+        break;
+      case FrameType.WINDOW_UPDATE: {
+        const increment = parseWindowUpdate(h, payload);
+        if (h.streamId === 0) {
+          // RFC 9113 §6.9.1: "If a sender receives a WINDOW_UPDATE that causes a flow-control
+          // window to exceed this maximum, it MUST terminate either the stream or the
+          // connection, as appropriate" — FLOW_CONTROL_ERROR.
+          if (!this.#sendWindow.add(increment)) {
+            throw new ConnectionError(
+              ErrorCode.FLOW_CONTROL_ERROR,
+              `connection send window ${this.#sendWindow.size} + ${increment} exceeds 2^31-1`,
+            );
+          }
+          for (const s of this.#streams.values()) if (s.waitingForWindow) s.wakeWindow();
+          break;
+        }
+        this.#checkNotIdle(h, "WINDOW_UPDATE");
+        const stream = this.#streams.get(h.streamId);
+        if (!stream) break;
+        if (!stream.sendWindow.add(increment)) {
+          throw new StreamError(
+            h.streamId,
+            ErrorCode.FLOW_CONTROL_ERROR,
+            `reset stream ${h.streamId}: send window ${stream.sendWindow.size} + ${increment} exceeds 2^31-1`,
+          );
+        }
+        stream.wakeWindow();
+        break;
+      }
+      default:
+        // RFC 9113 §4.1: "Implementations MUST ignore and discard frames of unknown types."
+        break;
+    }
+  }
+
+  #creditConnection(n: number): void {
+    const inc = this.#recvWindow.consume(n);
+    if (inc > 0) this.#writer.urgent(encodeWindowUpdate(0, inc));
+  }
+
+  #rememberReset(id: number): void {
+    remember(this.#resetIds, id);
+  }
+
+  /**
+   * RFC 9113 §5.1: "idle: ... Receiving any frame other than HEADERS or PRIORITY on a stream in
+   * this state MUST be treated as a connection error of type PROTOCOL_ERROR." Idle = a client id
+   * above every one used so far, or an even (server-initiated) id, which we never open.
+   */
+  #checkNotIdle(h: { streamId: number }, what: string): void {
+    if (h.streamId % 2 === 0 || h.streamId > this.#lastStreamId) {
+      throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `${what} on idle stream ${h.streamId}`);
+    }
+  }
+
+  #checkBlockSize(p: PendingBlock): void {
+    // A header block larger than the header list we accept, or one spread over many tiny
+    // CONTINUATION frames, is a flood: stop buffering it (memory stays flat) and end the
+    // connection, as RFC 9113 §10.5.1 allows.
+    if (p.size > this.#opts.maxHeaderListSize || p.frames > MAX_CONTINUATIONS) {
+      throw new ConnectionError(
+        ErrorCode.ENHANCE_YOUR_CALM,
+        `header block on stream ${p.streamId} exceeds ${
+          p.size > this.#opts.maxHeaderListSize
+            ? `${this.#opts.maxHeaderListSize} bytes`
+            : `${MAX_CONTINUATIONS} CONTINUATION frames`
+        }`,
+      );
+    }
+  }
+
+  #onHeaderBlock(streamId: number, block: Uint8Array, endStream: boolean): void {
+    // RFC 9113 §4.3: every header block is decoded, even for a stream we refuse or reset, or the
+    // HPACK tables of the two ends drift apart. Decoding errors are connection errors.
+    const fields = this.#decoder.decode(block);
+    const stream = this.#streams.get(streamId);
+    if (stream) {
+      stream.onHeaders(fields, endStream);
+      return;
+    }
+    // RFC 9113 §5.1.1: "Streams initiated by a client MUST use odd-numbered stream identifiers".
+    if (streamId % 2 === 0) {
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `HEADERS on even stream ${streamId}: clients open odd ones`,
+      );
+    }
+    if (streamId <= this.#lastStreamId) {
+      // RFC 9113 §5.1: "An endpoint MUST ignore frames that it receives on closed streams after
+      // it has sent a RST_STREAM frame" (the HPACK state was updated above).
+      if (this.#resetIds.has(streamId)) return;
+      // A stream that ended both ways: "for an endpoint that receives any frames after receiving
+      // a frame with the END_STREAM flag set, it MUST treat that as a connection error of type
+      // STREAM_CLOSED".
+      if (this.#closedIds.has(streamId)) {
+        throw new ConnectionError(
+          ErrorCode.STREAM_CLOSED,
+          `HEADERS on closed stream ${streamId}`,
+        );
+      }
+      // RFC 9113 §5.1.1: "The identifier of a newly established stream MUST be numerically
+      // greater than all streams that the initiating endpoint has opened ... An endpoint that
+      // receives an unexpected stream identifier MUST respond with a connection error of type
+      // PROTOCOL_ERROR."
+      throw new ConnectionError(
+        ErrorCode.PROTOCOL_ERROR,
+        `HEADERS opening stream ${streamId} after stream ${this.#lastStreamId}: ids must increase`,
+      );
+    }
+    this.#lastStreamId = streamId;
+    if (this.#goAwaySent !== undefined || this.#closing) {
+      // Past our GOAWAY's last-stream-id: not processed, so the client may retry it elsewhere.
+      throw new StreamError(
+        streamId,
+        ErrorCode.REFUSED_STREAM,
+        `refused stream ${streamId}: shutting down`,
+      );
+    }
+    // RFC 9113 §5.1.2: "An endpoint that receives a HEADERS frame that causes its advertised
+    // concurrent stream limit to be exceeded MUST treat this as a stream error of type
+    // PROTOCOL_ERROR or REFUSED_STREAM." REFUSED_STREAM tells the client it may retry.
+    if (this.#streams.size >= this.#opts.maxConcurrentStreams) {
+      throw new StreamError(
+        streamId,
+        ErrorCode.REFUSED_STREAM,
+        `refused stream ${streamId}: ${this.#streams.size} streams open, the limit is ${this.#opts.maxConcurrentStreams}`,
+      );
+    }
+    const request = parseRequest(streamId, fields);
+    const created = new H2ServerStream(streamId, request, this, {
+      sendWindow: this.#peerInitialWindow,
+      recvWindow: this.#opts.initialWindowSize,
+      endStream,
+    });
+    this.#streams.set(streamId, created);
+    try {
+      this.#onStream(created);
+    } catch (err) {
+      // The handler's bug stays in its stream.
+      throw new StreamError(
+        streamId,
+        ErrorCode.INTERNAL_ERROR,
+        `reset stream ${streamId}: handler failed: ${(err as Error)?.message ?? err}`,
+        { cause: err },
+      );
+    }
+  }
+
+  #onSettings(h: FrameHeader, payload: Uint8Array): void {
+    const f = parseSettings(h, payload);
+    if (f.ack) {
+      this.#gotSettingsAck = true;
+      this.#settingsDone();
+      return;
+    }
+    for (const [id, value] of f.settings) {
+      switch (id) {
+        case SettingId.HEADER_TABLE_SIZE:
+          this.#encoder.setMaxTableSize(value);
+          break;
+        case SettingId.INITIAL_WINDOW_SIZE: {
+          // RFC 9113 §6.9.2: the change applies to every open stream's window, which may go
+          // negative; "An endpoint MUST treat a change to SETTINGS_INITIAL_WINDOW_SIZE that causes
+          // any flow-control window to exceed the maximum size as a connection error of type
+          // FLOW_CONTROL_ERROR."
+          const delta = value - this.#peerInitialWindow;
+          this.#peerInitialWindow = value;
+          for (const s of this.#streams.values()) {
+            if (!s.sendWindow.add(delta)) {
+              throw new ConnectionError(
+                ErrorCode.FLOW_CONTROL_ERROR,
+                `SETTINGS_INITIAL_WINDOW_SIZE ${value} overflows the window of stream ${s.id}`,
+              );
+            }
+            if (delta > 0) s.wakeWindow();
+          }
+          break;
+        }
+        case SettingId.MAX_FRAME_SIZE:
+          this.#peerMaxFrameSize = value;
+          break;
+          // ENABLE_PUSH (validated by the parser) does not matter: we never push.
+          // MAX_CONCURRENT_STREAMS limits streams we would open: none.
+      }
+    }
+    // RFC 9113 §6.5.3: "Upon receiving a SETTINGS frame with the ACK flag set to 0, the recipient
+    // MUST apply the updated settings as soon as possible upon receipt" and then acknowledge them.
+    this.#writer.urgent(encodeSettingsAck());
+    if (!this.#gotSettings) {
+      this.#gotSettings = true;
+      this.#settingsDone();
+      this.#resolveReady?.();
+      this.#armIdleTimer(this.#opts.readIdleTimeout);
+    }
+  }
+
+  #settingsDone(): void {
+    if (this.#gotSettings && this.#gotSettingsAck) {
+      clearTimeout(this.#settingsTimer);
+      this.#settingsTimer = undefined;
+    }
+  }
+
+  #settingsExpired(): void {
+    this.#settingsTimer = undefined;
+    const ms = this.#opts.settingsTimeout;
+    this.#fail(
+      this.#gotSettings
+        // RFC 9113 §6.5.3: "If the sender of a SETTINGS frame does not receive an acknowledgment
+        // within a reasonable amount of time, it MAY issue a connection error of type
+        // SETTINGS_TIMEOUT."
+        ? new ConnectionError(ErrorCode.SETTINGS_TIMEOUT, `no SETTINGS ACK within ${ms} ms`)
+        : new ConnectionError(
+          ErrorCode.SETTINGS_TIMEOUT,
+          `no client preface and SETTINGS within ${ms} ms`,
+        ),
+    );
+  }
+
+  #onGoAway(f: { lastStreamId: number; code: number; debugData: Uint8Array }): void {
+    // A client's GOAWAY says it is going: it opens no more streams. With NO_ERROR the streams in
+    // flight finish first; with an error code the client is about to drop the connection.
+    if (f.code !== ErrorCode.NO_ERROR) {
+      const debug = f.debugData.byteLength > 0
+        ? `, "${new TextDecoder().decode(f.debugData.subarray(0, 256))}"`
+        : "";
+      throw new ConnectionError(
+        f.code,
+        `client sent GOAWAY (${errorCodeName(f.code)}${debug})`,
+        { initiator: "peer" },
+      );
+    }
+    this.#peerGoAway = true;
+    if (this.#streams.size === 0) this.close();
+  }
+
+  // ---- health check ----
+
+  #armIdleTimer(ms: number): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#opts.readIdleTimeout <= 0 || this.#closing) return;
+    this.#idleTimer = setTimeout(() => this.#idleCheck(), Math.max(1, ms));
+  }
+
+  #idleCheck(): void {
+    this.#idleTimer = undefined;
+    if (this.#closing || this.#pingData) return;
+    const idle = performance.now() - this.#lastRead;
+    const timeout = this.#opts.readIdleTimeout;
+    if (idle < timeout) {
+      this.#armIdleTimer(timeout - idle);
+      return;
+    }
+    // Nothing read for readIdleTimeout: a client that vanished without a FIN (a NAT forgot us,
+    // a laptop slept) would otherwise hold its streams forever.
+    this.#pingData = crypto.getRandomValues(new Uint8Array(8));
+    this.#writer.urgent(encodePing(false, this.#pingData));
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      this.#fail(
+        new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `health check failed: no PING ACK within ${this.#opts.pingTimeout} ms after ${timeout} ms idle`,
+        ),
+      );
+    }, this.#opts.pingTimeout);
+  }
+
+  // ---- shutdown ----
+
+  /** Ends the connection with `err`: GOAWAY (if we started it), every stream fails, duplex closed. */
+  #fail(err: Error): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#error = err;
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#pingTimer);
+    clearTimeout(this.#settingsTimer);
+    this.#idleTimer = this.#pingTimer = this.#settingsTimer = undefined;
+    this.#rejectReady?.(err);
+    for (const s of this.#streams.values()) s.fail(err);
+    this.#streams.clear();
+    this.#drained?.();
+    const local = !(err instanceof ConnectionError) || err.initiator === "local";
+    void this.#shutdown(local, err);
+  }
+
+  async #shutdown(local: boolean, err: Error): Promise<void> {
+    const code = err instanceof ConnectionError ? err.code : ErrorCode.INTERNAL_ERROR;
+    // RFC 9113 §5.4.1: "An endpoint that encounters a connection error SHOULD first send a
+    // GOAWAY frame ... with the stream identifier of the last stream that it successfully
+    // received from its peer." After an error, queued frames of the failed streams are dropped.
+    const goAway = local
+      ? encodeGoAway(
+        Math.min(this.#lastStreamId, this.#goAwaySent ?? this.#lastStreamId),
+        code,
+        new TextEncoder().encode(code === ErrorCode.NO_ERROR ? "" : err.message.slice(0, 200)),
+      )
+      : undefined;
+    // A clean close sends what is queued first: the last responses may still be in the queue.
+    await this.#writer.finish(goAway, GOAWAY_WRITE_MS, code === ErrorCode.NO_ERROR);
+    this.#duplex.close();
+    this.#writer.release();
+    await this.#readDone.catch(() => {});
+    this.#resolveClosed(code === ErrorCode.NO_ERROR ? undefined : err);
+  }
+}
+
+function remember(ids: Set<number>, id: number): void {
+  ids.add(id);
+  if (ids.size > MAX_REMEMBERED_IDS) ids.delete(ids.values().next().value!);
+}

@@ -1,0 +1,381 @@
+/**
+ * One HTTP/2 server stream (RFC 9113 §5.1, §8.1): the request the client opened it with, the
+ * request body as a pull-based `ReadableStream`, and the response — HEADERS sent by `respond()`,
+ * the body through a flow-controlled `WritableStream`.
+ *
+ * The stream never touches the socket: it asks its connection (a `ServerStreamHost`) for send
+ * credit and to queue frames, and the connection feeds it the frames the client sends.
+ */
+import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
+import { InboundBody, OutboundBody } from "./body.ts";
+import { InboundWindow, OutboundWindow } from "./flow.ts";
+import type { TakenListener } from "./writer.ts";
+
+/** RFC 9113 §5.1 states of a stream the client opened (push, and so "reserved", is never used). */
+export type ServerStreamState = "open" | "half-closed-local" | "half-closed-remote" | "closed";
+
+export interface H2ServerRequest {
+  method: string;
+  scheme: string;
+  /** `:authority`, or the Host header when the client sent no `:authority`; "" if neither. */
+  authority: string;
+  path: string;
+  /** The regular header fields, names lowercase, in the order received. */
+  headers: Array<[string, string]>;
+}
+
+/** What a server stream needs from its connection. */
+export interface ServerStreamHost {
+  reserve(stream: H2ServerStream, want: number): number;
+  /** HPACK-encodes and queues a header block (encoding at queue time keeps HPACK state in order). */
+  queueHeaders(stream: H2ServerStream, fields: Array<[string, string]>, endStream: boolean): void;
+  queueData(
+    stream: H2ServerStream,
+    data: Uint8Array,
+    endStream: boolean,
+    notify: TakenListener | undefined,
+  ): void;
+  queueReset(stream: H2ServerStream, code: number): void;
+  consumed(stream: H2ServerStream, n: number, streamToo: boolean): void;
+  streamClosed(stream: H2ServerStream): void;
+}
+
+/** RFC 9113 §8.2.2: connection-specific fields a message must not carry. */
+const CONNECTION_SPECIFIC = new Set([
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+function malformed(streamId: number, what: string): StreamError {
+  return new StreamError(
+    streamId,
+    ErrorCode.PROTOCOL_ERROR,
+    `reset stream ${streamId}: malformed request: ${what}`,
+  );
+}
+
+/** RFC 9113 §8.2.1: a field name has no controls, spaces, uppercase, ':' or non-ASCII. */
+function checkName(streamId: number, name: string): void {
+  if (name.length === 0) throw malformed(streamId, "empty header name");
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    // "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or
+    // 0x7f-0xff (all ranges inclusive)."
+    if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || c === 0x3a) {
+      throw malformed(
+        streamId,
+        c >= 0x41 && c <= 0x5a
+          ? `uppercase header name "${name}"`
+          : `invalid header name "${name}"`,
+      );
+    }
+  }
+}
+
+function checkRegular(streamId: number, name: string, value: string): void {
+  checkName(streamId, name);
+  // RFC 9113 §8.2.1: "A field value MUST NOT contain the zero value (ASCII NUL, 0x00), line feed
+  // (ASCII LF, 0x0a), or carriage return (ASCII CR, 0x0d) at any position" nor start or end with
+  // whitespace.
+  if (/[\0\r\n]|^[ \t]|[ \t]$/.test(value)) {
+    throw malformed(streamId, `invalid value of header "${name}"`);
+  }
+  // RFC 9113 §8.2.2: "Any message containing connection-specific header fields MUST be treated as
+  // malformed"; "The only exception to this is the TE header field, which MAY be present in an
+  // HTTP/2 request; when it is, it MUST NOT contain any value other than 'trailers'."
+  if (CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
+    throw malformed(streamId, `connection-specific header "${name}"`);
+  }
+}
+
+/**
+ * Validates a request header block (RFC 9113 §8.3.1) and returns the request. Throws a
+ * `StreamError` PROTOCOL_ERROR for a malformed request (RFC 9113 §8.1.1).
+ */
+export function parseRequest(streamId: number, fields: Array<[string, string]>): H2ServerRequest {
+  const pseudo = new Map<string, string>();
+  const headers: Array<[string, string]> = [];
+  let host: string | undefined;
+  for (const [name, value] of fields) {
+    if (name[0] === ":") {
+      // RFC 9113 §8.3: "All pseudo-header fields MUST appear in a field block before all regular
+      // field lines. Any request or response that contains a pseudo-header field that appears in
+      // a field block after a regular field line MUST be treated as malformed".
+      if (headers.length > 0) throw malformed(streamId, `pseudo-header "${name}" after regular`);
+      // "Endpoints MUST treat a request or response that contains undefined or invalid
+      // pseudo-header fields as malformed" — ":status" included, it is a response's.
+      if (
+        name !== ":method" && name !== ":scheme" && name !== ":authority" && name !== ":path"
+      ) {
+        throw malformed(streamId, `pseudo-header "${name}" in a request`);
+      }
+      // §8.3.1: "The same pseudo-header field name MUST NOT appear more than once".
+      if (pseudo.has(name)) throw malformed(streamId, `duplicate "${name}"`);
+      pseudo.set(name, value);
+      continue;
+    }
+    checkRegular(streamId, name, value);
+    if (name === "host") host ??= value;
+    headers.push([name, value]);
+  }
+  const method = pseudo.get(":method");
+  if (method === undefined || method === "") throw malformed(streamId, `missing ":method"`);
+  const authority = pseudo.get(":authority") ?? host ?? "";
+  if (method === "CONNECT") {
+    // RFC 9113 §8.5: "The :scheme and :path pseudo-header fields MUST be omitted" and ":authority"
+    // carries the host and port to connect to.
+    if (pseudo.has(":scheme") || pseudo.has(":path") || !pseudo.has(":authority")) {
+      throw malformed(streamId, "CONNECT needs :authority and no :scheme or :path");
+    }
+    return { method, scheme: "", authority, path: "", headers };
+  }
+  // §8.3.1: "All HTTP/2 requests MUST include exactly one valid value for the :method, :scheme,
+  // and :path pseudo-header fields, unless they are CONNECT requests"; ":path ... MUST NOT be
+  // empty for "http" or "https" URIs".
+  const scheme = pseudo.get(":scheme");
+  const path = pseudo.get(":path");
+  if (scheme === undefined || scheme === "") throw malformed(streamId, `missing ":scheme"`);
+  if (path === undefined || path === "") throw malformed(streamId, `missing ":path"`);
+  return { method, scheme, authority, path, headers };
+}
+
+export class H2ServerStream {
+  readonly id: number;
+  readonly request: H2ServerRequest;
+  /** Send credit the client gave this stream. */
+  readonly sendWindow: OutboundWindow;
+  /** Receive credit we gave the client for this stream. */
+  readonly recvWindow: InboundWindow;
+
+  #host: ServerStreamHost;
+  #state: ServerStreamState;
+  #error: Error | undefined;
+  #responded = false;
+  #contentLength = -1;
+  #received = 0;
+  #in: InboundBody;
+  #out: OutboundBody;
+
+  constructor(
+    id: number,
+    request: H2ServerRequest,
+    host: ServerStreamHost,
+    options: { sendWindow: number; recvWindow: number; endStream: boolean },
+  ) {
+    this.id = id;
+    this.request = request;
+    this.#host = host;
+    this.sendWindow = new OutboundWindow(options.sendWindow);
+    this.recvWindow = new InboundWindow(options.recvWindow);
+    for (const [name, value] of request.headers) {
+      if (name !== "content-length") continue;
+      const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
+      if (Number.isNaN(n) || (this.#contentLength >= 0 && n !== this.#contentLength)) {
+        throw malformed(id, `invalid content-length "${value}"`);
+      }
+      this.#contentLength = n;
+    }
+    this.#in = new InboundBody(
+      (n, streamToo) => this.#host.consumed(this, n, streamToo),
+      // The handler does not want the rest of the request body: ask the client to stop sending.
+      () => this.close(),
+    );
+    this.#out = new OutboundBody({
+      reserve: (want) => {
+        this.#ensureResponded(false);
+        return this.#host.reserve(this, want);
+      },
+      queueData: (data, endStream, notify) => this.#host.queueData(this, data, endStream, notify),
+      beforeEnd: () => {
+        if (this.#state === "closed" || this.#state === "half-closed-local") return false;
+        if (!this.#responded) {
+          this.respond(200, [], { endStream: true });
+          return false;
+        }
+        return true;
+      },
+      ended: () => this.#endLocal(),
+      abort: () => this.close(),
+    });
+    // RFC 9113 §5.1: HEADERS opens the stream; with END_STREAM it is half-closed (remote).
+    this.#state = "open";
+    if (options.endStream) this.#endRemote();
+  }
+
+  get state(): ServerStreamState {
+    return this.#state;
+  }
+
+  /** The error the stream failed with, if it did. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** The request body. */
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#in.readable;
+  }
+
+  /** The response body; closing it sends END_STREAM. Writing first sends a 200 response. */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#out.writable;
+  }
+
+  get responded(): boolean {
+    return this.#responded;
+  }
+
+  /**
+   * Sends the response HEADERS now (queued ahead of any later DATA). Throws `TypeError` if a
+   * response was already sent, the status is not 200-599 (informational responses are not
+   * supported), or a header is one HTTP/2 forbids; does nothing once the stream failed.
+   */
+  respond(
+    status: number,
+    headers: Array<[string, string]> = [],
+    opts: { endStream?: boolean } = {},
+  ): void {
+    if (this.#responded) throw new TypeError(`stream ${this.id}: response already sent`);
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      throw new RangeError(`stream ${this.id}: response status must be 200-599, got ${status}`);
+    }
+    const fields: Array<[string, string]> = [[":status", String(status)]];
+    for (const [name, value] of headers) {
+      const lower = name.toLowerCase();
+      // RFC 9113 §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
+      // connection-specific header fields".
+      if (CONNECTION_SPECIFIC.has(lower) || lower === "te" || lower[0] === ":") {
+        throw new TypeError(`Cannot send header "${name}" in an HTTP/2 response`);
+      }
+      fields.push([lower, value]);
+    }
+    this.#responded = true;
+    if (this.#error || this.#state === "closed") return;
+    const endStream = opts.endStream ?? false;
+    this.#host.queueHeaders(this, fields, endStream);
+    if (endStream) {
+      this.#endLocal();
+      this.#out.fail(new StreamError(this.id, ErrorCode.STREAM_CLOSED, "response already ended"));
+    }
+  }
+
+  /**
+   * Resets the stream unless it is already closed: RST_STREAM NO_ERROR when our response is
+   * complete (RFC 9113 §8.1: the client may stop sending the request without error), CANCEL
+   * otherwise. Drops unread request bytes. Never throws.
+   */
+  close(): void {
+    if (this.#state === "closed") {
+      this.#in.drop();
+      return;
+    }
+    const code = this.#state === "half-closed-local" ? ErrorCode.NO_ERROR : ErrorCode.CANCEL;
+    this.#host.queueReset(this, code);
+    this.fail(new StreamError(this.id, code, `reset stream ${this.id} (${errorCodeName(code)})`));
+  }
+
+  // ---- called by the connection for frames from the client ----
+
+  /** A header block after the request's: trailers (RFC 9113 §8.1), which must end the stream. */
+  onHeaders(fields: Array<[string, string]>, endStream: boolean): void {
+    this.#checkRemoteOpen("HEADERS");
+    // RFC 9113 §8.1: "... a trailer section ... MUST ... carry END_STREAM"; otherwise malformed.
+    if (!endStream) throw malformed(this.id, "second HEADERS without END_STREAM");
+    for (const [name, value] of fields) {
+      // §8.3: "Pseudo-header fields MUST NOT appear in a trailer section."
+      if (name[0] === ":") throw malformed(this.id, `pseudo-header "${name}" in trailers`);
+      checkRegular(this.id, name, value);
+    }
+    this.#endRemote();
+  }
+
+  /** A DATA frame; `flowLength` counts padding, which is credited back at once. */
+  onData(data: Uint8Array, flowLength: number, endStream: boolean): void {
+    this.#checkRemoteOpen("DATA");
+    // RFC 9113 §6.9.1: a sender MUST NOT send more than the window allows; the receiver treats
+    // an overrun of a stream window as a stream error of type FLOW_CONTROL_ERROR.
+    if (!this.recvWindow.receive(flowLength)) {
+      throw new StreamError(
+        this.id,
+        ErrorCode.FLOW_CONTROL_ERROR,
+        `reset stream ${this.id}: client sent ${flowLength} bytes past the stream window (${this.recvWindow.available} left)`,
+      );
+    }
+    if (flowLength > data.byteLength) this.#host.consumed(this, flowLength - data.byteLength, true);
+    this.#received += data.byteLength;
+    this.#in.push(data);
+    if (endStream) this.#endRemote();
+  }
+
+  /** The client reset the stream. */
+  onReset(code: number): void {
+    this.fail(
+      new StreamError(this.id, code, `client reset stream ${this.id} (${errorCodeName(code)})`, {
+        initiator: "peer",
+      }),
+    );
+  }
+
+  /** The send window may have grown. */
+  wakeWindow(): void {
+    this.#out.wakeWindow();
+  }
+
+  get waitingForWindow(): boolean {
+    return this.#out.waitingForWindow;
+  }
+
+  /** Ends the stream with `err`: both bodies fail (a complete request body stays readable). */
+  fail(err: Error): void {
+    if (this.#error) return;
+    this.#error = err;
+    this.#in.fail(err);
+    this.#out.fail(err);
+    this.#setState("closed");
+  }
+
+  // ---- internals ----
+
+  #ensureResponded(endStream: boolean): void {
+    if (!this.#responded) this.respond(200, [], { endStream });
+  }
+
+  #checkRemoteOpen(what: string): void {
+    // RFC 9113 §5.1: in "half-closed (remote)", "If an endpoint receives additional frames, other
+    // than WINDOW_UPDATE, PRIORITY, or RST_STREAM, for a stream that is in this state, it MUST
+    // respond with a stream error of type STREAM_CLOSED."
+    if (this.#state === "half-closed-remote" || this.#state === "closed") {
+      throw new StreamError(
+        this.id,
+        ErrorCode.STREAM_CLOSED,
+        `reset stream ${this.id}: client sent ${what} after END_STREAM`,
+      );
+    }
+  }
+
+  #endRemote(): void {
+    // RFC 9113 §8.1.1: "A request or response is also malformed if the value of a content-length
+    // header field does not equal the sum of the DATA frame payload lengths".
+    if (this.#contentLength >= 0 && this.#contentLength !== this.#received) {
+      throw malformed(
+        this.id,
+        `content-length ${this.#contentLength} but ${this.#received} bytes of DATA`,
+      );
+    }
+    this.#in.end();
+    this.#setState(this.#state === "open" ? "half-closed-remote" : "closed");
+  }
+
+  #endLocal(): void {
+    this.#setState(this.#state === "open" ? "half-closed-local" : "closed");
+  }
+
+  #setState(next: ServerStreamState): void {
+    if (this.#state === "closed") return;
+    this.#state = next;
+    if (next === "closed") this.#host.streamClosed(this);
+  }
+}
