@@ -201,6 +201,33 @@ function toDenoError(err: Error): Error {
   }
 }
 
+/** The part of a libuv stream handle that starts and stops reading from the kernel. */
+interface ReadControl {
+  readStart(): number;
+  readStop(): number;
+}
+
+/**
+ * The TCP handle under a node TLS socket, when we can reach it.
+ *
+ * Deno 2.9's `TLSSocket.pause()` does not bound memory: its TLS layer keeps reading the TCP socket
+ * and queues the decrypted bytes, so a peer that sends faster than we consume grows our heap
+ * without limit (measured: 700 MiB for a paused socket). It also loses the peer's EOF when it
+ * arrives while paused. Starting and stopping the TCP handle's reads instead leaves the data in
+ * the kernel, where TCP flow control slows the sender, and the TLS layer sees EOF normally.
+ */
+function tcpHandleOf(socket: tls.TLSSocket): ReadControl | undefined {
+  const internals = socket as unknown as {
+    _handle?: { _nativeTcpHandle?: Partial<ReadControl> };
+    _parent?: { _handle?: Partial<ReadControl> };
+  };
+  const handle = internals._handle?._nativeTcpHandle ?? internals._parent?._handle;
+  if (typeof handle?.readStart === "function" && typeof handle.readStop === "function") {
+    return handle as ReadControl;
+  }
+  return undefined;
+}
+
 /** A node TLS socket as a {@link Duplex}. */
 class TlsSocketDuplex implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
@@ -212,17 +239,30 @@ class TlsSocketDuplex implements Duplex {
     // The socket may fail before anyone reads or writes; without a listener node would throw.
     let failure: Error | undefined;
     socket.on("error", (err: Error) => (failure ??= err));
-    // Paused until the readable's first pull, so nothing flows into an unread queue.
-    socket.pause();
 
+    const tcp = tcpHandleOf(socket);
     let done = false;
+    let reading = true;
+    const stopReading = () => {
+      if (!reading) return;
+      reading = false;
+      if (tcp) tcp.readStop();
+      else socket.pause();
+    };
+    const startReading = () => {
+      if (reading || done || socket.destroyed) return;
+      reading = true;
+      if (tcp) tcp.readStart();
+      else socket.resume();
+    };
+
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         socket.on("data", (chunk: Uint8Array) => {
           if (done) return;
           // A plain view of node's Buffer (no copy): Buffer#slice would not copy for a consumer.
           controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 0) <= 0) socket.pause();
+          if ((controller.desiredSize ?? 0) <= 0) stopReading();
         });
         socket.on("end", () => {
           if (done) return;
@@ -237,9 +277,7 @@ class TlsSocketDuplex implements Duplex {
           else controller.close();
         });
       },
-      pull: () => {
-        socket.resume();
-      },
+      pull: startReading,
       cancel: () => {
         done = true;
         this.close();
