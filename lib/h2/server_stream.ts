@@ -154,6 +154,7 @@ export class H2ServerStream {
   #state: ServerStreamState;
   #error: Error | undefined;
   #responded = false;
+  #sent = 0;
   #contentLength = -1;
   #received = 0;
   #in: InboundBody;
@@ -186,7 +187,9 @@ export class H2ServerStream {
     this.#out = new OutboundBody({
       reserve: (want) => {
         this.#ensureResponded(false);
-        return this.#host.reserve(this, want);
+        const n = this.#host.reserve(this, want);
+        this.#sent += n;
+        return n;
       },
       queueData: (data, endStream, notify) => this.#host.queueData(this, data, endStream, notify),
       beforeEnd: () => {
@@ -226,6 +229,26 @@ export class H2ServerStream {
 
   get responded(): boolean {
     return this.#responded;
+  }
+
+  /** Response body bytes handed to the connection so far. */
+  get bytesSent(): number {
+    return this.#sent;
+  }
+
+  /**
+   * Ends the response now with an empty END_STREAM (a 200 first if nothing was sent), even while
+   * the writable is held by someone; later writes fail. Does nothing once our side has ended.
+   */
+  finish(): void {
+    if (this.#error || this.#state === "closed" || this.#state === "half-closed-local") return;
+    if (!this.#responded) {
+      this.respond(200, [], { endStream: true });
+      return;
+    }
+    this.#host.queueData(this, new Uint8Array(0), true, undefined);
+    this.#out.fail(new StreamError(this.id, ErrorCode.STREAM_CLOSED, "response already ended"));
+    this.#endLocal();
   }
 
   /**

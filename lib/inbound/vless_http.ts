@@ -1,9 +1,14 @@
 /**
  * The server side of v2ray's "http" transport (also called "h2"): every proxied connection is one
  * HTTP/2 request stream — request body = uplink, response body = downlink, full duplex — served
- * by Deno.serve. With TLS it offers ALPN h2 (and http/1.1, which Deno.serve always adds); without
- * TLS it speaks cleartext HTTP/2 with prior knowledge (h2c), for use behind a TLS-terminating
- * reverse proxy, as v2ray's server does.
+ * by our own HTTP/2 server (lib/h2/server_connection.ts). With TLS it offers ALPN h2; without TLS
+ * it speaks cleartext HTTP/2 with prior knowledge (h2c), for use behind a TLS-terminating reverse
+ * proxy, as v2ray's server does.
+ *
+ * Why not Deno.serve: its sockets keep Nagle's algorithm on, so its small WINDOW_UPDATE and
+ * HEADERS frames waited ~40 ms for the client's delayed ACK — uploads stalled once per window and
+ * a stream whose client sent before our HEADERS paid ~40 ms. Our listener sets TCP_NODELAY (h2c,
+ * and TLS when started with `VlessHttpServer.listen()`, which uses node:tls).
  *
  * As v2ray 4.34's listener: a request whose Host (`:authority`) is not in the host list, or whose
  * path does not start with the configured path, gets 404; any other gets 200 with
@@ -14,10 +19,12 @@
  * "www.example.com" then); and the downlink's end is sent as END_STREAM the moment the handler
  * ends it (v2ray's listener holds a finished stream for about a second).
  */
+import { H2ServerConnection, type H2ServerStream } from "../h2/server_connection.ts";
 import type { Logger } from "../log.ts";
+import { ConnDuplex } from "../net/conn_duplex.ts";
 import { addressKind, formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
-import { duplexPair } from "../net/duplex_pair.ts";
+import { TlsListener } from "../net/tls_listener.ts";
 import type { Outbound } from "../outbound/outbound.ts";
 import {
   errorMessage,
@@ -53,41 +60,95 @@ function normalizePath(path: string | undefined): string {
   return path.startsWith("/") ? path : `/${path}`;
 }
 
+/** One accepted connection, whatever the listener. */
+interface Accepted {
+  duplex: Duplex;
+  remote: { hostname: string; port: number };
+}
+
+/** The listeners we serve from: Deno's (TCP, or TLS without TCP_NODELAY) or node:tls's. */
+interface Listener {
+  accept(): Promise<Accepted>;
+  close(): void;
+}
+
 export class VlessHttpServer {
   readonly tag: string;
   readonly #options: VlessHttpServerOptions;
-  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #listener: Listener;
+  readonly #addr: Deno.NetAddr;
   readonly #hosts: Set<string>;
   readonly #path: string;
   readonly #shutdown = new AbortController();
-  readonly #streams = new Set<Duplex>();
+  readonly #conns = new Set<H2ServerConnection>();
+  /** Duplexes accepted whose HTTP/2 preface has not finished yet. */
+  readonly #handshaking = new Set<Duplex>();
+  readonly #streams = new Set<StreamDuplex>();
   readonly #tasks = new Set<Promise<void>>();
+  readonly #acceptDone: Promise<void>;
   #closing: Promise<void> | undefined;
 
-  constructor(options: VlessHttpServerOptions) {
+  /**
+   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). With `tls` this
+   * listens with Deno.listenTls, whose sockets cannot turn Nagle off; `VlessHttpServer.listen()`
+   * is the TCP_NODELAY path for TLS.
+   */
+  constructor(
+    options: VlessHttpServerOptions,
+    listener?: { listener: Listener; addr: Deno.NetAddr },
+  ) {
     this.tag = options.tag;
     this.#options = options;
-    // Host names compare case-insensitively; URL parsing lowercases the request's the same way.
+    // Host names compare case-insensitively.
     this.#hosts = new Set((options.host ?? []).map((h) => h.toLowerCase()));
     this.#path = normalizePath(options.path);
-    this.#server = Deno.serve({
+    if (listener) {
+      this.#listener = listener.listener;
+      this.#addr = listener.addr;
+    } else {
+      const bound = bindDeno(options);
+      this.#listener = bound.listener;
+      this.#addr = bound.addr;
+    }
+    this.#acceptDone = this.#acceptLoop();
+  }
+
+  /**
+   * Binds and resolves once listening. With `tls` it listens with node:tls (TlsListener) so every
+   * socket has TCP_NODELAY; without, the same as the constructor.
+   */
+  static async listen(options: VlessHttpServerOptions): Promise<VlessHttpServer> {
+    if (!options.tls) return new VlessHttpServer(options);
+    const tls = await TlsListener.listen({
       hostname: options.hostname ?? "127.0.0.1",
       port: options.port,
-      ...(options.tls ?? {}),
-      onListen: () => {},
-      onError: (err) => {
-        options.logger.error(`inbound "${this.tag}": ${errorMessage(err)}`);
-        return new Response(null, { status: 500 });
+      cert: options.tls.cert,
+      key: options.tls.key,
+      alpnProtocols: ["h2"],
+      onError: (err, remote) =>
+        options.logger.debug(
+          `inbound "${options.tag}": TLS handshake with ${
+            remote ? formatHostPort(remote.hostname, remote.port) : "a client"
+          } failed: ${errorMessage(err)}`,
+        ),
+    });
+    const listener: Listener = {
+      accept: async () => {
+        const a = await tls.accept();
+        return { duplex: a.duplex, remote: a.remoteAddr };
       },
-    }, (req, info) => this.#respond(req, info));
+      close: () => tls.close(),
+    };
+    const addr: Deno.NetAddr = { transport: "tcp", ...tls.addr };
+    return new VlessHttpServer(options, { listener, addr });
   }
 
   get addr(): Deno.NetAddr {
-    return this.#server.addr;
+    return this.#addr;
   }
 
   get port(): number {
-    return this.#server.addr.port;
+    return this.#addr.port;
   }
 
   /** Streams being served right now. */
@@ -95,43 +156,92 @@ export class VlessHttpServer {
     return this.#streams.size;
   }
 
-  #respond(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
-    const url = new URL(req.url);
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let a: Accepted;
+      try {
+        a = await this.#listener.accept();
+      } catch (err) {
+        if (this.#closing) return;
+        if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+          return;
+        }
+        // A failed accept (a TLS handshake gone wrong, EMFILE) ends one client, not the server.
+        this.#options.logger.debug(`inbound "${this.tag}": accept failed: ${errorMessage(err)}`);
+        continue;
+      }
+      if (this.#closing) {
+        a.duplex.close();
+        return;
+      }
+      void this.#serveConnection(a);
+    }
+  }
+
+  async #serveConnection(a: Accepted): Promise<void> {
+    const source = formatHostPort(a.remote.hostname, a.remote.port);
+    this.#handshaking.add(a.duplex);
+    let conn: H2ServerConnection;
+    try {
+      conn = await H2ServerConnection.accept(a.duplex, (s) => this.#onStream(s, a.remote));
+    } catch (err) {
+      this.#options.logger.debug(
+        `inbound "${this.tag}": HTTP/2 handshake with ${source} failed: ${errorMessage(err)}`,
+      );
+      return;
+    } finally {
+      this.#handshaking.delete(a.duplex);
+    }
+    if (this.#closing) {
+      conn.close();
+      return;
+    }
+    this.#conns.add(conn);
+    const err = await conn.closed;
+    this.#conns.delete(conn);
+    if (err) {
+      this.#options.logger.debug(
+        `inbound "${this.tag}": HTTP/2 connection from ${source} ended: ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  #onStream(stream: H2ServerStream, remote: { hostname: string; port: number }): void {
+    const req = stream.request;
+    const host = hostOf(req.scheme, req.authority);
+    const pathname = req.path.split(/[?#]/, 1)[0];
     if (
-      (this.#hosts.size > 0 && !this.#hosts.has(url.host)) ||
-      !url.pathname.startsWith(this.#path) || this.#shutdown.signal.aborted
+      (this.#hosts.size > 0 && !this.#hosts.has(host)) || !pathname.startsWith(this.#path) ||
+      this.#closing
     ) {
       this.#options.logger.info(
-        `inbound "${this.tag}": 404 for ${req.method} ${url.host}${url.pathname} from ${
-          formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port)
+        `inbound "${this.tag}": 404 for ${req.method} ${req.authority}${pathname} from ${
+          formatHostPort(remote.hostname, remote.port)
         }`,
       );
-      // Read what the client is still sending before the stream goes: a request body left unread
-      // when the response ends gets the stream reset, and some clients then report the reset
-      // instead of the 404.
-      discard(req.body);
-      return new Response(null, { status: 404 });
+      stream.respond(404, [], { endStream: true });
+      // Read what the client is still sending (bounded) so it sees the 404 rather than a reset;
+      // past the bound, RST_STREAM NO_ERROR asks it to stop (RFC 9113 §8.1).
+      discard(stream);
+      return;
     }
-    // The downlink: what the handler writes to `down.writable` becomes the response body, with
-    // at most the pair's 64 KiB buffered while the client's window is shut.
-    const [down, body] = duplexPair();
-    const stream = new RequestStream(req.body, down);
-    this.#streams.add(stream);
-    const task = this.#serve(stream, sourceOf(req, info)).finally(() => {
-      stream.close();
-      this.#streams.delete(stream);
+    stream.respond(200, [["cache-control", "no-store"]]);
+    const duplex = new StreamDuplex(stream);
+    this.#streams.add(duplex);
+    const task = this.#serve(duplex, sourceOf(req.headers, remote)).finally(() => {
+      duplex.close();
+      this.#streams.delete(duplex);
       this.#tasks.delete(task);
     });
     this.#tasks.add(task);
-    return new Response(body.readable, { status: 200, headers: { "cache-control": "no-store" } });
   }
 
-  async #serve(stream: RequestStream, source: string): Promise<void> {
+  async #serve(stream: StreamDuplex, source: string): Promise<void> {
     const { handler, logger, outbound, policy, tag } = this.#options;
     const started = Date.now();
     const ctx: InboundContext = {
       source,
-      localAddress: this.addr.hostname,
+      localAddress: this.#addr.hostname,
       outbound,
       policy,
       logger,
@@ -158,8 +268,8 @@ export class VlessHttpServer {
   }
 
   /**
-   * Stops accepting, lets open streams finish for up to `graceMs`, then resets the rest and waits
-   * for their handlers and the listener to finish.
+   * Stops accepting (GOAWAY on every connection: no new streams), lets open streams finish for up
+   * to `graceMs`, then resets the rest and waits for their handlers and the connections to end.
    */
   close(graceMs = 0): Promise<void> {
     this.#closing ??= this.#close(graceMs);
@@ -167,7 +277,10 @@ export class VlessHttpServer {
   }
 
   async #close(graceMs: number): Promise<void> {
-    const stopped = this.#server.shutdown();
+    this.#listener.close();
+    for (const d of this.#handshaking) d.close();
+    const conns = [...this.#conns];
+    const drained = conns.map((c) => c.shutdown(graceMs));
     if (graceMs > 0 && this.#tasks.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const expired = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
@@ -176,87 +289,126 @@ export class VlessHttpServer {
     }
     this.#shutdown.abort(new Deno.errors.Interrupted("inbound closing"));
     for (const s of this.#streams) s.close();
+    for (const c of this.#conns) c.close();
     await Promise.all([...this.#tasks]);
-    await stopped;
+    await Promise.all(drained);
+    await Promise.all([...this.#conns].map((c) => c.closed));
+    await this.#acceptDone;
   }
+}
+
+/** Binds a Deno listener now: TCP (TCP_NODELAY per connection) or Deno.listenTls. */
+function bindDeno(options: VlessHttpServerOptions): { listener: Listener; addr: Deno.NetAddr } {
+  const hostname = options.hostname ?? "127.0.0.1";
+  if (options.tls) {
+    const l = Deno.listenTls({
+      hostname,
+      port: options.port,
+      cert: options.tls.cert,
+      key: options.tls.key,
+      alpnProtocols: ["h2"],
+    });
+    return {
+      listener: {
+        accept: async () => {
+          const conn = await l.accept();
+          return { duplex: new ConnDuplex(conn), remote: conn.remoteAddr };
+        },
+        close: () => closeQuietly(l),
+      },
+      addr: l.addr,
+    };
+  }
+  const l = Deno.listen({ hostname, port: options.port, transport: "tcp" });
+  return {
+    listener: {
+      accept: async () => {
+        const conn = await l.accept();
+        // HTTP/2's small frames (WINDOW_UPDATE, HEADERS, PING ACK) must not wait for an ACK.
+        conn.setNoDelay(true);
+        return { duplex: new ConnDuplex(conn), remote: conn.remoteAddr };
+      },
+      close: () => closeQuietly(l),
+    },
+    addr: l.addr,
+  };
+}
+
+function closeQuietly(l: { close(): void }): void {
+  try {
+    l.close();
+  } catch {
+    // Closed already.
+  }
+}
+
+/** The request's host for matching: lowercase, without the scheme's default port (as URL does). */
+function hostOf(scheme: string, authority: string): string {
+  const a = authority.toLowerCase();
+  if (scheme === "https" && a.endsWith(":443")) return a.slice(0, -4);
+  if (scheme === "http" && a.endsWith(":80")) return a.slice(0, -3);
+  return a;
 }
 
 /** What a refused request may still send: at most this much is read, for at most this long. */
 const DISCARD_BYTES = 64 * 1024;
 const DISCARD_MS = 1_000;
 
-/** Reads and drops a request body, bounded in bytes and time, then lets it go. */
-function discard(body: ReadableStream<Uint8Array> | null): void {
-  if (!body) return;
-  const reader = body.getReader();
-  const timer = setTimeout(() => reader.cancel().catch(() => {}), DISCARD_MS);
+/** Reads and drops a request body, bounded in bytes and time, then lets the stream go. */
+function discard(stream: H2ServerStream): void {
+  const reader = stream.readable.getReader();
+  const timer = setTimeout(() => stream.close(), DISCARD_MS);
   (async () => {
     for (let total = 0; total < DISCARD_BYTES;) {
       const { done, value } = await reader.read();
       if (done) return;
       total += value.byteLength;
     }
-    await reader.cancel();
-  })().catch(() => {}).finally(() => clearTimeout(timer));
+  })().catch(() => {}).finally(() => {
+    clearTimeout(timer);
+    stream.close();
+  });
 }
 
 /** The client's address for logs: the first X-Forwarded-For entry when it is an IP, as v2ray. */
-function sourceOf(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): string {
-  const forwarded = req.headers.get("x-forwarded-for")?.split(",")[0].trim();
+function sourceOf(
+  headers: Array<[string, string]>,
+  remote: { hostname: string; port: number },
+): string {
+  const xff = headers.find(([name]) => name === "x-forwarded-for")?.[1];
+  const forwarded = xff?.split(",")[0].trim();
   if (forwarded && addressKind(forwarded) !== "domain") return formatHostPort(forwarded, 0);
-  return formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port);
+  return formatHostPort(remote.hostname, remote.port);
 }
 
 /**
- * One request stream as a Duplex: `readable` is the request body (uplink), `writable` feeds the
+ * One request stream as a Duplex: `readable` is the request body (uplink), `writable` the
  * response body (downlink); closing it ends the response (END_STREAM). `close()` stops reading
  * the request and ends the response: cleanly when nothing was sent yet — a refused request looks
  * like v2ray's, an empty 200 — and with RST_STREAM otherwise, so a cut download is visible as one.
  */
-class RequestStream implements Duplex {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  readonly #down: Duplex;
-  readonly #downWriter: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #body: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  #started = false;
+class StreamDuplex implements Duplex {
+  readonly #stream: H2ServerStream;
   #closed = false;
 
-  constructor(body: ReadableStream<Uint8Array> | null, down: Duplex) {
-    this.#down = down;
-    const writer = down.writable.getWriter();
-    this.#downWriter = writer;
-    this.writable = new WritableStream<Uint8Array>({
-      write: (chunk) => {
-        this.#started = true;
-        return writer.write(chunk);
-      },
-      close: () => writer.close(),
-      abort: (reason) => writer.abort(reason),
-    });
-    const reader = body?.getReader();
-    this.#body = reader;
-    // Our own stream in front of the body, so close() can end a read in progress even while the
-    // handler holds the lock.
-    this.readable = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        if (!reader || this.#closed) return controller.close();
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      },
-      cancel: (reason) => {
-        reader?.cancel(reason).catch(() => {});
-      },
-    }, { highWaterMark: 0 });
+  constructor(stream: H2ServerStream) {
+    this.#stream = stream;
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#stream.readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#stream.writable;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#body?.cancel().catch(() => {});
-    // Resetting is a no-op for a response body that already ended.
-    if (this.#started) return this.#down.close();
-    this.#downWriter.close().catch(() => {}).finally(() => this.#down.close());
+    if (this.#stream.bytesSent === 0) this.#stream.finish();
+    // After a complete response this is RST_STREAM NO_ERROR (the client may stop sending), or
+    // nothing when both sides have ended; otherwise CANCEL.
+    this.#stream.close();
   }
 }
