@@ -9,6 +9,8 @@
 import type { TakenListener } from "./writer.ts";
 
 const EMPTY = new Uint8Array(0);
+/** Size of the pieces buffered bytes are copied into (see InboundBody#keep). */
+const BUFFER_PIECE = 64 * 1024;
 
 /**
  * Received DATA waiting for the consumer. Credit goes back only when the consumer pulls (or the
@@ -20,6 +22,8 @@ export class InboundBody {
   #onConsumed: (n: number, streamToo: boolean) => void;
   #onCancel: () => void;
   #chunks: Uint8Array[] = [];
+  #tail: Uint8Array | undefined;
+  #tailLength = 0;
   #buffered = 0;
   #ended = false;
   #error: Error | undefined;
@@ -58,9 +62,39 @@ export class InboundBody {
       this.#onConsumed(data.byteLength, !this.#ended);
       return;
     }
-    this.#chunks.push(data);
-    this.#buffered += data.byteLength;
+    if (this.#pullWaiter && this.#buffered === 0) {
+      // The consumer is waiting: hand it the frame's view of the read buffer, no copy.
+      this.#chunks.push(data);
+      this.#buffered += data.byteLength;
+    } else {
+      this.#keep(data);
+    }
     this.#wake();
+  }
+
+  /**
+   * Buffers bytes the consumer is not waiting for. They are a view into the connection's read
+   * buffer (a slab shared by every stream); holding the view would keep the whole slab alive for
+   * as long as this consumer dawdles, so they are copied into 64 KiB pieces — which also hands the
+   * consumer fewer, larger chunks than one per 16 KiB frame.
+   */
+  #keep(data: Uint8Array): void {
+    const n = data.byteLength;
+    if (!this.#tail || this.#tail.byteLength - this.#tailLength < n) {
+      this.#flushTail();
+      this.#tail = new Uint8Array(Math.max(BUFFER_PIECE, n));
+    }
+    this.#tail.set(data, this.#tailLength);
+    this.#tailLength += n;
+    this.#buffered += n;
+  }
+
+  #flushTail(): void {
+    if (this.#tail && this.#tailLength > 0) {
+      this.#chunks.push(this.#tail.subarray(0, this.#tailLength));
+    }
+    this.#tail = undefined;
+    this.#tailLength = 0;
   }
 
   /** The peer ended the body (END_STREAM). */
@@ -84,6 +118,8 @@ export class InboundBody {
   drop(): void {
     if (this.#buffered > 0) this.#onConsumed(this.#buffered, false);
     this.#chunks = [];
+    this.#tail = undefined;
+    this.#tailLength = 0;
     this.#buffered = 0;
   }
 
@@ -96,13 +132,12 @@ export class InboundBody {
   }
 
   #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
-    if (this.#chunks.length > 0) {
+    if (this.#buffered > 0) {
       // Hand over everything buffered; the readable only pulls again once its queue is empty, so
-      // what we hold plus what it holds stays within the window we advertised. Frames that piled
-      // up while the consumer was busy go out as one chunk: the consumer's per-chunk cost (a
-      // socket write when relaying) dwarfs copying them together.
+      // what we hold plus what it holds stays within the window we advertised.
       const n = this.#buffered;
-      controller.enqueue(this.#chunks.length === 1 ? this.#chunks[0] : concat(this.#chunks, n));
+      this.#flushTail();
+      for (const chunk of this.#chunks) controller.enqueue(chunk);
       this.#chunks = [];
       this.#buffered = 0;
       this.#onConsumed(n, !this.#ended);
@@ -237,14 +272,4 @@ export class OutboundBody implements TakenListener {
     this.#sender.ended();
     await taken;
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
 }
