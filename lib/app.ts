@@ -68,7 +68,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
   try {
     for (const inbound of config.inbounds) {
       try {
-        inbounds.push(startInbound(inbound, config, outbounds[0], logger));
+        inbounds.push(await startInbound(inbound, config, outbounds[0], logger));
       } catch (err) {
         const where = formatHostPort(inbound.listen, inbound.port);
         throw new Error(
@@ -111,12 +111,12 @@ export function policyFor(config: Config, level: number): Policy {
   };
 }
 
-function startInbound(
+async function startInbound(
   inbound: InboundConfig,
   config: Config,
   outbound: Outbound,
   logger: Logger,
-): RunningInbound {
+): Promise<RunningInbound> {
   const base = { tag: inbound.tag, hostname: inbound.listen, port: inbound.port, outbound, logger };
   switch (inbound.protocol) {
     case "socks":
@@ -168,7 +168,9 @@ function startInbound(
         ? { cert: stream.tls.certificates[0].certificate, key: stream.tls.certificates[0].key }
         : undefined;
       if (stream.network === "http") {
-        return new VlessHttpServer({
+        // listen(), not the constructor: over TLS it binds a node:tls listener whose sockets
+        // have TCP_NODELAY (Deno.listenTls sockets keep Nagle on: ~40 ms per new stream).
+        return await VlessHttpServer.listen({
           ...base,
           tls,
           host: stream.http.host,

@@ -86,7 +86,7 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
 
     const id = crypto.getRandomValues(new Uint8Array(16));
     const freedom = new FreedomOutbound();
-    const server = new VlessHttpServer({
+    const server = await VlessHttpServer.listen({
       tag: "demo-server",
       hostname: HOST,
       port: 0,
