@@ -39,6 +39,7 @@ import {
 } from "./frame.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
+import { FrameWriter } from "./writer.ts";
 
 export interface H2ConnectionOptions {
   /** Our SETTINGS_INITIAL_WINDOW_SIZE: how much each stream may receive unread (default 4 MiB). */
@@ -85,15 +86,8 @@ const DEFAULTS = {
 const MAX_STREAM_ID = 2 ** 31 - 1;
 /** CONTINUATION frames per header block before we call it a flood (CVE-2024-27316 and kin). */
 const MAX_CONTINUATIONS = 64;
-/** Bytes per socket write: large enough to amortise a TLS write, small enough to interleave. */
-const MAX_BATCH = 512 * 1024;
-
-interface QueuedFrame {
-  head: Uint8Array;
-  body?: Uint8Array;
-  /** Told when the frame's bytes have been copied out of the queue. */
-  notify?: H2Stream;
-}
+/** How long a GOAWAY may take to reach a peer that stopped reading. */
+const GOAWAY_WRITE_MS = 1_000;
 
 interface PendingBlock {
   streamId: number;
@@ -107,7 +101,7 @@ export class H2Connection implements StreamHost {
   readonly closed: Promise<Error | undefined>;
 
   #duplex: Duplex;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #writer: FrameWriter;
   #opts: typeof DEFAULTS;
   #streams = new Map<number, H2Stream>();
   #nextStreamId: number;
@@ -130,11 +124,6 @@ export class H2Connection implements StreamHost {
   #closing = false;
   #resolveClosed!: (e: Error | undefined) => void;
 
-  // The writer: urgent frames (PING ACK, WINDOW_UPDATE, SETTINGS, GOAWAY) jump ahead of the queue.
-  #urgent: Uint8Array[] = [];
-  #queue: QueuedFrame[] = [];
-  #writing = false;
-  #writeDone: Promise<void> = Promise.resolve();
   #readDone: Promise<void>;
 
   // Health check.
@@ -166,12 +155,19 @@ export class H2Connection implements StreamHost {
     this.#encoder = new HpackEncoder({});
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#writer = duplex.writable.getWriter();
-    this.#writer.closed.catch(() => {});
+    this.#writer = new FrameWriter(duplex.writable, (err) => {
+      this.#fail(
+        new ConnectionError(
+          ErrorCode.INTERNAL_ERROR,
+          `write failed: ${(err as Error)?.message ?? err}`,
+          { cause: err },
+        ),
+      );
+    });
 
     // RFC 9113 §3.4: the client preface is the magic octets followed by a SETTINGS frame.
-    this.#urgent.push(
-      CONNECTION_PREFACE,
+    this.#writer.urgent(CONNECTION_PREFACE);
+    this.#writer.urgent(
       encodeSettings([
         [SettingId.ENABLE_PUSH, 0],
         [SettingId.INITIAL_WINDOW_SIZE, o.initialWindowSize],
@@ -183,9 +179,8 @@ export class H2Connection implements StreamHost {
     const raise = o.connectionWindowSize - DEFAULT_WINDOW_SIZE;
     if (raise > 0) {
       this.#recvWindow.grow(raise);
-      this.#urgent.push(encodeWindowUpdate(0, raise));
+      this.#writer.urgent(encodeWindowUpdate(0, raise));
     }
-    this.#kick();
     this.#readDone = this.#readLoop();
   }
 
@@ -274,10 +269,9 @@ export class H2Connection implements StreamHost {
       endStream,
     });
     this.#streams.set(id, stream);
-    this.#queue.push({
-      head: encodeHeaderBlock(id, block, { endStream, maxFrameSize: this.#peerMaxFrameSize }),
-    });
-    this.#kick();
+    this.#writer.queue(
+      encodeHeaderBlock(id, block, { endStream, maxFrameSize: this.#peerMaxFrameSize }),
+    );
     return stream;
   }
 
@@ -299,29 +293,26 @@ export class H2Connection implements StreamHost {
 
   queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void {
     if (this.#closing) return;
-    this.#queue.push({
-      head: encodeDataHeader(stream.id, data.byteLength, endStream),
-      body: data.byteLength > 0 ? data : undefined,
-      notify: notify ? stream : undefined,
-    });
-    this.#kick();
+    this.#writer.queue(
+      encodeDataHeader(stream.id, data.byteLength, endStream),
+      data.byteLength > 0 ? data : undefined,
+      notify ? stream : undefined,
+    );
   }
 
   queueReset(stream: H2Stream, code: number): void {
     if (this.#closing) return;
-    this.#queue.push({ head: encodeRstStream(stream.id, code) });
-    this.#kick();
+    this.#writer.queue(encodeRstStream(stream.id, code));
   }
 
   consumed(stream: H2Stream, n: number, streamToo: boolean): void {
     if (this.#closing || n <= 0) return;
     const conn = this.#recvWindow.consume(n);
-    if (conn > 0) this.#urgent.push(encodeWindowUpdate(0, conn));
+    if (conn > 0) this.#writer.urgent(encodeWindowUpdate(0, conn));
     if (streamToo) {
       const s = stream.recvWindow.consume(n);
-      if (s > 0) this.#urgent.push(encodeWindowUpdate(stream.id, s));
+      if (s > 0) this.#writer.urgent(encodeWindowUpdate(stream.id, s));
     }
-    if (this.#urgent.length > 0) this.#kick();
   }
 
   streamClosed(stream: H2Stream): void {
@@ -329,69 +320,6 @@ export class H2Connection implements StreamHost {
     this.#streams.delete(stream.id);
     // After GOAWAY the connection only lives for the streams the peer is still finishing.
     if (this.#goAway && this.#streams.size === 0) this.close();
-  }
-
-  // ---- the writer ----
-
-  /** Starts the writer if it is idle; it runs in a microtask so frames queued now share a write. */
-  #kick(): void {
-    if (this.#writing) return;
-    this.#writing = true;
-    this.#writeDone = Promise.resolve().then(() => this.#writeLoop());
-  }
-
-  async #writeLoop(): Promise<void> {
-    try {
-      while (this.#urgent.length > 0 || this.#queue.length > 0) {
-        await this.#writer.write(this.#takeBatch());
-      }
-    } catch (err) {
-      this.#fail(
-        new ConnectionError(
-          ErrorCode.INTERNAL_ERROR,
-          `write failed: ${(err as Error)?.message ?? err}`,
-          {
-            cause: err,
-          },
-        ),
-      );
-    } finally {
-      this.#writing = false;
-    }
-  }
-
-  /** Joins urgent frames, then queued frames, into one buffer of at most about MAX_BATCH bytes. */
-  #takeBatch(): Uint8Array {
-    const urgent = this.#urgent;
-    let size = 0;
-    for (const u of urgent) size += u.byteLength;
-    let count = 0;
-    for (; count < this.#queue.length && size < MAX_BATCH; count++) {
-      const f = this.#queue[count];
-      size += f.head.byteLength + (f.body?.byteLength ?? 0);
-    }
-    if (urgent.length === 1 && count === 0) {
-      this.#urgent = [];
-      return urgent[0];
-    }
-    const out = new Uint8Array(size);
-    let o = 0;
-    for (const u of urgent) {
-      out.set(u, o);
-      o += u.byteLength;
-    }
-    this.#urgent = [];
-    const taken = this.#queue.splice(0, count);
-    for (const f of taken) {
-      out.set(f.head, o);
-      o += f.head.byteLength;
-      if (f.body) {
-        out.set(f.body, o);
-        o += f.body.byteLength;
-      }
-    }
-    for (const f of taken) f.notify?.taken();
-    return out;
   }
 
   // ---- the reader ----
@@ -505,8 +433,7 @@ export class H2Connection implements StreamHost {
     } catch (err) {
       if (!(err instanceof StreamError)) throw err;
       const stream = this.#streams.get(err.streamId);
-      this.#urgent.push(encodeRstStream(err.streamId, err.code));
-      this.#kick();
+      this.#writer.urgent(encodeRstStream(err.streamId, err.code));
       stream?.fail(err);
     }
   }
@@ -627,8 +554,7 @@ export class H2Connection implements StreamHost {
         if (!f.ack) {
           // RFC 9113 §6.7: "Receivers of a PING frame that does not include an ACK flag MUST send
           // a PING frame with the ACK flag set in response, with an identical frame payload."
-          this.#urgent.push(encodePing(true, f.data));
-          this.#kick();
+          this.#writer.urgent(encodePing(true, f.data));
         } else if (this.#pingData && f.data.every((b, i) => b === this.#pingData![i])) {
           this.#pingData = undefined;
           clearTimeout(this.#pingTimer);
@@ -676,10 +602,7 @@ export class H2Connection implements StreamHost {
 
   #creditConnection(n: number): void {
     const inc = this.#recvWindow.consume(n);
-    if (inc > 0) {
-      this.#urgent.push(encodeWindowUpdate(0, inc));
-      this.#kick();
-    }
+    if (inc > 0) this.#writer.urgent(encodeWindowUpdate(0, inc));
   }
 
   /**
@@ -765,8 +688,7 @@ export class H2Connection implements StreamHost {
     }
     // RFC 9113 §6.5.3: "Upon receiving ... the recipient MUST immediately emit a SETTINGS frame
     // with the ACK flag set."
-    this.#urgent.push(encodeSettingsAck());
-    this.#kick();
+    this.#writer.urgent(encodeSettingsAck());
     if (!this.#gotSettings) {
       this.#gotSettings = true;
       this.#resolveReady?.();
@@ -817,8 +739,7 @@ export class H2Connection implements StreamHost {
     }
     // Nothing read for readIdleTimeout: ask the peer to prove it is alive.
     this.#pingData = crypto.getRandomValues(new Uint8Array(8));
-    this.#urgent.push(encodePing(false, this.#pingData));
-    this.#kick();
+    this.#writer.urgent(encodePing(false, this.#pingData));
     this.#pingTimer = setTimeout(() => {
       this.#pingTimer = undefined;
       this.#fail(
@@ -844,32 +765,29 @@ export class H2Connection implements StreamHost {
     for (const s of this.#streams.values()) s.fail(err);
     this.#streams.clear();
     // Queued frames of failed streams are dropped; the GOAWAY goes out alone.
-    this.#queue = [];
-    this.#urgent = [];
+    this.#writer.clear();
     const local = !(err instanceof ConnectionError) || err.initiator === "local";
     void this.#shutdown(local ? err : undefined);
   }
 
   async #shutdown(err: Error | undefined): Promise<void> {
-    await this.#writeDone.catch(() => {});
     if (err) {
       // RFC 9113 §5.4.1: "An endpoint that encounters a connection error SHOULD first send a
-      // GOAWAY frame". Bounded: a peer that stopped reading must not keep us open.
+      // GOAWAY frame". Half-closed after the GOAWAY so it is delivered before the reset that
+      // close() may be; bounded, so a peer that stopped reading must not keep us open.
       const code = err instanceof ConnectionError ? err.code : ErrorCode.INTERNAL_ERROR;
       const debug = new TextEncoder().encode(
         code === ErrorCode.NO_ERROR ? "" : err.message.slice(0, 200),
       );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const goAway = encodeGoAway(this.#lastPeerStreamId(), code, debug);
-      // Half-close after the GOAWAY so it is delivered before the reset that close() may be.
-      await Promise.race([
-        this.#writer.write(goAway).then(() => this.#writer.close()).catch(() => {}),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
-      ]);
-      clearTimeout(timer);
+      await this.#writer.finish(
+        encodeGoAway(this.#lastPeerStreamId(), code, debug),
+        GOAWAY_WRITE_MS,
+      );
+    } else {
+      await this.#writer.idle();
     }
     this.#duplex.close();
-    this.#writer.releaseLock();
+    this.#writer.release();
     await this.#readDone.catch(() => {});
     this.#resolveClosed(this.#error);
   }

@@ -78,6 +78,11 @@ export class FrameWriter {
     clearTimeout(timer);
   }
 
+  /** Resolves once the writer is idle: the write in progress, if any, has settled. */
+  idle(): Promise<void> {
+    return this.#done.catch(() => {});
+  }
+
   /** Lets go of the socket's writable (after the duplex was closed). */
   release(): void {
     try {
