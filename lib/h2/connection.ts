@@ -20,14 +20,12 @@ import {
   encodeSettings,
   encodeSettingsAck,
   encodeWindowUpdate,
-  FRAME_HEADER_SIZE,
   type FrameHeader,
   FrameType,
   MAX_MAX_FRAME_SIZE,
   MAX_WINDOW_SIZE,
   parseContinuation,
   parseData,
-  parseFrameHeader,
   parseGoAway,
   parseHeaders,
   parsePing,
@@ -37,6 +35,7 @@ import {
   parseWindowUpdate,
   SettingId,
 } from "./frame.ts";
+import { FrameSplitter } from "./frame_splitter.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
 import { FrameWriter } from "./writer.ts";
@@ -102,6 +101,7 @@ export class H2Connection implements StreamHost {
 
   #duplex: Duplex;
   #writer: FrameWriter;
+  #splitter: FrameSplitter;
   #opts: typeof DEFAULTS;
   #streams = new Map<number, H2Stream>();
   #nextStreamId: number;
@@ -154,6 +154,7 @@ export class H2Connection implements StreamHost {
     if (this.#nextStreamId % 2 !== 1) throw new RangeError(`firstStreamId must be odd`);
     this.#encoder = new HpackEncoder({});
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
+    this.#splitter = new FrameSplitter(o.maxFrameSize);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#writer = new FrameWriter(duplex.writable, (err) => {
       this.#fail(
@@ -326,12 +327,10 @@ export class H2Connection implements StreamHost {
 
   async #readLoop(): Promise<void> {
     const reader = this.#duplex.readable.getReader();
-    // A frame split across reads is copied into `partial`; whole frames are handled as views.
-    let head = new Uint8Array(FRAME_HEADER_SIZE);
-    let headFill = 0;
-    let header: FrameHeader | undefined;
-    let partial: Uint8Array | undefined;
-    let partialFill = 0;
+    const onFrame = (h: FrameHeader, payload: Uint8Array) => {
+      this.#handle(h, payload);
+      return !this.#closing;
+    };
     try {
       for (;;) {
         let r: ReadableStreamReadResult<Uint8Array>;
@@ -345,8 +344,7 @@ export class H2Connection implements StreamHost {
             { cause: err, initiator: "peer" },
           );
         }
-        const { done, value: chunk } = r;
-        if (done) {
+        if (r.done) {
           throw new ConnectionError(
             ErrorCode.INTERNAL_ERROR,
             "peer closed the connection" + (this.#goAway ? "" : " without GOAWAY"),
@@ -355,49 +353,7 @@ export class H2Connection implements StreamHost {
         }
         if (this.#closing) break;
         this.#lastRead = performance.now();
-        let off = 0;
-        const len = chunk.byteLength;
-        while (off < len) {
-          if (header === undefined) {
-            if (headFill === 0 && len - off >= FRAME_HEADER_SIZE) {
-              const h = parseFrameHeader(chunk, off);
-              this.#checkFrameSize(h);
-              if (len - off - FRAME_HEADER_SIZE >= h.length) {
-                // The fast path: the whole frame is in this read.
-                const start = off + FRAME_HEADER_SIZE;
-                off = start + h.length;
-                this.#handle(h, chunk.subarray(start, off));
-                if (this.#closing) break;
-                continue;
-              }
-              header = h;
-              off += FRAME_HEADER_SIZE;
-            } else {
-              const take = Math.min(FRAME_HEADER_SIZE - headFill, len - off);
-              head.set(chunk.subarray(off, off + take), headFill);
-              headFill += take;
-              off += take;
-              if (headFill < FRAME_HEADER_SIZE) break;
-              header = parseFrameHeader(head);
-              this.#checkFrameSize(header);
-              head = new Uint8Array(FRAME_HEADER_SIZE);
-              headFill = 0;
-            }
-            partial = new Uint8Array(header.length);
-            partialFill = 0;
-          }
-          const take = Math.min(header.length - partialFill, len - off);
-          partial!.set(chunk.subarray(off, off + take), partialFill);
-          partialFill += take;
-          off += take;
-          if (partialFill === header.length) {
-            const h = header;
-            const payload = partial!;
-            header = partial = undefined;
-            this.#handle(h, payload);
-            if (this.#closing) break;
-          }
-        }
+        this.#splitter.feed(r.value, onFrame);
         if (this.#closing) break;
       }
     } catch (err) {
@@ -412,17 +368,6 @@ export class H2Connection implements StreamHost {
     } finally {
       reader.cancel().catch(() => {});
       reader.releaseLock();
-    }
-  }
-
-  #checkFrameSize(h: FrameHeader): void {
-    // RFC 9113 §4.2: "An endpoint MUST send an error code of FRAME_SIZE_ERROR if a frame exceeds
-    // the size defined in SETTINGS_MAX_FRAME_SIZE".
-    if (h.length > this.#opts.maxFrameSize) {
-      throw new ConnectionError(
-        ErrorCode.FRAME_SIZE_ERROR,
-        `frame of ${h.length} bytes (type ${h.type}, stream ${h.streamId}) exceeds our SETTINGS_MAX_FRAME_SIZE ${this.#opts.maxFrameSize}`,
-      );
     }
   }
 
