@@ -6,6 +6,7 @@
  * to queue frames, and the connection feeds it the frames the peer sends.
  */
 import type { Duplex } from "../net/duplex.ts";
+import { InboundBody, OutboundBody } from "./body.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { InboundWindow, OutboundWindow } from "./flow.ts";
 
@@ -61,10 +62,6 @@ const CONNECTION_SPECIFIC = new Set([
   "upgrade",
 ]);
 
-const EMPTY = new Uint8Array(0);
-/** Size of the pieces a stream copies buffered response bytes into (see #keep). */
-const BUFFER_PIECE = 64 * 1024;
-
 export class H2Stream implements Duplex {
   readonly id: number;
   readonly response: Promise<H2Response>;
@@ -87,21 +84,10 @@ export class H2Stream implements Duplex {
   #gotResponse = false;
   #contentLength = -1;
   #received = 0;
-
-  // Response body waiting for the consumer: full pieces, then a partly filled tail buffer.
-  #chunks: Uint8Array[] = [];
-  #tail: Uint8Array | undefined;
-  #tailLength = 0;
-  #buffered = 0;
-  #ended = false;
-  #readableDone = false;
-  #pullWaiter: (() => void) | undefined;
-
-  // Request body: at most one write in progress, waiting for credit or for its bytes to be taken.
-  #waiting: "window" | "taken" | undefined;
-  #resolveWait: (() => void) | undefined;
-  #rejectWait: ((e: Error) => void) | undefined;
-  #writableController!: WritableStreamDefaultController;
+  /** The response body. */
+  #in: InboundBody;
+  /** The request body. */
+  #out: OutboundBody;
 
   constructor(
     id: number,
@@ -124,16 +110,21 @@ export class H2Stream implements Duplex {
     this.response.catch(() => {});
     this.trailers.catch(() => {});
 
-    this.readable = new ReadableStream<Uint8Array>({
-      pull: (controller) => this.#pull(controller),
-      cancel: () => this.#cancelReadable(),
-    }, { highWaterMark: 0 });
-    this.writable = new WritableStream<Uint8Array>({
-      start: (controller) => void (this.#writableController = controller),
-      write: (chunk) => this.#write(chunk),
-      close: () => this.#closeWritable(),
+    this.#in = new InboundBody(
+      (n, streamToo) => this.#host.consumed(this, n, streamToo),
+      // The consumer does not want the rest of the response: tell the peer to stop sending it.
+      () => this.close(),
+    );
+    this.#out = new OutboundBody({
+      reserve: (want) => this.#host.reserve(this, want),
+      queueData: (data, endStream, notify) =>
+        this.#host.queueData(this, data, endStream, notify !== undefined),
+      beforeEnd: () => this.#state === "open" || this.#state === "half-closed-remote",
+      ended: () => this.#setState(this.#state === "open" ? "half-closed-local" : "closed"),
       abort: () => this.close(),
     });
+    this.readable = this.#in.readable;
+    this.writable = this.#out.writable;
     // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
     this.#state = options.endStream ? "half-closed-local" : "open";
     if (options.endStream) this.writable.close().catch(() => {});
@@ -151,7 +142,7 @@ export class H2Stream implements Duplex {
   /** Resets the stream (RST_STREAM CANCEL) unless it is already closed. Never throws. */
   close(): void {
     if (this.#state === "closed") {
-      this.#dropBuffered();
+      this.#in.drop();
       return;
     }
     this.#host.queueReset(this, ErrorCode.CANCEL);
@@ -208,20 +199,9 @@ export class H2Stream implements Duplex {
     // RFC 9113 §8.1: a response is HEADERS, then DATA; DATA first is malformed.
     if (!this.#gotResponse) throw this.#malformed("DATA before the response HEADERS");
     if (flowLength > data.byteLength) this.#host.consumed(this, flowLength - data.byteLength, true);
-    if (data.byteLength > 0) {
-      this.#received += data.byteLength;
-      if (this.#readableDone) {
-        this.#host.consumed(this, data.byteLength, true);
-      } else if (this.#pullWaiter && this.#buffered === 0) {
-        // The consumer is waiting: hand it the frame's view of the read buffer, no copy.
-        this.#chunks.push(data);
-        this.#buffered += data.byteLength;
-      } else {
-        this.#keep(data);
-      }
-    }
+    this.#received += data.byteLength;
+    this.#in.push(data);
     if (endStream) this.#endRemote();
-    this.#wakePull();
   }
 
   /** The peer reset the stream. */
@@ -245,16 +225,16 @@ export class H2Stream implements Duplex {
 
   /** The send window may have grown. */
   wakeWindow(): void {
-    if (this.#waiting === "window") this.#settleWait();
+    this.#out.wakeWindow();
   }
 
   /** The bytes of the last write left the connection's queue. */
   taken(): void {
-    if (this.#waiting === "taken") this.#settleWait();
+    this.#out.taken();
   }
 
   get waitingForWindow(): boolean {
-    return this.#waiting === "window";
+    return this.#out.waitingForWindow;
   }
 
   /**
@@ -265,21 +245,9 @@ export class H2Stream implements Duplex {
     if (this.#error) return;
     this.#error = err;
     this.#rejectResponse(err);
-    if (!this.#ended) {
-      this.#rejectTrailers(err);
-      this.#dropBuffered();
-    }
-    this.#wakePull();
-    if (this.#rejectWait) {
-      const reject = this.#rejectWait;
-      this.#waiting = this.#resolveWait = this.#rejectWait = undefined;
-      reject(err);
-    }
-    try {
-      this.#writableController.error(err);
-    } catch {
-      // Already closed or errored.
-    }
+    if (!this.#in.ended) this.#rejectTrailers(err);
+    this.#in.fail(err);
+    this.#out.fail(err);
     this.#setState("closed");
   }
 
@@ -359,135 +327,14 @@ export class H2Stream implements Duplex {
         `content-length ${this.#contentLength} but ${this.#received} bytes of DATA`,
       );
     }
-    this.#ended = true;
+    this.#in.end();
     this.#resolveTrailers(undefined);
     this.#setState(this.#state === "open" ? "half-closed-remote" : "closed");
-    this.#wakePull();
   }
 
   #setState(next: StreamState): void {
     if (this.#state === "closed") return;
     this.#state = next;
     if (next === "closed") this.#host.streamClosed(this);
-  }
-
-  #wakePull(): void {
-    const wake = this.#pullWaiter;
-    if (wake) {
-      this.#pullWaiter = undefined;
-      wake();
-    }
-  }
-
-  /**
-   * Buffers a frame the consumer is not waiting for. Its payload is a view into the connection's
-   * read buffer (a 256 KiB slab shared by every stream); holding the view would keep the whole
-   * slab alive for as long as this stream's consumer dawdles — with hundreds of streams that
-   * multiplied memory far past the flow-control windows. So buffered bytes are copied into
-   * 64 KiB pieces, which also hands the consumer fewer, larger chunks: DATA frames are usually
-   * 16 KiB, and a relay's per-chunk cost (a write syscall) dwarfs the copy (op_write was ~30% of
-   * a download's CPU with one chunk per frame).
-   */
-  #keep(data: Uint8Array): void {
-    const n = data.byteLength;
-    if (!this.#tail || this.#tail.byteLength - this.#tailLength < n) {
-      this.#flushTail();
-      this.#tail = new Uint8Array(Math.max(BUFFER_PIECE, n));
-    }
-    this.#tail.set(data, this.#tailLength);
-    this.#tailLength += n;
-    this.#buffered += n;
-  }
-
-  #flushTail(): void {
-    if (this.#tail && this.#tailLength > 0) {
-      this.#chunks.push(this.#tail.subarray(0, this.#tailLength));
-    }
-    this.#tail = undefined;
-    this.#tailLength = 0;
-  }
-
-  #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
-    if (this.#buffered > 0) {
-      // Hand over everything buffered; the readable only pulls again once its queue is empty, so
-      // what we hold plus what it holds stays within the window we advertised.
-      const n = this.#buffered;
-      this.#flushTail();
-      for (const chunk of this.#chunks) controller.enqueue(chunk);
-      this.#chunks = [];
-      this.#buffered = 0;
-      this.#host.consumed(this, n, !this.#ended);
-      return;
-    }
-    if (this.#ended) {
-      this.#readableDone = true;
-      controller.close();
-      return;
-    }
-    if (this.#error) {
-      this.#readableDone = true;
-      controller.error(this.#error);
-      return;
-    }
-    return new Promise<void>((resolve) => (this.#pullWaiter = resolve)).then(() =>
-      this.#pull(controller)
-    );
-  }
-
-  #cancelReadable(): void {
-    this.#readableDone = true;
-    this.#dropBuffered();
-    // The consumer does not want the rest of the response: tell the peer to stop sending it.
-    if (!this.#ended) this.close();
-  }
-
-  #dropBuffered(): void {
-    if (this.#buffered > 0) this.#host.consumed(this, this.#buffered, false);
-    this.#chunks = [];
-    this.#tail = undefined;
-    this.#tailLength = 0;
-    this.#buffered = 0;
-  }
-
-  #wait(kind: "window" | "taken"): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#waiting = kind;
-      this.#resolveWait = resolve;
-      this.#rejectWait = reject;
-    });
-  }
-
-  #settleWait(): void {
-    const resolve = this.#resolveWait;
-    this.#waiting = this.#resolveWait = this.#rejectWait = undefined;
-    resolve?.();
-  }
-
-  async #write(chunk: Uint8Array): Promise<void> {
-    if (this.#error) throw this.#error;
-    let off = 0;
-    const length = chunk.byteLength;
-    while (off < length) {
-      const n = this.#host.reserve(this, length - off);
-      if (n <= 0) {
-        await this.#wait("window");
-        continue;
-      }
-      const last = off + n === length;
-      this.#host.queueData(this, chunk.subarray(off, off + n), false, last);
-      off += n;
-    }
-    // Resolve once the bytes are out of our hands: the caller may reuse `chunk`, and at most one
-    // chunk per stream waits in the connection's queue, so a peer that stops reading stalls the
-    // writer instead of growing our memory.
-    if (length > 0) await this.#wait("taken");
-  }
-
-  async #closeWritable(): Promise<void> {
-    if (this.#error) throw this.#error;
-    if (this.#state !== "open" && this.#state !== "half-closed-remote") return;
-    this.#host.queueData(this, EMPTY, true, true);
-    this.#setState(this.#state === "open" ? "half-closed-local" : "closed");
-    await this.#wait("taken");
   }
 }
