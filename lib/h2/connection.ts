@@ -24,10 +24,8 @@ import {
   FrameType,
   MAX_MAX_FRAME_SIZE,
   MAX_WINDOW_SIZE,
-  parseContinuation,
   parseData,
   parseGoAway,
-  parseHeaders,
   parsePing,
   parsePriority,
   parseRstStream,
@@ -36,6 +34,8 @@ import {
   SettingId,
 } from "./frame.ts";
 import { FrameSplitter } from "./frame_splitter.ts";
+import { HeaderBlockAssembler } from "./header_block.ts";
+import { CONNECTION_SPECIFIC } from "./header_fields.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
 import { FrameWriter } from "./writer.ts";
@@ -83,18 +83,8 @@ const DEFAULTS = {
 
 /** RFC 9113 §5.1.1: stream ids are 31-bit; the last odd one a client may use. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
-/** CONTINUATION frames per header block before we call it a flood (CVE-2024-27316 and kin). */
-const MAX_CONTINUATIONS = 64;
 /** How long a GOAWAY may take to reach a peer that stopped reading. */
 const GOAWAY_WRITE_MS = 1_000;
-
-interface PendingBlock {
-  streamId: number;
-  endStream: boolean;
-  parts: Uint8Array[];
-  size: number;
-  frames: number;
-}
 
 export class H2Connection implements StreamHost {
   readonly closed: Promise<Error | undefined>;
@@ -118,7 +108,7 @@ export class H2Connection implements StreamHost {
   #gotSettings = false;
   #resolveReady!: () => void;
   #rejectReady!: (e: Error) => void;
-  #pending: PendingBlock | undefined;
+  #blocks: HeaderBlockAssembler;
   #goAway: { lastStreamId: number; code: number } | undefined;
   #error: Error | undefined;
   #closing = false;
@@ -154,6 +144,7 @@ export class H2Connection implements StreamHost {
     if (this.#nextStreamId % 2 !== 1) throw new RangeError(`firstStreamId must be odd`);
     this.#encoder = new HpackEncoder({});
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
+    this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);
     this.#splitter = new FrameSplitter(o.maxFrameSize);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#writer = new FrameWriter(duplex.writable, (err) => {
@@ -250,8 +241,7 @@ export class H2Connection implements StreamHost {
       // RFC 9113 §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
       // connection-specific header fields."
       if (
-        lower === "connection" || lower === "keep-alive" || lower === "proxy-connection" ||
-        lower === "transfer-encoding" || lower === "upgrade" || lower === "host" ||
+        CONNECTION_SPECIFIC.has(lower) || lower === "host" ||
         (lower === "te" && value !== "trailers")
       ) {
         throw new TypeError(`Cannot send header "${name}" over HTTP/2: it is connection-specific`);
@@ -392,17 +382,7 @@ export class H2Connection implements StreamHost {
         `first frame from the peer is type ${h.type}, not SETTINGS`,
       );
     }
-    // RFC 9113 §6.10: a header block's frames must be contiguous: "Receipt of any other type of
-    // frame or a frame on a different stream MUST be treated as a connection error of type
-    // PROTOCOL_ERROR."
-    if (
-      this.#pending && (h.type !== FrameType.CONTINUATION || h.streamId !== this.#pending.streamId)
-    ) {
-      throw new ConnectionError(
-        ErrorCode.PROTOCOL_ERROR,
-        `expected CONTINUATION on stream ${this.#pending.streamId}, got type ${h.type} on stream ${h.streamId}`,
-      );
-    }
+    this.#blocks.checkNext(h);
     switch (h.type) {
       case FrameType.DATA: {
         const f = parseData(h, payload);
@@ -432,46 +412,13 @@ export class H2Connection implements StreamHost {
         break;
       }
       case FrameType.HEADERS: {
-        const f = parseHeaders(h, payload);
-        if (f.endHeaders) {
-          this.#onHeaderBlock(h.streamId, f.fragment, f.endStream);
-        } else {
-          this.#pending = {
-            streamId: h.streamId,
-            endStream: f.endStream,
-            parts: [f.fragment.slice()],
-            size: f.fragment.byteLength,
-            frames: 1,
-          };
-          this.#checkBlockSize(this.#pending);
-        }
+        const b = this.#blocks.headers(h, payload);
+        if (b) this.#onHeaderBlock(b.streamId, b.block, b.endStream);
         break;
       }
       case FrameType.CONTINUATION: {
-        const f = parseContinuation(h, payload);
-        const p = this.#pending;
-        if (!p) {
-          // RFC 9113 §6.10: CONTINUATION must follow HEADERS/PUSH_PROMISE/CONTINUATION without
-          // END_HEADERS; otherwise a connection error of type PROTOCOL_ERROR.
-          throw new ConnectionError(
-            ErrorCode.PROTOCOL_ERROR,
-            `CONTINUATION on stream ${h.streamId} without a preceding HEADERS`,
-          );
-        }
-        p.parts.push(f.fragment.slice());
-        p.size += f.fragment.byteLength;
-        p.frames++;
-        this.#checkBlockSize(p);
-        if (f.endHeaders) {
-          this.#pending = undefined;
-          const block = new Uint8Array(p.size);
-          let o = 0;
-          for (const part of p.parts) {
-            block.set(part, o);
-            o += part.byteLength;
-          }
-          this.#onHeaderBlock(p.streamId, block, p.endStream);
-        }
+        const b = this.#blocks.continuation(h, payload);
+        if (b) this.#onHeaderBlock(b.streamId, b.block, b.endStream);
         break;
       }
       case FrameType.PRIORITY:
@@ -559,22 +506,6 @@ export class H2Connection implements StreamHost {
       throw new ConnectionError(
         ErrorCode.PROTOCOL_ERROR,
         `${what} on idle stream ${h.streamId}`,
-      );
-    }
-  }
-
-  #checkBlockSize(p: PendingBlock): void {
-    // A header block larger than the header list we accept, or one spread over many tiny
-    // CONTINUATION frames, is a flood: stop buffering it (memory stays flat) and end the
-    // connection, as RFC 9113 §10.5.1 allows.
-    if (p.size > this.#opts.maxHeaderListSize || p.frames > MAX_CONTINUATIONS) {
-      throw new ConnectionError(
-        ErrorCode.ENHANCE_YOUR_CALM,
-        `header block on stream ${p.streamId} exceeds ${
-          p.size > this.#opts.maxHeaderListSize
-            ? `${this.#opts.maxHeaderListSize} bytes`
-            : `${MAX_CONTINUATIONS} CONTINUATION frames`
-        }`,
       );
     }
   }

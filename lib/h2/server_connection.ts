@@ -28,10 +28,8 @@ import {
   FrameType,
   MAX_MAX_FRAME_SIZE,
   MAX_WINDOW_SIZE,
-  parseContinuation,
   parseData,
   parseGoAway,
-  parseHeaders,
   parsePing,
   parsePriority,
   parseRstStream,
@@ -40,6 +38,7 @@ import {
   SettingId,
 } from "./frame.ts";
 import { FrameSplitter } from "./frame_splitter.ts";
+import { HeaderBlockAssembler } from "./header_block.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import {
   type H2ServerRequest,
@@ -91,8 +90,6 @@ const DEFAULTS = {
   pingTimeout: 15_000,
 };
 
-/** CONTINUATION frames per header block before we call it a flood (CVE-2024-27316 and kin). */
-const MAX_CONTINUATIONS = 64;
 /**
  * Ids of streams we reset (late frames on them are ignored, RFC 9113 §5.1) and of streams that
  * ended both ways (a new HEADERS on one is STREAM_CLOSED, not a non-increasing id): the most recent.
@@ -100,14 +97,6 @@ const MAX_CONTINUATIONS = 64;
 const MAX_REMEMBERED_IDS = 1024;
 /** How long a GOAWAY may take to reach a peer that stopped reading. */
 const GOAWAY_WRITE_MS = 1_000;
-
-interface PendingBlock {
-  streamId: number;
-  endStream: boolean;
-  parts: Uint8Array[];
-  size: number;
-  frames: number;
-}
 
 export class H2ServerConnection implements ServerStreamHost {
   /** Resolves when the connection is gone: undefined for a clean end, else what ended it. */
@@ -138,7 +127,7 @@ export class H2ServerConnection implements ServerStreamHost {
   #settingsTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveReady!: () => void;
   #rejectReady!: (e: Error) => void;
-  #pending: PendingBlock | undefined;
+  #blocks: HeaderBlockAssembler;
   /** The last-stream-id of the GOAWAY we sent (graceful shutdown); new streams past it refused. */
   #goAwaySent: number | undefined;
   #peerGoAway = false;
@@ -177,6 +166,7 @@ export class H2ServerConnection implements ServerStreamHost {
       throw new RangeError(`maxConcurrentStreams must be >= 0, got ${o.maxConcurrentStreams}`);
     }
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
+    this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);
     this.#splitter = new FrameSplitter(o.maxFrameSize);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#writer = new FrameWriter(duplex.writable, (err) => {
@@ -413,17 +403,7 @@ export class H2ServerConnection implements ServerStreamHost {
         `first frame from the client is type ${h.type}, not SETTINGS`,
       );
     }
-    // RFC 9113 §6.10: a header block's frames must be contiguous: "Receipt of any other type of
-    // frame or a frame on a different stream MUST be treated as a connection error of type
-    // PROTOCOL_ERROR."
-    if (
-      this.#pending && (h.type !== FrameType.CONTINUATION || h.streamId !== this.#pending.streamId)
-    ) {
-      throw new ConnectionError(
-        ErrorCode.PROTOCOL_ERROR,
-        `expected CONTINUATION on stream ${this.#pending.streamId}, got type ${h.type} on stream ${h.streamId}`,
-      );
-    }
+    this.#blocks.checkNext(h);
     switch (h.type) {
       case FrameType.DATA: {
         const f = parseData(h, payload);
@@ -462,46 +442,13 @@ export class H2ServerConnection implements ServerStreamHost {
         break;
       }
       case FrameType.HEADERS: {
-        const f = parseHeaders(h, payload);
-        if (f.endHeaders) {
-          this.#onHeaderBlock(h.streamId, f.fragment, f.endStream);
-        } else {
-          this.#pending = {
-            streamId: h.streamId,
-            endStream: f.endStream,
-            parts: [f.fragment.slice()],
-            size: f.fragment.byteLength,
-            frames: 1,
-          };
-          this.#checkBlockSize(this.#pending);
-        }
+        const b = this.#blocks.headers(h, payload);
+        if (b) this.#onHeaderBlock(b.streamId, b.block, b.endStream);
         break;
       }
       case FrameType.CONTINUATION: {
-        const f = parseContinuation(h, payload);
-        const p = this.#pending;
-        if (!p) {
-          // RFC 9113 §6.10: a CONTINUATION not preceded by HEADERS, PUSH_PROMISE or CONTINUATION
-          // without END_HEADERS is "a connection error of type PROTOCOL_ERROR".
-          throw new ConnectionError(
-            ErrorCode.PROTOCOL_ERROR,
-            `CONTINUATION on stream ${h.streamId} without a preceding HEADERS`,
-          );
-        }
-        p.parts.push(f.fragment.slice());
-        p.size += f.fragment.byteLength;
-        p.frames++;
-        this.#checkBlockSize(p);
-        if (f.endHeaders) {
-          this.#pending = undefined;
-          const block = new Uint8Array(p.size);
-          let o = 0;
-          for (const part of p.parts) {
-            block.set(part, o);
-            o += part.byteLength;
-          }
-          this.#onHeaderBlock(p.streamId, block, p.endStream);
-        }
+        const b = this.#blocks.continuation(h, payload);
+        if (b) this.#onHeaderBlock(b.streamId, b.block, b.endStream);
         break;
       }
       case FrameType.PRIORITY: {
@@ -602,22 +549,6 @@ export class H2ServerConnection implements ServerStreamHost {
   #checkNotIdle(h: { streamId: number }, what: string): void {
     if (h.streamId % 2 === 0 || h.streamId > this.#lastStreamId) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `${what} on idle stream ${h.streamId}`);
-    }
-  }
-
-  #checkBlockSize(p: PendingBlock): void {
-    // A header block larger than the header list we accept, or one spread over many tiny
-    // CONTINUATION frames, is a flood: stop buffering it (memory stays flat) and end the
-    // connection, as RFC 9113 §10.5.1 allows.
-    if (p.size > this.#opts.maxHeaderListSize || p.frames > MAX_CONTINUATIONS) {
-      throw new ConnectionError(
-        ErrorCode.ENHANCE_YOUR_CALM,
-        `header block on stream ${p.streamId} exceeds ${
-          p.size > this.#opts.maxHeaderListSize
-            ? `${this.#opts.maxHeaderListSize} bytes`
-            : `${MAX_CONTINUATIONS} CONTINUATION frames`
-        }`,
-      );
     }
   }
 

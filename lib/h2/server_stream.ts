@@ -9,6 +9,7 @@
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { InboundBody, OutboundBody } from "./body.ts";
 import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { CONNECTION_SPECIFIC, contentLength, fieldProblem } from "./header_fields.ts";
 import type { TakenListener } from "./writer.ts";
 
 /** RFC 9113 §5.1 states of a stream the client opened (push, and so "reserved", is never used). */
@@ -40,15 +41,6 @@ export interface ServerStreamHost {
   streamClosed(stream: H2ServerStream): void;
 }
 
-/** RFC 9113 §8.2.2: connection-specific fields a message must not carry. */
-const CONNECTION_SPECIFIC = new Set([
-  "connection",
-  "proxy-connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-]);
-
 function malformed(streamId: number, what: string): StreamError {
   return new StreamError(
     streamId,
@@ -57,38 +49,10 @@ function malformed(streamId: number, what: string): StreamError {
   );
 }
 
-/** RFC 9113 §8.2.1: a field name has no controls, spaces, uppercase, ':' or non-ASCII. */
-function checkName(streamId: number, name: string): void {
-  if (name.length === 0) throw malformed(streamId, "empty header name");
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    // "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or
-    // 0x7f-0xff (all ranges inclusive)."
-    if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || c === 0x3a) {
-      throw malformed(
-        streamId,
-        c >= 0x41 && c <= 0x5a
-          ? `uppercase header name "${name}"`
-          : `invalid header name "${name}"`,
-      );
-    }
-  }
-}
-
+/** RFC 9113 §8.2: a regular field's name and value, and no connection-specific field. */
 function checkRegular(streamId: number, name: string, value: string): void {
-  checkName(streamId, name);
-  // RFC 9113 §8.2.1: "A field value MUST NOT contain the zero value (ASCII NUL, 0x00), line feed
-  // (ASCII LF, 0x0a), or carriage return (ASCII CR, 0x0d) at any position" nor start or end with
-  // whitespace.
-  if (/[\0\r\n]|^[ \t]|[ \t]$/.test(value)) {
-    throw malformed(streamId, `invalid value of header "${name}"`);
-  }
-  // RFC 9113 §8.2.2: "Any message containing connection-specific header fields MUST be treated as
-  // malformed"; "The only exception to this is the TE header field, which MAY be present in an
-  // HTTP/2 request; when it is, it MUST NOT contain any value other than 'trailers'."
-  if (CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
-    throw malformed(streamId, `connection-specific header "${name}"`);
-  }
+  const problem = fieldProblem(name, value);
+  if (problem) throw malformed(streamId, problem);
 }
 
 /**
@@ -171,14 +135,7 @@ export class H2ServerStream {
     this.#host = host;
     this.sendWindow = new OutboundWindow(options.sendWindow);
     this.recvWindow = new InboundWindow(options.recvWindow);
-    for (const [name, value] of request.headers) {
-      if (name !== "content-length") continue;
-      const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
-      if (Number.isNaN(n) || (this.#contentLength >= 0 && n !== this.#contentLength)) {
-        throw malformed(id, `invalid content-length "${value}"`);
-      }
-      this.#contentLength = n;
-    }
+    this.#contentLength = contentLength(request.headers, (what) => malformed(id, what));
     this.#in = new InboundBody(
       (n, streamToo) => this.#host.consumed(this, n, streamToo),
       // The handler does not want the rest of the request body: ask the client to stop sending.

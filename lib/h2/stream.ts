@@ -9,6 +9,7 @@ import type { Duplex } from "../net/duplex.ts";
 import { InboundBody, OutboundBody } from "./body.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { contentLength, fieldProblem } from "./header_fields.ts";
 
 /**
  * RFC 9113 §5.1 states a client stream goes through. "reserved" states need server push, which we
@@ -52,15 +53,6 @@ export interface StreamHost {
   /** The stream reached "closed". */
   streamClosed(stream: H2Stream): void;
 }
-
-/** RFC 9113 §8.2.2: connection-specific fields a response must not carry. */
-const CONNECTION_SPECIFIC = new Set([
-  "connection",
-  "proxy-connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 export class H2Stream implements Duplex {
   readonly id: number;
@@ -167,15 +159,7 @@ export class H2Stream implements Duplex {
       }
       this.#gotResponse = true;
       const fields = headers.filter(([name]) => name[0] !== ":");
-      for (const [name, value] of fields) {
-        if (name === "content-length") {
-          const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
-          if (Number.isNaN(n) || (this.#contentLength >= 0 && n !== this.#contentLength)) {
-            throw this.#malformed(`invalid content-length "${value}"`);
-          }
-          this.#contentLength = n;
-        }
-      }
+      this.#contentLength = contentLength(fields, (what) => this.#malformed(what));
       this.#resolveResponse({ status, headers: fields });
     } else {
       // RFC 9113 §8.1: trailers are the last header block and carry END_STREAM.
@@ -278,7 +262,6 @@ export class H2Stream implements Duplex {
     let status = -1;
     let regular = false;
     for (const [name, value] of headers) {
-      if (name.length === 0) throw this.#malformed("empty header name");
       if (name[0] === ":") {
         // RFC 9113 §8.3: "Pseudo-header fields MUST NOT appear in a trailer section" and "All
         // pseudo-header fields MUST appear in a field block before all regular field lines".
@@ -294,27 +277,8 @@ export class H2Stream implements Duplex {
         continue;
       }
       regular = true;
-      // RFC 9113 §8.2.1: names "MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or
-      // 0x7f-0xff" — no uppercase, no controls, no spaces.
-      for (let i = 0; i < name.length; i++) {
-        const c = name.charCodeAt(i);
-        if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || c === 0x3a) {
-          throw this.#malformed(
-            c >= 0x41 && c <= 0x5a
-              ? `uppercase header name "${name}"`
-              : `invalid header name "${name}"`,
-          );
-        }
-      }
-      // "A field value MUST NOT contain the zero value, line feed, or carriage return" and must not
-      // start or end with whitespace.
-      if (/[\0\r\n]|^[ \t]|[ \t]$/.test(value)) {
-        throw this.#malformed(`invalid value of header "${name}"`);
-      }
-      // RFC 9113 §8.2.2: connection-specific header fields are malformed; TE only as "trailers".
-      if (CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
-        throw this.#malformed(`connection-specific header "${name}"`);
-      }
+      const problem = fieldProblem(name, value);
+      if (problem) throw this.#malformed(problem);
     }
     if (isResponse && status === -1) throw this.#malformed(`missing header ":status"`);
     return status;
