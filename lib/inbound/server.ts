@@ -1,5 +1,7 @@
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
+import type { Duplex } from "../net/duplex.ts";
+import { TlsListener } from "../net/tls_listener.ts";
 import type { Logger } from "../log.ts";
 import type { Outbound } from "../outbound/outbound.ts";
 import {
@@ -21,8 +23,11 @@ export interface InboundServerOptions {
   /** Serves each accepted TCP connection. */
   handler?: InboundHandler & { readonly requiresAuth?: boolean };
   /**
-   * Serve TLS on the TCP port (certificate chain and key as PEM text). The handshake runs on the
-   * handler's first read, so the handler's handshake deadline bounds it too.
+   * Serve TLS on the TCP port (certificate chain and key as PEM text). Use
+   * `InboundServer.listen()` for it: that path (node:tls, TlsListener) turns Nagle off on every
+   * socket and bounds the handshake by TLS_HANDSHAKE_TIMEOUT_MS before the handler sees the
+   * connection. The constructor's path (Deno.listenTls) runs the handshake on the handler's first
+   * read, but its sockets keep Nagle on (~40 ms per write-write-read round trip).
    */
   tls?: { cert: string; key: string; alpnProtocols?: string[] };
   /** Serves a UDP socket on the same address (tunnel with network "udp"). */
@@ -30,6 +35,27 @@ export interface InboundServerOptions {
   outbound: Outbound;
   policy: Policy;
   logger: Logger;
+}
+
+/**
+ * How long a TLS client may take to finish its handshake (the TlsListener path). The VLESS header
+ * deadline (policy.handshake) starts only after it, as in v2ray, whose TLS handshake runs before
+ * the inbound reads the header.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** One accepted connection, whatever listener it came from. */
+interface Accepted {
+  duplex: Duplex;
+  remote: Deno.NetAddr;
+  local: Deno.NetAddr;
+}
+
+/** The part of a listener the accept loop uses (a Deno.Listener or a TlsListener). */
+interface Acceptor {
+  readonly addr: Deno.NetAddr;
+  accept(): Promise<Accepted>;
+  close(): void;
 }
 
 /** Accept failures in a row (EMFILE…) before the loop pauses; keeps it from spinning. */
@@ -42,30 +68,38 @@ const ACCEPT_PAUSE_MS = 200;
  */
 export class InboundServer {
   readonly tag: string;
-  #listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn, Deno.NetAddr> | undefined;
+  #listener: Acceptor | undefined;
   #udp: Deno.DatagramConn | undefined;
   #options: InboundServerOptions;
   #shutdown = new AbortController();
-  #conns = new Set<ConnDuplex>();
+  #conns = new Set<Duplex>();
   #tasks = new Set<Promise<void>>();
   #loops: Promise<void>[] = [];
   #closing: Promise<void> | undefined;
 
-  constructor(options: InboundServerOptions) {
+  /**
+   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). With `tls` this uses
+   * Deno.listenTls, whose sockets keep Nagle on; `InboundServer.listen()` is the TCP_NODELAY path.
+   */
+  constructor(options: InboundServerOptions, listener?: Acceptor) {
     this.tag = options.tag;
     this.#options = options;
     const hostname = options.hostname ?? "127.0.0.1";
     if (!options.handler && !options.datagramHandler) {
       throw new TypeError(`Cannot start inbound "${options.tag}": no handler`);
     }
-    if (options.handler) {
+    if (listener) {
+      this.#listener = listener;
+    } else if (options.handler) {
       const { tls } = options;
-      this.#listener = tls
-        ? Deno.listenTls({ hostname, port: options.port, transport: "tcp", ...tls })
-        : Deno.listen({ hostname, port: options.port, transport: "tcp" });
+      this.#listener = denoAcceptor(
+        tls
+          ? Deno.listenTls({ hostname, port: options.port, transport: "tcp", ...tls })
+          : Deno.listen({ hostname, port: options.port, transport: "tcp" }),
+      );
     }
     if (options.datagramHandler) {
-      const port = this.#listener ? (this.#listener.addr as Deno.NetAddr).port : options.port;
+      const port = this.#listener ? this.#listener.addr.port : options.port;
       try {
         this.#udp = Deno.listenDatagram({ hostname, port, transport: "udp" });
       } catch (err) {
@@ -83,9 +117,52 @@ export class InboundServer {
     if (this.#udp) this.#loops.push(this.#serveUdp(this.#udp));
   }
 
+  /**
+   * Binds and resolves once listening. With `tls` the TCP port is served by node:tls
+   * (TlsListener): every socket has TCP_NODELAY, and a client that does not finish its handshake
+   * within TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. Without `tls`, the same as
+   * the constructor.
+   */
+  static async listen(options: InboundServerOptions): Promise<InboundServer> {
+    const { tls, handler, logger, tag } = options;
+    if (!tls || !handler) return new InboundServer(options);
+    const listener = await TlsListener.listen({
+      hostname: options.hostname ?? "127.0.0.1",
+      port: options.port,
+      cert: tls.cert,
+      key: tls.key,
+      alpnProtocols: tls.alpnProtocols,
+      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+      onError: (err, remote) =>
+        logger.debug(
+          `inbound "${tag}": TLS handshake with ${
+            remote ? formatHostPort(remote.hostname, remote.port) : "a client"
+          } failed: ${errorMessage(err)}`,
+        ),
+    });
+    const acceptor: Acceptor = {
+      addr: { transport: "tcp", ...listener.addr },
+      accept: async () => {
+        const a = await listener.accept();
+        return {
+          duplex: a.duplex,
+          remote: { transport: "tcp", ...a.remoteAddr },
+          local: { transport: "tcp", ...a.localAddr },
+        };
+      },
+      close: () => listener.close(),
+    };
+    try {
+      return new InboundServer(options, acceptor);
+    } catch (err) {
+      listener.close();
+      throw err;
+    }
+  }
+
   /** The bound address (the TCP one when both are open). */
   get addr(): Deno.NetAddr {
-    return (this.#listener ?? this.#udp)!.addr as Deno.NetAddr;
+    return this.#listener ? this.#listener.addr : this.#udp!.addr as Deno.NetAddr;
   }
 
   get port(): number {
@@ -97,12 +174,10 @@ export class InboundServer {
     return this.#conns.size;
   }
 
-  async #acceptLoop(
-    listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn, Deno.NetAddr>,
-  ): Promise<void> {
+  async #acceptLoop(listener: Acceptor): Promise<void> {
     let errors = 0;
     for (let n = 0; n < Number.MAX_SAFE_INTEGER; n++) {
-      let conn: Deno.TcpConn | Deno.TlsConn;
+      let conn: Accepted;
       try {
         conn = await listener.accept();
         errors = 0;
@@ -121,22 +196,15 @@ export class InboundServer {
     }
   }
 
-  async #serve(conn: Deno.TcpConn | Deno.TlsConn): Promise<void> {
+  async #serve(conn: Accepted): Promise<void> {
     const { handler, logger, outbound, policy, tag } = this.#options;
     const started = Date.now();
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const source = formatHostPort(remote.hostname, remote.port);
-    try {
-      // A TlsConn has no setNoDelay in Deno's API.
-      if ("setNoDelay" in conn) conn.setNoDelay(true);
-    } catch {
-      // Already reset by the peer; the handler will see that.
-    }
-    const duplex = new ConnDuplex(conn);
+    const source = formatHostPort(conn.remote.hostname, conn.remote.port);
+    const { duplex } = conn;
     this.#conns.add(duplex);
     const ctx: InboundContext = {
       source,
-      localAddress: (conn.localAddr as Deno.NetAddr).hostname,
+      localAddress: conn.local.hostname,
       outbound,
       policy,
       logger,
@@ -221,6 +289,30 @@ export class InboundServer {
     }
     await Promise.all([...this.#tasks, ...this.#loops]);
   }
+}
+
+/** A Deno listener as an Acceptor: every connection a ConnDuplex, Nagle off where Deno allows. */
+function denoAcceptor(
+  listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn, Deno.NetAddr>,
+): Acceptor {
+  return {
+    addr: listener.addr,
+    accept: async () => {
+      const conn = await listener.accept();
+      try {
+        // A TlsConn has no setNoDelay in Deno's API (InboundServer.listen() is the way around).
+        if ("setNoDelay" in conn) conn.setNoDelay(true);
+      } catch {
+        // Already reset by the peer; the handler will see that.
+      }
+      return {
+        duplex: new ConnDuplex(conn),
+        remote: conn.remoteAddr,
+        local: conn.localAddr,
+      };
+    },
+    close: () => listener.close(),
+  };
 }
 
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
