@@ -7,23 +7,17 @@
  */
 import type { Duplex } from "../net/duplex.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { ConnectionFlow } from "./connection_flow.ts";
 import {
   CONNECTION_PREFACE,
-  DEFAULT_MAX_FRAME_SIZE,
-  DEFAULT_WINDOW_SIZE,
   encodeDataHeader,
   encodeGoAway,
   encodeHeaderBlock,
-  encodePing,
   encodeRstStream,
   encodeSettings,
   encodeSettingsAck,
-  encodeWindowUpdate,
   type FrameHeader,
   FrameType,
-  MAX_MAX_FRAME_SIZE,
-  MAX_WINDOW_SIZE,
   parseData,
   parseGoAway,
   parsePing,
@@ -36,7 +30,9 @@ import {
 import { FrameSplitter } from "./frame_splitter.ts";
 import { HeaderBlockAssembler } from "./header_block.ts";
 import { CONNECTION_SPECIFIC } from "./header_fields.ts";
+import { HealthCheck } from "./health_check.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
+import { PeerSettings, resolveSettings } from "./settings.ts";
 import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
 import { FrameWriter } from "./writer.ts";
 
@@ -98,12 +94,9 @@ export class H2Connection implements StreamHost {
   #encoder: HpackEncoder;
   #decoder: HpackDecoder;
 
-  // The peer's settings (RFC 9113 §6.5.2 initial values until its SETTINGS arrives).
-  #peerMaxConcurrent = Infinity;
-  #peerInitialWindow = DEFAULT_WINDOW_SIZE;
-  #peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  #sendWindow = new OutboundWindow(DEFAULT_WINDOW_SIZE);
-  #recvWindow = new InboundWindow(DEFAULT_WINDOW_SIZE);
+  #peer: PeerSettings;
+  #flow: ConnectionFlow;
+  #health: HealthCheck;
 
   #gotSettings = false;
   #resolveReady!: () => void;
@@ -116,33 +109,13 @@ export class H2Connection implements StreamHost {
 
   #readDone: Promise<void>;
 
-  // Health check.
-  #lastRead = 0;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #pingTimer: ReturnType<typeof setTimeout> | undefined;
-  #pingData: Uint8Array | undefined;
-
   private constructor(duplex: Duplex, options: H2ConnectionOptions) {
     this.#duplex = duplex;
-    this.#opts = { ...DEFAULTS };
-    for (const [k, v] of Object.entries(options)) {
-      if (v !== undefined && k in DEFAULTS) (this.#opts as Record<string, number>)[k] = v;
-    }
-    const o = this.#opts;
-    if (o.initialWindowSize < 0 || o.initialWindowSize > MAX_WINDOW_SIZE) {
-      throw new RangeError(`initialWindowSize must be 0 to 2^31-1, got ${o.initialWindowSize}`);
-    }
-    if (o.connectionWindowSize < DEFAULT_WINDOW_SIZE || o.connectionWindowSize > MAX_WINDOW_SIZE) {
-      throw new RangeError(
-        `connectionWindowSize must be 65535 to 2^31-1, got ${o.connectionWindowSize}`,
-      );
-    }
-    if (o.maxFrameSize < DEFAULT_MAX_FRAME_SIZE || o.maxFrameSize > MAX_MAX_FRAME_SIZE) {
-      throw new RangeError(`maxFrameSize must be 16384 to 16777215, got ${o.maxFrameSize}`);
-    }
+    const o = this.#opts = resolveSettings(DEFAULTS, options);
     this.#nextStreamId = options.firstStreamId ?? 1;
     if (this.#nextStreamId % 2 !== 1) throw new RangeError(`firstStreamId must be odd`);
     this.#encoder = new HpackEncoder({});
+    this.#peer = new PeerSettings(this.#encoder, { isClient: true });
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
     this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);
     this.#splitter = new FrameSplitter(o.maxFrameSize);
@@ -167,12 +140,15 @@ export class H2Connection implements StreamHost {
         [SettingId.MAX_HEADER_LIST_SIZE, o.maxHeaderListSize],
       ]),
     );
-    // RFC 9113 §6.9.2: the connection window can only be changed by WINDOW_UPDATE.
-    const raise = o.connectionWindowSize - DEFAULT_WINDOW_SIZE;
-    if (raise > 0) {
-      this.#recvWindow.grow(raise);
-      this.#writer.urgent(encodeWindowUpdate(0, raise));
-    }
+    this.#flow = new ConnectionFlow(this.#writer, {
+      windowSize: o.connectionWindowSize,
+      peerName: "peer",
+    });
+    this.#health = new HealthCheck(this.#writer, {
+      readIdleTimeout: o.readIdleTimeout,
+      pingTimeout: o.pingTimeout,
+      onFailure: (err) => this.#fail(err),
+    });
     this.#readDone = this.#readLoop();
   }
 
@@ -204,7 +180,7 @@ export class H2Connection implements StreamHost {
   /** Open, no GOAWAY, stream ids left, and below the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
   get usable(): boolean {
     return !this.#closing && !this.#goAway && this.#nextStreamId <= MAX_STREAM_ID &&
-      this.#streams.size < this.#peerMaxConcurrent;
+      this.#streams.size < this.#peer.maxConcurrentStreams;
   }
 
   /** True once the peer sent GOAWAY or the connection closed: it will never be usable again. */
@@ -227,7 +203,7 @@ export class H2Connection implements StreamHost {
         ? `peer sent GOAWAY (${errorCodeName(this.#goAway.code)})`
         : this.#nextStreamId > MAX_STREAM_ID
         ? "stream ids exhausted"
-        : `peer allows ${this.#peerMaxConcurrent} concurrent streams`;
+        : `peer allows ${this.#peer.maxConcurrentStreams} concurrent streams`;
       throw refusedStreamError(0, `cannot open a stream: ${why}`);
     }
     const fields: Array<[string, string]> = [
@@ -255,13 +231,13 @@ export class H2Connection implements StreamHost {
     const block = this.#encoder.encode(fields);
     const endStream = req.endStream ?? false;
     const stream = new H2Stream(id, this, {
-      sendWindow: this.#peerInitialWindow,
+      sendWindow: this.#peer.initialWindowSize,
       recvWindow: this.#opts.initialWindowSize,
       endStream,
     });
     this.#streams.set(id, stream);
     this.#writer.queue(
-      encodeHeaderBlock(id, block, { endStream, maxFrameSize: this.#peerMaxFrameSize }),
+      encodeHeaderBlock(id, block, { endStream, maxFrameSize: this.#peer.maxFrameSize }),
     );
     return stream;
   }
@@ -275,11 +251,7 @@ export class H2Connection implements StreamHost {
 
   reserve(stream: H2Stream, want: number): number {
     if (this.#closing) return 0;
-    const n = Math.min(want, stream.sendWindow.size, this.#sendWindow.size, this.#peerMaxFrameSize);
-    if (n <= 0) return 0;
-    stream.sendWindow.consume(n);
-    this.#sendWindow.consume(n);
-    return n;
+    return this.#flow.reserve(stream, want, this.#peer.maxFrameSize);
   }
 
   queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void {
@@ -298,12 +270,7 @@ export class H2Connection implements StreamHost {
 
   consumed(stream: H2Stream, n: number, streamToo: boolean): void {
     if (this.#closing || n <= 0) return;
-    const conn = this.#recvWindow.consume(n);
-    if (conn > 0) this.#writer.urgent(encodeWindowUpdate(0, conn));
-    if (streamToo) {
-      const s = stream.recvWindow.consume(n);
-      if (s > 0) this.#writer.urgent(encodeWindowUpdate(stream.id, s));
-    }
+    this.#flow.consumed(stream, n, streamToo);
   }
 
   streamClosed(stream: H2Stream): void {
@@ -342,7 +309,7 @@ export class H2Connection implements StreamHost {
           );
         }
         if (this.#closing) break;
-        this.#lastRead = performance.now();
+        this.#health.read();
         this.#splitter.feed(r.value, onFrame);
         if (this.#closing) break;
       }
@@ -386,27 +353,20 @@ export class H2Connection implements StreamHost {
     switch (h.type) {
       case FrameType.DATA: {
         const f = parseData(h, payload);
-        // RFC 9113 §6.9.1: "A receiver MUST treat the receipt of a WINDOW_UPDATE ... " and a sender
-        // MUST NOT exceed the window; overrunning the connection window is a FLOW_CONTROL_ERROR.
-        if (!this.#recvWindow.receive(f.flowLength)) {
-          throw new ConnectionError(
-            ErrorCode.FLOW_CONTROL_ERROR,
-            `peer sent ${f.flowLength} bytes past the connection window (${this.#recvWindow.available} left)`,
-          );
-        }
+        this.#flow.receive(f.flowLength);
         const stream = this.#streams.get(h.streamId);
         if (!stream) {
           this.#checkNotIdle(h, "DATA");
           // A stream we reset or finished: its bytes still count against the connection window,
           // so credit them back or the connection would slowly starve.
-          this.#creditConnection(f.flowLength);
+          this.#flow.credit(f.flowLength);
           break;
         }
         try {
           stream.onData(f.data, f.flowLength, f.endStream);
         } catch (err) {
           // A reset stream's bytes will never be read: return them to the connection window.
-          if (err instanceof StreamError) this.#creditConnection(f.flowLength);
+          if (err instanceof StreamError) this.#flow.credit(f.flowLength);
           throw err;
         }
         break;
@@ -441,60 +401,22 @@ export class H2Connection implements StreamHost {
           ErrorCode.PROTOCOL_ERROR,
           `PUSH_PROMISE on stream ${h.streamId} though we disabled push`,
         );
-      case FrameType.PING: {
-        const f = parsePing(h, payload);
-        if (!f.ack) {
-          // RFC 9113 §6.7: "Receivers of a PING frame that does not include an ACK flag MUST send
-          // a PING frame with the ACK flag set in response, with an identical frame payload."
-          this.#writer.urgent(encodePing(true, f.data));
-        } else if (this.#pingData && f.data.every((b, i) => b === this.#pingData![i])) {
-          this.#pingData = undefined;
-          clearTimeout(this.#pingTimer);
-          this.#pingTimer = undefined;
-          this.#armIdleTimer(this.#opts.readIdleTimeout);
-        }
+      case FrameType.PING:
+        this.#health.onPing(parsePing(h, payload));
         break;
-      }
       case FrameType.GOAWAY:
         this.#onGoAway(parseGoAway(h, payload));
         break;
       case FrameType.WINDOW_UPDATE: {
         const increment = parseWindowUpdate(h, payload);
-        if (h.streamId === 0) {
-          // RFC 9113 §6.9.1: "If a sender receives a WINDOW_UPDATE that causes a flow-control
-          // window to exceed this maximum, it MUST terminate either the stream or the
-          // connection, as appropriate" — FLOW_CONTROL_ERROR.
-          if (!this.#sendWindow.add(increment)) {
-            throw new ConnectionError(
-              ErrorCode.FLOW_CONTROL_ERROR,
-              `connection send window ${this.#sendWindow.size} + ${increment} exceeds 2^31-1`,
-            );
-          }
-          for (const s of this.#streams.values()) if (s.waitingForWindow) s.wakeWindow();
-          break;
-        }
-        this.#checkNotIdle(h, "WINDOW_UPDATE");
-        const stream = this.#streams.get(h.streamId);
-        if (!stream) break;
-        if (!stream.sendWindow.add(increment)) {
-          throw new StreamError(
-            h.streamId,
-            ErrorCode.FLOW_CONTROL_ERROR,
-            `reset stream ${h.streamId}: send window ${stream.sendWindow.size} + ${increment} exceeds 2^31-1`,
-          );
-        }
-        stream.wakeWindow();
+        if (h.streamId !== 0) this.#checkNotIdle(h, "WINDOW_UPDATE");
+        this.#flow.onWindowUpdate(h.streamId, increment, this.#streams);
         break;
       }
       default:
         // RFC 9113 §4.1: "Implementations MUST ignore and discard frames of unknown types."
         break;
     }
-  }
-
-  #creditConnection(n: number): void {
-    const inc = this.#recvWindow.consume(n);
-    if (inc > 0) this.#writer.urgent(encodeWindowUpdate(0, inc));
   }
 
   /**
@@ -522,54 +444,14 @@ export class H2Connection implements StreamHost {
   #onSettings(h: FrameHeader, payload: Uint8Array): void {
     const f = parseSettings(h, payload);
     if (f.ack) return;
-    for (const [id, value] of f.settings) {
-      switch (id) {
-        case SettingId.HEADER_TABLE_SIZE:
-          this.#encoder.setMaxTableSize(value);
-          break;
-        case SettingId.ENABLE_PUSH:
-          // RFC 9113 §6.5.2: "A client MUST treat receipt of a SETTINGS frame with
-          // SETTINGS_ENABLE_PUSH set to 1 as a connection error of type PROTOCOL_ERROR."
-          if (value === 1) {
-            throw new ConnectionError(
-              ErrorCode.PROTOCOL_ERROR,
-              "server sent SETTINGS_ENABLE_PUSH = 1",
-            );
-          }
-          break;
-        case SettingId.MAX_CONCURRENT_STREAMS:
-          this.#peerMaxConcurrent = value;
-          break;
-        case SettingId.INITIAL_WINDOW_SIZE: {
-          // RFC 9113 §6.9.2: the change applies to every open stream's window, which may go
-          // negative; "a change ... that causes any flow-control window to exceed the maximum
-          // size [is] a connection error of type FLOW_CONTROL_ERROR."
-          const delta = value - this.#peerInitialWindow;
-          this.#peerInitialWindow = value;
-          for (const s of this.#streams.values()) {
-            if (!s.sendWindow.add(delta)) {
-              throw new ConnectionError(
-                ErrorCode.FLOW_CONTROL_ERROR,
-                `SETTINGS_INITIAL_WINDOW_SIZE ${value} overflows the window of stream ${s.id}`,
-              );
-            }
-            if (delta > 0) s.wakeWindow();
-          }
-          break;
-        }
-        case SettingId.MAX_FRAME_SIZE:
-          this.#peerMaxFrameSize = value;
-          break;
-      }
-    }
+    this.#peer.apply(f.settings, this.#streams.values());
     // RFC 9113 §6.5.3: "Upon receiving ... the recipient MUST immediately emit a SETTINGS frame
     // with the ACK flag set."
     this.#writer.urgent(encodeSettingsAck());
     if (!this.#gotSettings) {
       this.#gotSettings = true;
       this.#resolveReady?.();
-      this.#lastRead = performance.now();
-      this.#armIdleTimer(this.#opts.readIdleTimeout);
+      this.#health.start();
     }
   }
 
@@ -595,38 +477,6 @@ export class H2Connection implements StreamHost {
     if (this.#streams.size === 0) this.close();
   }
 
-  // ---- health check ----
-
-  #armIdleTimer(ms: number): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
-    if (this.#opts.readIdleTimeout <= 0 || this.#closing) return;
-    this.#idleTimer = setTimeout(() => this.#idleCheck(), Math.max(1, ms));
-  }
-
-  #idleCheck(): void {
-    this.#idleTimer = undefined;
-    if (this.#closing || this.#pingData) return;
-    const idle = performance.now() - this.#lastRead;
-    const timeout = this.#opts.readIdleTimeout;
-    if (idle < timeout) {
-      this.#armIdleTimer(timeout - idle);
-      return;
-    }
-    // Nothing read for readIdleTimeout: ask the peer to prove it is alive.
-    this.#pingData = crypto.getRandomValues(new Uint8Array(8));
-    this.#writer.urgent(encodePing(false, this.#pingData));
-    this.#pingTimer = setTimeout(() => {
-      this.#pingTimer = undefined;
-      this.#fail(
-        new ConnectionError(
-          ErrorCode.INTERNAL_ERROR,
-          `health check failed: no PING ACK within ${this.#opts.pingTimeout} ms after ${timeout} ms idle`,
-        ),
-      );
-    }, this.#opts.pingTimeout);
-  }
-
   // ---- shutdown ----
 
   /** Ends the connection with `err`: GOAWAY (if we started it), every stream fails, duplex closed. */
@@ -634,9 +484,7 @@ export class H2Connection implements StreamHost {
     if (this.#closing) return;
     this.#closing = true;
     this.#error = err;
-    clearTimeout(this.#idleTimer);
-    clearTimeout(this.#pingTimer);
-    this.#idleTimer = this.#pingTimer = undefined;
+    this.#health.stop();
     this.#rejectReady?.(err);
     for (const s of this.#streams.values()) s.fail(err);
     this.#streams.clear();

@@ -11,23 +11,17 @@
  */
 import type { Duplex } from "../net/duplex.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { ConnectionFlow } from "./connection_flow.ts";
 import {
   CONNECTION_PREFACE,
-  DEFAULT_MAX_FRAME_SIZE,
-  DEFAULT_WINDOW_SIZE,
   encodeDataHeader,
   encodeGoAway,
   encodeHeaderBlock,
-  encodePing,
   encodeRstStream,
   encodeSettings,
   encodeSettingsAck,
-  encodeWindowUpdate,
   type FrameHeader,
   FrameType,
-  MAX_MAX_FRAME_SIZE,
-  MAX_WINDOW_SIZE,
   parseData,
   parseGoAway,
   parsePing,
@@ -39,6 +33,7 @@ import {
 } from "./frame.ts";
 import { FrameSplitter } from "./frame_splitter.ts";
 import { HeaderBlockAssembler } from "./header_block.ts";
+import { HealthCheck } from "./health_check.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import {
   type H2ServerRequest,
@@ -46,6 +41,7 @@ import {
   parseRequest,
   type ServerStreamHost,
 } from "./server_stream.ts";
+import { PeerSettings, resolveSettings } from "./settings.ts";
 import { FrameWriter, type TakenListener } from "./writer.ts";
 
 export { H2ServerStream };
@@ -115,11 +111,10 @@ export class H2ServerConnection implements ServerStreamHost {
   #resetIds = new Set<number>();
   #closedIds = new Set<number>();
 
-  // The client's settings (RFC 9113 §6.5.2 initial values until its SETTINGS arrives).
-  #peerInitialWindow = DEFAULT_WINDOW_SIZE;
-  #peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  #sendWindow = new OutboundWindow(DEFAULT_WINDOW_SIZE);
-  #recvWindow = new InboundWindow(DEFAULT_WINDOW_SIZE);
+  /** The client's settings; its MAX_CONCURRENT_STREAMS limits streams we would open: none. */
+  #peer = new PeerSettings(this.#encoder, { isClient: false });
+  #flow: ConnectionFlow;
+  #health: HealthCheck;
 
   #prefaceLeft = CONNECTION_PREFACE.byteLength;
   #gotSettings = false;
@@ -137,31 +132,10 @@ export class H2ServerConnection implements ServerStreamHost {
   #resolveClosed!: (e: Error | undefined) => void;
   #readDone: Promise<void>;
 
-  // Health check.
-  #lastRead = 0;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #pingTimer: ReturnType<typeof setTimeout> | undefined;
-  #pingData: Uint8Array | undefined;
-
   private constructor(duplex: Duplex, onStream: StreamHandler, options: H2ServerOptions) {
     this.#duplex = duplex;
     this.#onStream = onStream;
-    this.#opts = { ...DEFAULTS };
-    for (const [k, v] of Object.entries(options)) {
-      if (v !== undefined && k in DEFAULTS) (this.#opts as Record<string, number>)[k] = v;
-    }
-    const o = this.#opts;
-    if (o.initialWindowSize < 0 || o.initialWindowSize > MAX_WINDOW_SIZE) {
-      throw new RangeError(`initialWindowSize must be 0 to 2^31-1, got ${o.initialWindowSize}`);
-    }
-    if (o.connectionWindowSize < DEFAULT_WINDOW_SIZE || o.connectionWindowSize > MAX_WINDOW_SIZE) {
-      throw new RangeError(
-        `connectionWindowSize must be 65535 to 2^31-1, got ${o.connectionWindowSize}`,
-      );
-    }
-    if (o.maxFrameSize < DEFAULT_MAX_FRAME_SIZE || o.maxFrameSize > MAX_MAX_FRAME_SIZE) {
-      throw new RangeError(`maxFrameSize must be 16384 to 16777215, got ${o.maxFrameSize}`);
-    }
+    const o = this.#opts = resolveSettings(DEFAULTS, options);
     if (!(o.maxConcurrentStreams >= 0)) {
       throw new RangeError(`maxConcurrentStreams must be >= 0, got ${o.maxConcurrentStreams}`);
     }
@@ -187,12 +161,15 @@ export class H2ServerConnection implements ServerStreamHost {
       [SettingId.MAX_FRAME_SIZE, o.maxFrameSize],
       [SettingId.MAX_HEADER_LIST_SIZE, o.maxHeaderListSize],
     ]));
-    // RFC 9113 §6.9.2: the connection window can only be changed by WINDOW_UPDATE.
-    const raise = o.connectionWindowSize - DEFAULT_WINDOW_SIZE;
-    if (raise > 0) {
-      this.#recvWindow.grow(raise);
-      this.#writer.urgent(encodeWindowUpdate(0, raise));
-    }
+    this.#flow = new ConnectionFlow(this.#writer, {
+      windowSize: o.connectionWindowSize,
+      peerName: "client",
+    });
+    this.#health = new HealthCheck(this.#writer, {
+      readIdleTimeout: o.readIdleTimeout,
+      pingTimeout: o.pingTimeout,
+      onFailure: (err) => this.#fail(err),
+    });
     this.#settingsTimer = setTimeout(() => this.#settingsExpired(), o.settingsTimeout);
     this.#readDone = this.#readLoop();
   }
@@ -257,11 +234,7 @@ export class H2ServerConnection implements ServerStreamHost {
 
   reserve(stream: H2ServerStream, want: number): number {
     if (this.#closing) return 0;
-    const n = Math.min(want, stream.sendWindow.size, this.#sendWindow.size, this.#peerMaxFrameSize);
-    if (n <= 0) return 0;
-    stream.sendWindow.consume(n);
-    this.#sendWindow.consume(n);
-    return n;
+    return this.#flow.reserve(stream, want, this.#peer.maxFrameSize);
   }
 
   queueHeaders(stream: H2ServerStream, fields: Array<[string, string]>, endStream: boolean): void {
@@ -269,7 +242,7 @@ export class H2ServerConnection implements ServerStreamHost {
     // Encoded now, in the order queued: the client decodes blocks in the order they arrive.
     const block = this.#encoder.encode(fields);
     this.#writer.queue(
-      encodeHeaderBlock(stream.id, block, { endStream, maxFrameSize: this.#peerMaxFrameSize }),
+      encodeHeaderBlock(stream.id, block, { endStream, maxFrameSize: this.#peer.maxFrameSize }),
     );
   }
 
@@ -295,12 +268,7 @@ export class H2ServerConnection implements ServerStreamHost {
 
   consumed(stream: H2ServerStream, n: number, streamToo: boolean): void {
     if (this.#closing || n <= 0) return;
-    const conn = this.#recvWindow.consume(n);
-    if (conn > 0) this.#writer.urgent(encodeWindowUpdate(0, conn));
-    if (streamToo) {
-      const s = stream.recvWindow.consume(n);
-      if (s > 0) this.#writer.urgent(encodeWindowUpdate(stream.id, s));
-    }
+    this.#flow.consumed(stream, n, streamToo);
   }
 
   streamClosed(stream: H2ServerStream): void {
@@ -342,7 +310,7 @@ export class H2ServerConnection implements ServerStreamHost {
             { cause: readError, initiator: "peer" },
           );
         }
-        this.#lastRead = performance.now();
+        this.#health.read();
         let chunk = r.value;
         if (this.#prefaceLeft > 0) chunk = this.#checkPreface(chunk);
         this.#splitter.feed(chunk, onFrame);
@@ -407,21 +375,13 @@ export class H2ServerConnection implements ServerStreamHost {
     switch (h.type) {
       case FrameType.DATA: {
         const f = parseData(h, payload);
-        // RFC 9113 §6.9.1: "A sender MUST NOT send a flow-controlled frame with a length that
-        // exceeds the space available in either of the flow-control windows advertised by the
-        // receiver"; overrunning the connection window is a connection FLOW_CONTROL_ERROR.
-        if (!this.#recvWindow.receive(f.flowLength)) {
-          throw new ConnectionError(
-            ErrorCode.FLOW_CONTROL_ERROR,
-            `client sent ${f.flowLength} bytes past the connection window (${this.#recvWindow.available} left)`,
-          );
-        }
+        this.#flow.receive(f.flowLength);
         const stream = this.#streams.get(h.streamId);
         if (!stream) {
           this.#checkNotIdle(h, "DATA");
           // A stream we reset or finished: its bytes still count against the connection window,
           // so credit them back or the connection would slowly starve.
-          this.#creditConnection(f.flowLength);
+          this.#flow.credit(f.flowLength);
           // RFC 9113 §5.1: "An endpoint MUST ignore frames that it receives on closed streams
           // after it has sent a RST_STREAM frame." Otherwise §6.1: DATA on a stream not "open" or
           // "half-closed (local)" is a stream error of type STREAM_CLOSED.
@@ -436,7 +396,7 @@ export class H2ServerConnection implements ServerStreamHost {
           stream.onData(f.data, f.flowLength, f.endStream);
         } catch (err) {
           // A reset stream's bytes will never be read: return them to the connection window.
-          if (err instanceof StreamError) this.#creditConnection(f.flowLength);
+          if (err instanceof StreamError) this.#flow.credit(f.flowLength);
           throw err;
         }
         break;
@@ -481,60 +441,22 @@ export class H2ServerConnection implements ServerStreamHost {
           ErrorCode.PROTOCOL_ERROR,
           `PUSH_PROMISE from the client on stream ${h.streamId}`,
         );
-      case FrameType.PING: {
-        const f = parsePing(h, payload);
-        if (!f.ack) {
-          // RFC 9113 §6.7: "Receivers of a PING frame that does not include an ACK flag MUST send
-          // a PING frame with the ACK flag set in response, with an identical frame payload."
-          this.#writer.urgent(encodePing(true, f.data));
-        } else if (this.#pingData && f.data.every((b, i) => b === this.#pingData![i])) {
-          this.#pingData = undefined;
-          clearTimeout(this.#pingTimer);
-          this.#pingTimer = undefined;
-          this.#armIdleTimer(this.#opts.readIdleTimeout);
-        }
+      case FrameType.PING:
+        this.#health.onPing(parsePing(h, payload));
         break;
-      }
       case FrameType.GOAWAY:
         this.#onGoAway(parseGoAway(h, payload));
         break;
       case FrameType.WINDOW_UPDATE: {
         const increment = parseWindowUpdate(h, payload);
-        if (h.streamId === 0) {
-          // RFC 9113 §6.9.1: "If a sender receives a WINDOW_UPDATE that causes a flow-control
-          // window to exceed this maximum, it MUST terminate either the stream or the
-          // connection, as appropriate" — FLOW_CONTROL_ERROR.
-          if (!this.#sendWindow.add(increment)) {
-            throw new ConnectionError(
-              ErrorCode.FLOW_CONTROL_ERROR,
-              `connection send window ${this.#sendWindow.size} + ${increment} exceeds 2^31-1`,
-            );
-          }
-          for (const s of this.#streams.values()) if (s.waitingForWindow) s.wakeWindow();
-          break;
-        }
-        this.#checkNotIdle(h, "WINDOW_UPDATE");
-        const stream = this.#streams.get(h.streamId);
-        if (!stream) break;
-        if (!stream.sendWindow.add(increment)) {
-          throw new StreamError(
-            h.streamId,
-            ErrorCode.FLOW_CONTROL_ERROR,
-            `reset stream ${h.streamId}: send window ${stream.sendWindow.size} + ${increment} exceeds 2^31-1`,
-          );
-        }
-        stream.wakeWindow();
+        if (h.streamId !== 0) this.#checkNotIdle(h, "WINDOW_UPDATE");
+        this.#flow.onWindowUpdate(h.streamId, increment, this.#streams);
         break;
       }
       default:
         // RFC 9113 §4.1: "Implementations MUST ignore and discard frames of unknown types."
         break;
     }
-  }
-
-  #creditConnection(n: number): void {
-    const inc = this.#recvWindow.consume(n);
-    if (inc > 0) this.#writer.urgent(encodeWindowUpdate(0, inc));
   }
 
   #rememberReset(id: number): void {
@@ -611,7 +533,7 @@ export class H2ServerConnection implements ServerStreamHost {
     }
     const request = parseRequest(streamId, fields);
     const created = new H2ServerStream(streamId, request, this, {
-      sendWindow: this.#peerInitialWindow,
+      sendWindow: this.#peer.initialWindowSize,
       recvWindow: this.#opts.initialWindowSize,
       endStream,
     });
@@ -636,36 +558,7 @@ export class H2ServerConnection implements ServerStreamHost {
       this.#settingsDone();
       return;
     }
-    for (const [id, value] of f.settings) {
-      switch (id) {
-        case SettingId.HEADER_TABLE_SIZE:
-          this.#encoder.setMaxTableSize(value);
-          break;
-        case SettingId.INITIAL_WINDOW_SIZE: {
-          // RFC 9113 §6.9.2: the change applies to every open stream's window, which may go
-          // negative; "An endpoint MUST treat a change to SETTINGS_INITIAL_WINDOW_SIZE that causes
-          // any flow-control window to exceed the maximum size as a connection error of type
-          // FLOW_CONTROL_ERROR."
-          const delta = value - this.#peerInitialWindow;
-          this.#peerInitialWindow = value;
-          for (const s of this.#streams.values()) {
-            if (!s.sendWindow.add(delta)) {
-              throw new ConnectionError(
-                ErrorCode.FLOW_CONTROL_ERROR,
-                `SETTINGS_INITIAL_WINDOW_SIZE ${value} overflows the window of stream ${s.id}`,
-              );
-            }
-            if (delta > 0) s.wakeWindow();
-          }
-          break;
-        }
-        case SettingId.MAX_FRAME_SIZE:
-          this.#peerMaxFrameSize = value;
-          break;
-          // ENABLE_PUSH (validated by the parser) does not matter: we never push.
-          // MAX_CONCURRENT_STREAMS limits streams we would open: none.
-      }
-    }
+    this.#peer.apply(f.settings, this.#streams.values());
     // RFC 9113 §6.5.3: "Upon receiving a SETTINGS frame with the ACK flag set to 0, the recipient
     // MUST apply the updated settings as soon as possible upon receipt" and then acknowledge them.
     this.#writer.urgent(encodeSettingsAck());
@@ -673,7 +566,7 @@ export class H2ServerConnection implements ServerStreamHost {
       this.#gotSettings = true;
       this.#settingsDone();
       this.#resolveReady?.();
-      this.#armIdleTimer(this.#opts.readIdleTimeout);
+      this.#health.start();
     }
   }
 
@@ -717,39 +610,6 @@ export class H2ServerConnection implements ServerStreamHost {
     if (this.#streams.size === 0) this.close();
   }
 
-  // ---- health check ----
-
-  #armIdleTimer(ms: number): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
-    if (this.#opts.readIdleTimeout <= 0 || this.#closing) return;
-    this.#idleTimer = setTimeout(() => this.#idleCheck(), Math.max(1, ms));
-  }
-
-  #idleCheck(): void {
-    this.#idleTimer = undefined;
-    if (this.#closing || this.#pingData) return;
-    const idle = performance.now() - this.#lastRead;
-    const timeout = this.#opts.readIdleTimeout;
-    if (idle < timeout) {
-      this.#armIdleTimer(timeout - idle);
-      return;
-    }
-    // Nothing read for readIdleTimeout: a client that vanished without a FIN (a NAT forgot us,
-    // a laptop slept) would otherwise hold its streams forever.
-    this.#pingData = crypto.getRandomValues(new Uint8Array(8));
-    this.#writer.urgent(encodePing(false, this.#pingData));
-    this.#pingTimer = setTimeout(() => {
-      this.#pingTimer = undefined;
-      this.#fail(
-        new ConnectionError(
-          ErrorCode.INTERNAL_ERROR,
-          `health check failed: no PING ACK within ${this.#opts.pingTimeout} ms after ${timeout} ms idle`,
-        ),
-      );
-    }, this.#opts.pingTimeout);
-  }
-
   // ---- shutdown ----
 
   /** Ends the connection with `err`: GOAWAY (if we started it), every stream fails, duplex closed. */
@@ -757,10 +617,9 @@ export class H2ServerConnection implements ServerStreamHost {
     if (this.#closing) return;
     this.#closing = true;
     this.#error = err;
-    clearTimeout(this.#idleTimer);
-    clearTimeout(this.#pingTimer);
+    this.#health.stop();
     clearTimeout(this.#settingsTimer);
-    this.#idleTimer = this.#pingTimer = this.#settingsTimer = undefined;
+    this.#settingsTimer = undefined;
     this.#rejectReady?.(err);
     for (const s of this.#streams.values()) s.fail(err);
     this.#streams.clear();
