@@ -11,7 +11,6 @@ import { ConnectionFlow } from "./connection_flow.ts";
 import {
   CONNECTION_PREFACE,
   encodeDataHeader,
-  encodeGoAway,
   encodeHeaderBlock,
   encodeRstStream,
   encodeSettings,
@@ -30,9 +29,10 @@ import {
 import { FrameSplitter } from "./frame_splitter.ts";
 import { HeaderBlockAssembler } from "./header_block.ts";
 import { CONNECTION_SPECIFIC } from "./header_fields.ts";
+import { describeDebugData, encodeGoAwayFor, GOAWAY_WRITE_MS } from "./go_away.ts";
 import { HealthCheck } from "./health_check.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
-import { PeerSettings, resolveSettings } from "./settings.ts";
+import { PeerSettings, requireSettingsFirst, resolveSettings } from "./settings.ts";
 import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
 import { FrameWriter } from "./writer.ts";
 
@@ -79,8 +79,6 @@ const DEFAULTS = {
 
 /** RFC 9113 §5.1.1: stream ids are 31-bit; the last odd one a client may use. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
-/** How long a GOAWAY may take to reach a peer that stopped reading. */
-const GOAWAY_WRITE_MS = 1_000;
 
 export class H2Connection implements StreamHost {
   readonly closed: Promise<Error | undefined>;
@@ -341,14 +339,7 @@ export class H2Connection implements StreamHost {
   }
 
   #dispatch(h: FrameHeader, payload: Uint8Array): void {
-    // RFC 9113 §3.4: "The server connection preface consists of a potentially empty SETTINGS frame
-    // that MUST be the first frame the server sends".
-    if (!this.#gotSettings && (h.type !== FrameType.SETTINGS || (h.flags & 0x1) !== 0)) {
-      throw new ConnectionError(
-        ErrorCode.PROTOCOL_ERROR,
-        `first frame from the peer is type ${h.type}, not SETTINGS`,
-      );
-    }
+    if (!this.#gotSettings) requireSettingsFirst(h, "peer");
     this.#blocks.checkNext(h);
     switch (h.type) {
       case FrameType.DATA: {
@@ -459,9 +450,7 @@ export class H2Connection implements StreamHost {
     // RFC 9113 §6.8: the last-stream-id may only go down across several GOAWAYs.
     const last = Math.min(f.lastStreamId, this.#goAway?.lastStreamId ?? MAX_STREAM_ID);
     this.#goAway = { lastStreamId: last, code: f.code };
-    const debug = f.debugData.byteLength > 0
-      ? `, "${new TextDecoder().decode(f.debugData.subarray(0, 256))}"`
-      : "";
+    const debug = describeDebugData(f.debugData);
     for (const s of [...this.#streams.values()]) {
       if (s.id > last) {
         // "... streams with identifiers higher than the last-stream-id were not processed and
@@ -496,17 +485,9 @@ export class H2Connection implements StreamHost {
 
   async #shutdown(err: Error | undefined): Promise<void> {
     if (err) {
-      // RFC 9113 §5.4.1: "An endpoint that encounters a connection error SHOULD first send a
-      // GOAWAY frame". Half-closed after the GOAWAY so it is delivered before the reset that
-      // close() may be; bounded, so a peer that stopped reading must not keep us open.
-      const code = err instanceof ConnectionError ? err.code : ErrorCode.INTERNAL_ERROR;
-      const debug = new TextEncoder().encode(
-        code === ErrorCode.NO_ERROR ? "" : err.message.slice(0, 200),
-      );
-      await this.#writer.finish(
-        encodeGoAway(this.#lastPeerStreamId(), code, debug),
-        GOAWAY_WRITE_MS,
-      );
+      // The GOAWAY goes out alone, then a half-close so it is delivered before the reset that
+      // close() may be.
+      await this.#writer.finish(encodeGoAwayFor(this.#lastPeerStreamId(), err), GOAWAY_WRITE_MS);
     } else {
       await this.#writer.idle();
     }

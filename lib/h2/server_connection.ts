@@ -33,6 +33,7 @@ import {
 } from "./frame.ts";
 import { FrameSplitter } from "./frame_splitter.ts";
 import { HeaderBlockAssembler } from "./header_block.ts";
+import { describeDebugData, encodeGoAwayFor, GOAWAY_WRITE_MS, goAwayCode } from "./go_away.ts";
 import { HealthCheck } from "./health_check.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import {
@@ -41,7 +42,7 @@ import {
   parseRequest,
   type ServerStreamHost,
 } from "./server_stream.ts";
-import { PeerSettings, resolveSettings } from "./settings.ts";
+import { PeerSettings, requireSettingsFirst, resolveSettings } from "./settings.ts";
 import { FrameWriter, type TakenListener } from "./writer.ts";
 
 export { H2ServerStream };
@@ -91,8 +92,6 @@ const DEFAULTS = {
  * ended both ways (a new HEADERS on one is STREAM_CLOSED, not a non-increasing id): the most recent.
  */
 const MAX_REMEMBERED_IDS = 1024;
-/** How long a GOAWAY may take to reach a peer that stopped reading. */
-const GOAWAY_WRITE_MS = 1_000;
 
 export class H2ServerConnection implements ServerStreamHost {
   /** Resolves when the connection is gone: undefined for a clean end, else what ended it. */
@@ -363,14 +362,7 @@ export class H2ServerConnection implements ServerStreamHost {
   }
 
   #dispatch(h: FrameHeader, payload: Uint8Array): void {
-    // RFC 9113 §3.4: the client preface is the magic octets then "a SETTINGS frame ... MUST be
-    // the first frame the client sends"; anything else is an invalid preface, PROTOCOL_ERROR.
-    if (!this.#gotSettings && (h.type !== FrameType.SETTINGS || (h.flags & 0x1) !== 0)) {
-      throw new ConnectionError(
-        ErrorCode.PROTOCOL_ERROR,
-        `first frame from the client is type ${h.type}, not SETTINGS`,
-      );
-    }
+    if (!this.#gotSettings) requireSettingsFirst(h, "client");
     this.#blocks.checkNext(h);
     switch (h.type) {
       case FrameType.DATA: {
@@ -597,9 +589,7 @@ export class H2ServerConnection implements ServerStreamHost {
     // A client's GOAWAY says it is going: it opens no more streams. With NO_ERROR the streams in
     // flight finish first; with an error code the client is about to drop the connection.
     if (f.code !== ErrorCode.NO_ERROR) {
-      const debug = f.debugData.byteLength > 0
-        ? `, "${new TextDecoder().decode(f.debugData.subarray(0, 256))}"`
-        : "";
+      const debug = describeDebugData(f.debugData);
       throw new ConnectionError(
         f.code,
         `client sent GOAWAY (${errorCodeName(f.code)}${debug})`,
@@ -629,17 +619,11 @@ export class H2ServerConnection implements ServerStreamHost {
   }
 
   async #shutdown(local: boolean, err: Error): Promise<void> {
-    const code = err instanceof ConnectionError ? err.code : ErrorCode.INTERNAL_ERROR;
-    // RFC 9113 §5.4.1: "An endpoint that encounters a connection error SHOULD first send a
-    // GOAWAY frame ... with the stream identifier of the last stream that it successfully
-    // received from its peer." After an error, queued frames of the failed streams are dropped.
-    const goAway = local
-      ? encodeGoAway(
-        Math.min(this.#lastStreamId, this.#goAwaySent ?? this.#lastStreamId),
-        code,
-        new TextEncoder().encode(code === ErrorCode.NO_ERROR ? "" : err.message.slice(0, 200)),
-      )
-      : undefined;
+    const code = goAwayCode(err);
+    // Our GOAWAY names the last stream we received (§5.4.1), or fewer if an earlier GOAWAY of ours
+    // did. After an error, queued frames of the failed streams are dropped.
+    const last = Math.min(this.#lastStreamId, this.#goAwaySent ?? this.#lastStreamId);
+    const goAway = local ? encodeGoAwayFor(last, err) : undefined;
     // A clean close sends what is queued first: the last responses may still be in the queue.
     await this.#writer.finish(goAway, GOAWAY_WRITE_MS, code === ErrorCode.NO_ERROR);
     this.#duplex.close();

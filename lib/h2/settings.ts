@@ -7,6 +7,9 @@ import type { FlowStream } from "./connection_flow.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW_SIZE,
+  Flag,
+  type FrameHeader,
+  FrameType,
   MAX_MAX_FRAME_SIZE,
   MAX_WINDOW_SIZE,
   SettingId,
@@ -48,6 +51,20 @@ export function resolveSettings<T extends LocalSettings>(defaults: T, options: o
     throw new RangeError(`maxFrameSize must be 16384 to 16777215, got ${o.maxFrameSize}`);
   }
   return o;
+}
+
+/**
+ * RFC 9113 §3.4: each side's preface ends in (for a server, is) "a SETTINGS frame [that] MUST be
+ * the first frame" it sends; anything else first is an invalid preface, PROTOCOL_ERROR. Call for
+ * every frame until the peer's SETTINGS arrived; `peerName` names the peer in the error.
+ */
+export function requireSettingsFirst(h: FrameHeader, peerName: string): void {
+  if (h.type !== FrameType.SETTINGS || (h.flags & Flag.ACK) !== 0) {
+    throw new ConnectionError(
+      ErrorCode.PROTOCOL_ERROR,
+      `first frame from the ${peerName} is type ${h.type}, not SETTINGS`,
+    );
+  }
 }
 
 /** The peer's settings we obey (RFC 9113 §6.5.2 initial values until its SETTINGS arrives). */
