@@ -179,7 +179,8 @@ async function startInbound(
           policy,
         });
       }
-      return new InboundServer({
+      // listen(): over TLS a node:tls listener with TCP_NODELAY, as for http above.
+      return await InboundServer.listen({
         ...base,
         handler,
         policy,
