@@ -6,11 +6,28 @@
  * Neither touches the socket: the inbound half reports consumed bytes, the outbound half asks a
  * `BodySender` for credit and to queue DATA frames.
  */
+import { ErrorCode, StreamError } from "./errors.ts";
+import type { InboundWindow } from "./flow.ts";
 import type { TakenListener } from "./writer.ts";
 
 const EMPTY = new Uint8Array(0);
 /** Size of the pieces buffered bytes are copied into (see InboundBody#keep). */
 const BUFFER_PIECE = 64 * 1024;
+
+export interface InboundBodyOptions {
+  streamId: number;
+  /** The receive window we advertised for the stream; DATA must fit in it. */
+  window: InboundWindow;
+  /** Names the peer in errors ("peer", "client"). */
+  peerName: string;
+  /**
+   * `n` bytes were read or dropped; `streamToo` is false once the peer ended the stream (no stream
+   * WINDOW_UPDATE is due then).
+   */
+  onConsumed: (n: number, streamToo: boolean) => void;
+  /** The consumer cancelled before the end. */
+  onCancel: () => void;
+}
 
 /**
  * Received DATA waiting for the consumer. Credit goes back only when the consumer pulls (or the
@@ -19,8 +36,12 @@ const BUFFER_PIECE = 64 * 1024;
  */
 export class InboundBody {
   readonly readable: ReadableStream<Uint8Array>;
+  #streamId: number;
+  #window: InboundWindow;
+  #peerName: string;
   #onConsumed: (n: number, streamToo: boolean) => void;
   #onCancel: () => void;
+  #received = 0;
   #chunks: Uint8Array[] = [];
   #tail: Uint8Array | undefined;
   #tailLength = 0;
@@ -30,14 +51,12 @@ export class InboundBody {
   #done = false;
   #pullWaiter: (() => void) | undefined;
 
-  /**
-   * `onConsumed(n, streamToo)`: `n` bytes were read or dropped; `streamToo` is false once the peer
-   * ended the stream (no stream WINDOW_UPDATE is due then). `onCancel`: the consumer cancelled
-   * before the end.
-   */
-  constructor(onConsumed: (n: number, streamToo: boolean) => void, onCancel: () => void) {
-    this.#onConsumed = onConsumed;
-    this.#onCancel = onCancel;
+  constructor(options: InboundBodyOptions) {
+    this.#streamId = options.streamId;
+    this.#window = options.window;
+    this.#peerName = options.peerName;
+    this.#onConsumed = options.onConsumed;
+    this.#onCancel = options.onCancel;
     this.readable = new ReadableStream<Uint8Array>({
       pull: (controller) => this.#pull(controller),
       cancel: () => this.#cancel(),
@@ -54,9 +73,33 @@ export class InboundBody {
     return this.#buffered;
   }
 
-  /** A DATA frame's data (a view the caller no longer touches). */
-  push(data: Uint8Array): void {
+  /** DATA bytes received so far (padding not counted). */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Takes a DATA frame's `flowLength` (padding included) out of the stream's receive window. */
+  admit(flowLength: number): void {
+    // RFC 9113 §6.9.1: a sender MUST NOT send more than the window allows; the receiver treats
+    // an overrun of a stream window as a stream error of type FLOW_CONTROL_ERROR.
+    if (!this.#window.receive(flowLength)) {
+      const id = this.#streamId;
+      throw new StreamError(
+        id,
+        ErrorCode.FLOW_CONTROL_ERROR,
+        `reset stream ${id}: ${this.#peerName} sent ${flowLength} bytes past the stream window (${this.#window.available} left)`,
+      );
+    }
+  }
+
+  /**
+   * An admitted DATA frame's data (a view the caller no longer touches); its padding
+   * (`flowLength` beyond the data) is credited back at once.
+   */
+  push(data: Uint8Array, flowLength: number): void {
+    if (flowLength > data.byteLength) this.#onConsumed(flowLength - data.byteLength, true);
     if (data.byteLength === 0) return;
+    this.#received += data.byteLength;
     if (this.#done || this.#error) {
       // Nobody will read it: credit it back at once.
       this.#onConsumed(data.byteLength, !this.#ended);

@@ -10,10 +10,11 @@ import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { InboundBody, OutboundBody } from "./body.ts";
 import { InboundWindow, OutboundWindow } from "./flow.ts";
 import { CONNECTION_SPECIFIC, contentLength, fieldProblem } from "./header_fields.ts";
+import { type OpenedStreamState, StreamStateMachine } from "./stream_state.ts";
 import type { TakenListener } from "./writer.ts";
 
 /** RFC 9113 §5.1 states of a stream the client opened (push, and so "reserved", is never used). */
-export type ServerStreamState = "open" | "half-closed-local" | "half-closed-remote" | "closed";
+export type ServerStreamState = OpenedStreamState;
 
 export interface H2ServerRequest {
   method: string;
@@ -115,12 +116,11 @@ export class H2ServerStream {
   readonly recvWindow: InboundWindow;
 
   #host: ServerStreamHost;
-  #state: ServerStreamState;
+  #life: StreamStateMachine;
   #error: Error | undefined;
   #responded = false;
   #sent = 0;
   #contentLength = -1;
-  #received = 0;
   #in: InboundBody;
   #out: OutboundBody;
 
@@ -136,11 +136,20 @@ export class H2ServerStream {
     this.sendWindow = new OutboundWindow(options.sendWindow);
     this.recvWindow = new InboundWindow(options.recvWindow);
     this.#contentLength = contentLength(request.headers, (what) => malformed(id, what));
-    this.#in = new InboundBody(
-      (n, streamToo) => this.#host.consumed(this, n, streamToo),
+    // RFC 9113 §5.1: HEADERS opens the stream; with END_STREAM it is half-closed (remote).
+    this.#life = new StreamStateMachine(id, {
+      state: "open",
+      peerName: "client",
+      onClosed: () => this.#host.streamClosed(this),
+    });
+    this.#in = new InboundBody({
+      streamId: id,
+      window: this.recvWindow,
+      peerName: "client",
+      onConsumed: (n, streamToo) => this.#host.consumed(this, n, streamToo),
       // The handler does not want the rest of the request body: ask the client to stop sending.
-      () => this.close(),
-    );
+      onCancel: () => this.close(),
+    });
     this.#out = new OutboundBody({
       reserve: (want) => {
         this.#ensureResponded(false);
@@ -160,13 +169,15 @@ export class H2ServerStream {
       ended: () => this.#endLocal(),
       abort: () => this.close(),
     });
-    // RFC 9113 §5.1: HEADERS opens the stream; with END_STREAM it is half-closed (remote).
-    this.#state = "open";
     if (options.endStream) this.#endRemote();
   }
 
   get state(): ServerStreamState {
-    return this.#state;
+    return this.#life.state;
+  }
+
+  get #state(): ServerStreamState {
+    return this.#life.state;
   }
 
   /** The error the stream failed with, if it did. */
@@ -261,7 +272,7 @@ export class H2ServerStream {
 
   /** A header block after the request's: trailers (RFC 9113 §8.1), which must end the stream. */
   onHeaders(fields: Array<[string, string]>, endStream: boolean): void {
-    this.#checkRemoteOpen("HEADERS");
+    this.#life.checkRemoteOpen("HEADERS");
     // RFC 9113 §8.1: "... a trailer section ... MUST ... carry END_STREAM"; otherwise malformed.
     if (!endStream) throw malformed(this.id, "second HEADERS without END_STREAM");
     for (const [name, value] of fields) {
@@ -274,19 +285,9 @@ export class H2ServerStream {
 
   /** A DATA frame; `flowLength` counts padding, which is credited back at once. */
   onData(data: Uint8Array, flowLength: number, endStream: boolean): void {
-    this.#checkRemoteOpen("DATA");
-    // RFC 9113 §6.9.1: a sender MUST NOT send more than the window allows; the receiver treats
-    // an overrun of a stream window as a stream error of type FLOW_CONTROL_ERROR.
-    if (!this.recvWindow.receive(flowLength)) {
-      throw new StreamError(
-        this.id,
-        ErrorCode.FLOW_CONTROL_ERROR,
-        `reset stream ${this.id}: client sent ${flowLength} bytes past the stream window (${this.recvWindow.available} left)`,
-      );
-    }
-    if (flowLength > data.byteLength) this.#host.consumed(this, flowLength - data.byteLength, true);
-    this.#received += data.byteLength;
-    this.#in.push(data);
+    this.#life.checkRemoteOpen("DATA");
+    this.#in.admit(flowLength);
+    this.#in.push(data, flowLength);
     if (endStream) this.#endRemote();
   }
 
@@ -314,7 +315,7 @@ export class H2ServerStream {
     this.#error = err;
     this.#in.fail(err);
     this.#out.fail(err);
-    this.#setState("closed");
+    this.#life.close();
   }
 
   // ---- internals ----
@@ -323,39 +324,21 @@ export class H2ServerStream {
     if (!this.#responded) this.respond(200, [], { endStream });
   }
 
-  #checkRemoteOpen(what: string): void {
-    // RFC 9113 §5.1: in "half-closed (remote)", "If an endpoint receives additional frames, other
-    // than WINDOW_UPDATE, PRIORITY, or RST_STREAM, for a stream that is in this state, it MUST
-    // respond with a stream error of type STREAM_CLOSED."
-    if (this.#state === "half-closed-remote" || this.#state === "closed") {
-      throw new StreamError(
-        this.id,
-        ErrorCode.STREAM_CLOSED,
-        `reset stream ${this.id}: client sent ${what} after END_STREAM`,
-      );
-    }
-  }
-
   #endRemote(): void {
     // RFC 9113 §8.1.1: "A request or response is also malformed if the value of a content-length
     // header field does not equal the sum of the DATA frame payload lengths".
-    if (this.#contentLength >= 0 && this.#contentLength !== this.#received) {
+    const received = this.#in.received;
+    if (this.#contentLength >= 0 && this.#contentLength !== received) {
       throw malformed(
         this.id,
-        `content-length ${this.#contentLength} but ${this.#received} bytes of DATA`,
+        `content-length ${this.#contentLength} but ${received} bytes of DATA`,
       );
     }
     this.#in.end();
-    this.#setState(this.#state === "open" ? "half-closed-remote" : "closed");
+    this.#life.endRemote();
   }
 
   #endLocal(): void {
-    this.#setState(this.#state === "open" ? "half-closed-local" : "closed");
-  }
-
-  #setState(next: ServerStreamState): void {
-    if (this.#state === "closed") return;
-    this.#state = next;
-    if (next === "closed") this.#host.streamClosed(this);
+    this.#life.endLocal();
   }
 }

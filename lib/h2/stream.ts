@@ -10,17 +10,9 @@ import { InboundBody, OutboundBody } from "./body.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { InboundWindow, OutboundWindow } from "./flow.ts";
 import { contentLength, fieldProblem } from "./header_fields.ts";
+import { type StreamState, StreamStateMachine } from "./stream_state.ts";
 
-/**
- * RFC 9113 §5.1 states a client stream goes through. "reserved" states need server push, which we
- * disable (SETTINGS_ENABLE_PUSH = 0).
- */
-export type StreamState =
-  | "idle"
-  | "open"
-  | "half-closed-local"
-  | "half-closed-remote"
-  | "closed";
+export type { StreamState };
 
 export interface H2Response {
   status: number;
@@ -65,7 +57,7 @@ export class H2Stream implements Duplex {
   /** Receive credit we gave the peer for this stream. */
   readonly recvWindow: InboundWindow;
 
-  #state: StreamState = "idle";
+  #life: StreamStateMachine;
   #host: StreamHost;
   #error: Error | undefined;
 
@@ -75,7 +67,6 @@ export class H2Stream implements Duplex {
   #rejectTrailers!: (e: Error) => void;
   #gotResponse = false;
   #contentLength = -1;
-  #received = 0;
   /** The response body. */
   #in: InboundBody;
   /** The request body. */
@@ -102,28 +93,39 @@ export class H2Stream implements Duplex {
     this.response.catch(() => {});
     this.trailers.catch(() => {});
 
-    this.#in = new InboundBody(
-      (n, streamToo) => this.#host.consumed(this, n, streamToo),
+    // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
+    this.#life = new StreamStateMachine(id, {
+      state: options.endStream ? "half-closed-local" : "open",
+      peerName: "peer",
+      onClosed: () => this.#host.streamClosed(this),
+    });
+    this.#in = new InboundBody({
+      streamId: id,
+      window: this.recvWindow,
+      peerName: "peer",
+      onConsumed: (n, streamToo) => this.#host.consumed(this, n, streamToo),
       // The consumer does not want the rest of the response: tell the peer to stop sending it.
-      () => this.close(),
-    );
+      onCancel: () => this.close(),
+    });
     this.#out = new OutboundBody({
       reserve: (want) => this.#host.reserve(this, want),
       queueData: (data, endStream, notify) =>
         this.#host.queueData(this, data, endStream, notify !== undefined),
       beforeEnd: () => this.#state === "open" || this.#state === "half-closed-remote",
-      ended: () => this.#setState(this.#state === "open" ? "half-closed-local" : "closed"),
+      ended: () => this.#life.endLocal(),
       abort: () => this.close(),
     });
     this.readable = this.#in.readable;
     this.writable = this.#out.writable;
-    // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
-    this.#state = options.endStream ? "half-closed-local" : "open";
     if (options.endStream) this.writable.close().catch(() => {});
   }
 
   get state(): StreamState {
-    return this.#state;
+    return this.#life.state;
+  }
+
+  get #state(): StreamState {
+    return this.#life.state;
   }
 
   /** The error the stream failed with, if it did. */
@@ -145,7 +147,7 @@ export class H2Stream implements Duplex {
 
   /** A complete header block (response, informational response or trailers). */
   onHeaders(headers: Array<[string, string]>, endStream: boolean): void {
-    this.#checkRemoteOpen("HEADERS");
+    this.#life.checkRemoteOpen("HEADERS");
     if (!this.#gotResponse) {
       const status = this.#validate(headers, true);
       if (status >= 100 && status < 200) {
@@ -172,19 +174,11 @@ export class H2Stream implements Duplex {
 
   /** A DATA frame; `flowLength` counts padding, which is credited back at once. */
   onData(data: Uint8Array, flowLength: number, endStream: boolean): void {
-    this.#checkRemoteOpen("DATA");
-    if (!this.recvWindow.receive(flowLength)) {
-      throw new StreamError(
-        this.id,
-        ErrorCode.FLOW_CONTROL_ERROR,
-        `reset stream ${this.id}: peer sent ${flowLength} bytes past the stream window (${this.recvWindow.available} left)`,
-      );
-    }
+    this.#life.checkRemoteOpen("DATA");
+    this.#in.admit(flowLength);
     // RFC 9113 §8.1: a response is HEADERS, then DATA; DATA first is malformed.
     if (!this.#gotResponse) throw this.#malformed("DATA before the response HEADERS");
-    if (flowLength > data.byteLength) this.#host.consumed(this, flowLength - data.byteLength, true);
-    this.#received += data.byteLength;
-    this.#in.push(data);
+    this.#in.push(data, flowLength);
     if (endStream) this.#endRemote();
   }
 
@@ -232,22 +226,10 @@ export class H2Stream implements Duplex {
     if (!this.#in.ended) this.#rejectTrailers(err);
     this.#in.fail(err);
     this.#out.fail(err);
-    this.#setState("closed");
+    this.#life.close();
   }
 
   // ---- internals ----
-
-  #checkRemoteOpen(what: string): void {
-    // RFC 9113 §5.1: in "half-closed (remote)" a peer frame other than WINDOW_UPDATE, PRIORITY or
-    // RST_STREAM is a stream error of type STREAM_CLOSED.
-    if (this.#state === "half-closed-remote" || this.#state === "closed") {
-      throw new StreamError(
-        this.id,
-        ErrorCode.STREAM_CLOSED,
-        `reset stream ${this.id}: peer sent ${what} after END_STREAM`,
-      );
-    }
-  }
 
   #malformed(what: string): StreamError {
     return new StreamError(
@@ -286,19 +268,12 @@ export class H2Stream implements Duplex {
 
   #endRemote(): void {
     // RFC 9113 §8.1.1: a content-length that does not match the DATA received is malformed.
-    if (this.#contentLength >= 0 && this.#contentLength !== this.#received) {
-      throw this.#malformed(
-        `content-length ${this.#contentLength} but ${this.#received} bytes of DATA`,
-      );
+    const received = this.#in.received;
+    if (this.#contentLength >= 0 && this.#contentLength !== received) {
+      throw this.#malformed(`content-length ${this.#contentLength} but ${received} bytes of DATA`);
     }
     this.#in.end();
     this.#resolveTrailers(undefined);
-    this.#setState(this.#state === "open" ? "half-closed-remote" : "closed");
-  }
-
-  #setState(next: StreamState): void {
-    if (this.#state === "closed") return;
-    this.#state = next;
-    if (next === "closed") this.#host.streamClosed(this);
+    this.#life.endRemote();
   }
 }
