@@ -353,22 +353,12 @@ export class H2Connection implements StreamHost {
           this.#flow.credit(f.flowLength);
           break;
         }
-        try {
-          stream.onData(f.data, f.flowLength, f.endStream);
-        } catch (err) {
-          // A reset stream's bytes will never be read: return them to the connection window.
-          if (err instanceof StreamError) this.#flow.credit(f.flowLength);
-          throw err;
-        }
+        this.#flow.deliver(stream, f);
         break;
       }
-      case FrameType.HEADERS: {
-        const b = this.#blocks.headers(h, payload);
-        if (b) this.#onHeaderBlock(b.streamId, b.block, b.endStream);
-        break;
-      }
+      case FrameType.HEADERS:
       case FrameType.CONTINUATION: {
-        const b = this.#blocks.continuation(h, payload);
+        const b = this.#blocks.add(h, payload);
         if (b) this.#onHeaderBlock(b.streamId, b.block, b.endStream);
         break;
       }

@@ -81,6 +81,22 @@ export class ConnectionFlow {
   }
 
   /**
+   * Hands a received DATA frame to its stream. If the stream resets over it, the frame's bytes
+   * will never be read: they go back to the connection window at once.
+   */
+  deliver(
+    stream: { onData(data: Uint8Array, flowLength: number, endStream: boolean): void },
+    f: { data: Uint8Array; flowLength: number; endStream: boolean },
+  ): void {
+    try {
+      stream.onData(f.data, f.flowLength, f.endStream);
+    } catch (err) {
+      if (err instanceof StreamError) this.credit(f.flowLength);
+      throw err;
+    }
+  }
+
+  /**
    * The peer's WINDOW_UPDATE for the connection (stream 0) or one of `streams` (the caller has
    * checked the stream is not idle); wakes the writers it unblocks.
    */

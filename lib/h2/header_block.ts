@@ -46,8 +46,17 @@ export class HeaderBlockAssembler {
     }
   }
 
-  /** A HEADERS frame: its block if it carries END_HEADERS, else undefined (CONTINUATION follows). */
-  headers(h: FrameHeader, payload: Uint8Array): HeaderBlock | undefined {
+  /**
+   * A HEADERS or CONTINUATION frame (`h.type` says which): the whole block once END_HEADERS
+   * arrives, else undefined.
+   */
+  add(h: FrameHeader, payload: Uint8Array): HeaderBlock | undefined {
+    return h.type === FrameType.HEADERS
+      ? this.#headers(h, payload)
+      : this.#continuation(h, payload);
+  }
+
+  #headers(h: FrameHeader, payload: Uint8Array): HeaderBlock | undefined {
     const f = parseHeaders(h, payload);
     if (f.endHeaders) return { streamId: h.streamId, block: f.fragment, endStream: f.endStream };
     // The fragment is a view of the read buffer, which the next read may reuse: keep a copy.
@@ -62,8 +71,7 @@ export class HeaderBlockAssembler {
     return undefined;
   }
 
-  /** A CONTINUATION frame: the whole block once END_HEADERS arrives, else undefined. */
-  continuation(h: FrameHeader, payload: Uint8Array): HeaderBlock | undefined {
+  #continuation(h: FrameHeader, payload: Uint8Array): HeaderBlock | undefined {
     const f = parseContinuation(h, payload);
     const p = this.#pending;
     if (!p) {
