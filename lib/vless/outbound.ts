@@ -241,6 +241,15 @@ class VlessConnection implements Duplex {
             }
           } catch (err) {
             this.close();
+            // A server refusing us (wrong user id) may cut the transport rather than end it
+            // cleanly (a TLS close without close_notify, a TCP reset): say what that means.
+            if (stripper.header === null && isCut(err)) {
+              throw new Error(
+                "server closed the connection before sending the VLESS response header " +
+                  "(wrong user id, target unreachable, or not a VLESS server)",
+                { cause: err },
+              );
+            }
             throw err;
           }
           let payload: Uint8Array;
@@ -290,4 +299,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** Errors of a transport cut short rather than ended: no TLS close_notify, a TCP reset. */
+function isCut(err: unknown): boolean {
+  return err instanceof Deno.errors.UnexpectedEof || err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.BrokenPipe;
 }

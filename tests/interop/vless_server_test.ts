@@ -50,7 +50,12 @@ interface DrayServer {
   close(): Promise<void>;
 }
 
-function startDray(kind: Kind, ids: string[], policy: Partial<Policy> = {}): DrayServer {
+/** Starts the server the way lib/app.ts does: listen(), whose TLS path has TCP_NODELAY. */
+function startDray(
+  kind: Kind,
+  ids: string[],
+  policy: Partial<Policy> = {},
+): Promise<DrayServer> {
   const common = {
     tag: `vless-${kind}`,
     port: 0,
@@ -60,14 +65,14 @@ function startDray(kind: Kind, ids: string[], policy: Partial<Policy> = {}): Dra
     logger: Logger.silent(),
   };
   if (kind === "http" || kind === "h2c") {
-    return new VlessHttpServer({
+    return VlessHttpServer.listen({
       ...common,
       ...(kind === "http" ? { tls: { cert: CERT, key: KEY } } : {}),
       host: [HTTP_HOST],
       path: HTTP_PATH,
     });
   }
-  return new InboundServer({
+  return InboundServer.listen({
     ...common,
     ...(kind === "tls" ? { tls: { cert: CERT, key: KEY } } : {}),
   });
@@ -95,10 +100,10 @@ interface Setup extends AsyncDisposable {
   tcpDest: { network: "tcp"; host: string; port: number };
 }
 
-function setup(kind: Kind, policy: Partial<Policy> = {}): Setup {
+async function setup(kind: Kind, policy: Partial<Policy> = {}): Promise<Setup> {
   const id = crypto.randomUUID();
   const target = startTarget();
-  const server = startDray(kind, [id], policy);
+  const server = await startDray(kind, [id], policy);
   return {
     id,
     server,
@@ -216,7 +221,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
     });
 
   Deno.test(`v2ray client → dray server (${kind}): 64 MiB download and 64 MiB upload, sha256-verified`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     await using client = await v2rayClient(s);
     const a = await viaSocks(client, s.target.tcpPort);
     const b = await viaSocks(client, s.target.tcpPort);
@@ -229,7 +234,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
   });
 
   Deno.test(`v2ray client → dray server (${kind}): 200 concurrent connections, every one verified`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     await using client = await v2rayClient(s);
     const conns: Array<{ close(): void }> = [];
     try {
@@ -245,7 +250,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
   });
 
   Deno.test(`v2ray client → dray server (${kind}): UDP echo through SOCKS5 UDP ASSOCIATE`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     await using client = await v2rayClient(s);
     const control = await socksConnect(client.socksPort, 3, "0.0.0.0", 0);
     const udp = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
@@ -277,7 +282,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
 
 for (const kind of ["tcp", "tls", "http"] as const) {
   Deno.test(`dray client → dray server (${kind}): 64 MiB download and 64 MiB upload, sha256-verified`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const outbound = drayClient(kind, s.server.port, s.id);
     const a = await outbound.open(s.tcpDest);
     const b = await outbound.open(s.tcpDest);
@@ -291,7 +296,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
   });
 
   Deno.test(`dray client → dray server (${kind}): 200 concurrent connections, every one verified`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const outbound = drayClient(kind, s.server.port, s.id);
     const conns: Duplex[] = [];
     try {
@@ -308,7 +313,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
   });
 
   Deno.test(`dray client → dray server (${kind}): UDP echo, datagrams up to 8000 bytes cross whole`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const outbound = drayClient(kind, s.server.port, s.id);
     const conn = await outbound.open({ network: "udp", host: "127.0.0.1", port: s.target.udpPort });
     try {
@@ -327,7 +332,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
   });
 
   Deno.test(`dray client → dray server (${kind}): the target's EOF reaches the client right after its last byte`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const outbound = drayClient(kind, s.server.port, s.id);
     const conn = await outbound.open(s.tcpDest);
     try {
@@ -356,7 +361,7 @@ for (const kind of ["tcp", "tls", "http"] as const) {
   });
 
   Deno.test(`dray client → dray server (${kind}): a wrong user id gets no response; the server serves the next client`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const wrong = drayClient(kind, s.server.port, crypto.randomUUID());
     const right = drayClient(kind, s.server.port, s.id);
     try {
@@ -407,7 +412,7 @@ async function drain(d: Duplex): Promise<number> {
 
 for (const kind of ["tcp", "tls"] as const) {
   Deno.test(`dray server (${kind}): garbage instead of a VLESS header is closed without a reply`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const raw = await rawConnect(kind, s.server.port);
     try {
       await raw.writable.getWriter().write(enc.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -419,7 +424,7 @@ for (const kind of ["tcp", "tls"] as const) {
   });
 
   Deno.test(`dray server (${kind}): half a header then silence is closed at the handshake deadline, others keep flowing`, async () => {
-    await using s = setup(kind, { handshake: 300 });
+    await using s = await setup(kind, { handshake: 300 });
     const raw = await rawConnect(kind, s.server.port);
     const outbound = drayClient(kind, s.server.port, s.id);
     try {
@@ -470,7 +475,7 @@ for (const kind of ["http", "h2c"] as const) {
   const scheme = kind === "http" ? "https" : "http";
 
   Deno.test(`dray server (${kind}): wrong host and wrong path get 404; the right ones 200 with cache-control: no-store before any body`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const h2 = await h2Connect(kind, s.server.port);
     try {
       const status = async (authority: string, path: string) => {
@@ -493,7 +498,7 @@ for (const kind of ["http", "h2c"] as const) {
   });
 
   Deno.test(`dray server (${kind}): a VLESS download and echo over raw HTTP/2 streams, 100 at once on one connection`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const h2 = await h2Connect(kind, s.server.port);
     const header = encodeRequestHeader({
       userId: uuidBytes(s.id),
@@ -534,7 +539,7 @@ for (const kind of ["http", "h2c"] as const) {
   });
 
   Deno.test(`dray server (${kind}): a stream with garbage or a wrong id ends without a byte; the connection keeps serving`, async () => {
-    await using s = setup(kind);
+    await using s = await setup(kind);
     const h2 = await h2Connect(kind, s.server.port);
     try {
       const send = async (bytes: Uint8Array) => {
@@ -573,7 +578,7 @@ for (const kind of ["http", "h2c"] as const) {
   const scheme = kind === "http" ? "https" : "http";
 
   Deno.test(`dray server (${kind}): a stream with half a header then silence ends at the handshake deadline, other streams keep flowing`, async () => {
-    await using s = setup(kind, { handshake: 300 });
+    await using s = await setup(kind, { handshake: 300 });
     const h2 = await h2Connect(kind, s.server.port);
     const open = () => h2.request({ method: "PUT", scheme, authority: HTTP_HOST, path: HTTP_PATH });
     const header = encodeRequestHeader({
@@ -605,7 +610,7 @@ for (const kind of ["http", "h2c"] as const) {
 }
 
 Deno.test('dray client → dray server (http): a wrong host or path gets "unexpected status 404" and never reaches the target', async () => {
-  await using s = setup("http");
+  await using s = await setup("http");
   for (const [host, path] of [["wrong.example", HTTP_PATH], [HTTP_HOST, "/elsewhere"]]) {
     const outbound = drayClient(
       "http",
@@ -635,7 +640,7 @@ async function drain404(d: Duplex): Promise<void> {
 }
 
 Deno.test("dray server (h2c): curl --http2-prior-knowledge gets the 404 for a wrong path and 200 for the right one", async () => {
-  await using s = setup("h2c");
+  await using s = await setup("h2c");
   const run = async (path: string) => {
     const out = await new Deno.Command("curl", {
       args: [
