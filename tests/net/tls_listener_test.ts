@@ -508,3 +508,29 @@ Deno.test("TlsListener bounds what it reads ahead: a sender to an unread connect
     listener.close();
   }
 });
+
+Deno.test("TlsListener drops connections beyond 128 waiting to be accepted", async () => {
+  const listener = await listen();
+  const conns: Deno.TlsConn[] = [];
+  try {
+    for (let i = 0; i < 129; i++) {
+      const conn = await connect(listener);
+      conns.push(conn);
+      await within(conn.handshake(), `handshake ${i}`);
+    }
+    // Nobody accepted: the 129th is closed by the server after its handshake.
+    const last = await within(readToEnd(conns[128]), "the 129th is dropped");
+    assert.ok(last === 0 || last instanceof Error, `the 129th got ${last} bytes`);
+    const ports = new Set<number>();
+    for (let i = 0; i < 128; i++) {
+      const a = await within(listener.accept(), `accept ${i}`);
+      ports.add(a.remoteAddr.port);
+      a.duplex.close();
+    }
+    assert.equal(ports.size, 128);
+    assert.ok(!ports.has((conns[128].localAddr as Deno.NetAddr).port));
+  } finally {
+    for (const c of conns) c.close();
+    listener.close();
+  }
+});
