@@ -3,7 +3,7 @@
  * loopback, each in its own process —
  *   deno-serve  Deno.serve (hyper; what VlessHttpServer used before; Nagle on),
  *   ours-node   H2ServerConnection on TlsListener (node:tls, TCP_NODELAY; VlessHttpServer.listen),
- *   ours-deno   H2ServerConnection on Deno.listenTls (Nagle on; the VlessHttpServer constructor).
+ *   ours-deno   H2ServerConnection on Deno.listenTls (Nagle on; for comparison only).
  *
  *   deno run -A scripts/h2_server_bench.ts [--size 256] [--repeats 3] [--servers a,b] [--json f]
  *

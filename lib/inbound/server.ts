@@ -23,11 +23,9 @@ export interface InboundServerOptions {
   /** Serves each accepted TCP connection. */
   handler?: InboundHandler & { readonly requiresAuth?: boolean };
   /**
-   * Serve TLS on the TCP port (certificate chain and key as PEM text). Use
-   * `InboundServer.listen()` for it: that path (node:tls, TlsListener) turns Nagle off on every
-   * socket and bounds the handshake by TLS_HANDSHAKE_TIMEOUT_MS before the handler sees the
-   * connection. The constructor's path (Deno.listenTls) runs the handshake on the handler's first
-   * read, but its sockets keep Nagle on (~40 ms per write-write-read round trip).
+   * Serve TLS on the TCP port (certificate chain and key as PEM text). Only with
+   * `InboundServer.listen()` (node:tls, TlsListener): it turns Nagle off on every socket and bounds
+   * the handshake by TLS_HANDSHAKE_TIMEOUT_MS before the handler sees the connection.
    */
   tls?: { cert: string; key: string; alpnProtocols?: string[] };
   /** Serves a UDP socket on the same address (tunnel with network "udp"). */
@@ -78,8 +76,9 @@ export class InboundServer {
   #closing: Promise<void> | undefined;
 
   /**
-   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). With `tls` this uses
-   * Deno.listenTls, whose sockets keep Nagle on; `InboundServer.listen()` is the TCP_NODELAY path.
+   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). Plain TCP/UDP only:
+   * TLS goes through `InboundServer.listen()`, whose node:tls sockets have TCP_NODELAY — Deno's
+   * own TLS listener offers no way to turn Nagle off (~40 ms per write-write-read round trip).
    */
   constructor(options: InboundServerOptions, listener?: Acceptor) {
     this.tag = options.tag;
@@ -91,11 +90,13 @@ export class InboundServer {
     if (listener) {
       this.#listener = listener;
     } else if (options.handler) {
-      const { tls } = options;
+      if (options.tls) {
+        throw new TypeError(
+          `Cannot start inbound "${options.tag}": TLS needs InboundServer.listen(), not the constructor`,
+        );
+      }
       this.#listener = denoAcceptor(
-        tls
-          ? Deno.listenTls({ hostname, port: options.port, transport: "tcp", ...tls })
-          : Deno.listen({ hostname, port: options.port, transport: "tcp" }),
+        Deno.listen({ hostname, port: options.port, transport: "tcp" }),
       );
     }
     if (options.datagramHandler) {
@@ -291,17 +292,16 @@ export class InboundServer {
   }
 }
 
-/** A Deno listener as an Acceptor: every connection a ConnDuplex, Nagle off where Deno allows. */
+/** A Deno TCP listener as an Acceptor: every connection a ConnDuplex with Nagle off. */
 function denoAcceptor(
-  listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn, Deno.NetAddr>,
+  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
 ): Acceptor {
   return {
     addr: listener.addr,
     accept: async () => {
       const conn = await listener.accept();
       try {
-        // A TlsConn has no setNoDelay in Deno's API (InboundServer.listen() is the way around).
-        if ("setNoDelay" in conn) conn.setNoDelay(true);
+        conn.setNoDelay(true);
       } catch {
         // Already reset by the peer; the handler will see that.
       }

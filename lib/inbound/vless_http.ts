@@ -89,9 +89,9 @@ export class VlessHttpServer {
   #closing: Promise<void> | undefined;
 
   /**
-   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). With `tls` this
-   * listens with Deno.listenTls, whose sockets cannot turn Nagle off; `VlessHttpServer.listen()`
-   * is the TCP_NODELAY path for TLS.
+   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). h2c only: TLS goes
+   * through `VlessHttpServer.listen()`, whose node:tls sockets have TCP_NODELAY (Deno's own TLS
+   * listener cannot turn Nagle off: ~40 ms per new stream).
    */
   constructor(
     options: VlessHttpServerOptions,
@@ -301,23 +301,10 @@ export class VlessHttpServer {
 function bindDeno(options: VlessHttpServerOptions): { listener: Listener; addr: Deno.NetAddr } {
   const hostname = options.hostname ?? "127.0.0.1";
   if (options.tls) {
-    const l = Deno.listenTls({
-      hostname,
-      port: options.port,
-      cert: options.tls.cert,
-      key: options.tls.key,
-      alpnProtocols: ["h2"],
-    });
-    return {
-      listener: {
-        accept: async () => {
-          const conn = await l.accept();
-          return { duplex: new ConnDuplex(conn), remote: conn.remoteAddr };
-        },
-        close: () => closeQuietly(l),
-      },
-      addr: l.addr,
-    };
+    // Deno's TLS listener cannot turn Nagle off (~40 ms per new stream); listen() uses node:tls.
+    throw new TypeError(
+      `Cannot start inbound "${options.tag}": TLS needs VlessHttpServer.listen(), not the constructor`,
+    );
   }
   const l = Deno.listen({ hostname, port: options.port, transport: "tcp" });
   return {
