@@ -10,8 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { ConnDuplex } from "../lib/net/conn_duplex.ts";
-import { H2Connection } from "../lib/h2/connection.ts";
+import { dial, download, median, spawnServer, upload } from "./bench/h2_client.ts";
 
 const certs = new URL("../tests/support/certs/", import.meta.url);
 const MiB = 1024 * 1024;
@@ -85,52 +84,6 @@ export interface H2BenchResult {
   parallelVsOneStream: number;
 }
 
-async function spawnServer(args: string[]): Promise<{ port: number; stop(): Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = setTimeout(() => child.kill(), 15_000);
-  while (!text.includes("\n")) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`server ${args.join(" ")} exited before it listened`);
-    text += value;
-  }
-  clearTimeout(deadline);
-  const port = Object.values(JSON.parse(text.split("\n")[0]))[0] as number;
-  // Keep draining stdout so the child never blocks on a full pipe.
-  (async () => {
-    for (;;) if ((await reader.read()).done) break;
-  })().catch(() => {});
-  return {
-    port,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    },
-  };
-}
-
-async function dial(port: number): Promise<H2Connection> {
-  const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
-  tcp.setNoDelay(true);
-  const tls = await Deno.startTls(tcp, {
-    hostname: "localhost",
-    caCerts: [Deno.readTextFileSync(new URL("ca.pem", certs))],
-    alpnProtocols: ["h2"],
-  });
-  const { alpnProtocol } = await tls.handshake();
-  if (alpnProtocol !== "h2") throw new Error(`ALPN ${alpnProtocol}`);
-  return await H2Connection.connect(new ConnDuplex(tls), { readIdleTimeout: 0 });
-}
-
 function cpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -148,31 +101,6 @@ async function measure(bytes: number, run: () => Promise<void>): Promise<Sample>
   const seconds = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
   return { mibs: bytes / MiB / seconds, cpuPerGiB: cpu / (bytes / 1024 / MiB) };
-}
-
-async function download(conn: H2Connection, n: number): Promise<void> {
-  const s = conn.request({
-    method: "GET",
-    scheme: "https",
-    authority: "localhost",
-    path: `/down?n=${n}`,
-    endStream: true,
-  });
-  let got = 0;
-  for await (const chunk of s.readable) got += chunk.byteLength;
-  if (got !== n) throw new Error(`download: got ${got} of ${n} bytes`);
-}
-
-async function upload(conn: H2Connection, n: number): Promise<void> {
-  const s = conn.request({ method: "PUT", scheme: "https", authority: "localhost", path: "/up" });
-  const writer = s.writable.getWriter();
-  const chunk = new Uint8Array(256 * 1024).fill(0x5a);
-  for (let off = 0; off < n; off += chunk.byteLength) {
-    await writer.write(chunk.subarray(0, Math.min(chunk.byteLength, n - off)));
-  }
-  await writer.close();
-  const reply = await new Response(s.readable).text();
-  if (Number(reply) !== n) throw new Error(`upload: server counted ${reply} of ${n} bytes`);
 }
 
 /** Raw TLS: download n bytes from scripts/bench/tls_peer.ts (another Deno process). */
@@ -196,11 +124,6 @@ async function rawTls(port: number, n: number): Promise<void> {
   } finally {
     tls.close();
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 export async function runH2Bench(

@@ -17,6 +17,14 @@ import { H2ServerConnection, type H2ServerStream } from "../lib/h2/server_connec
 import { ConnDuplex } from "../lib/net/conn_duplex.ts";
 import type { Duplex } from "../lib/net/duplex.ts";
 import { TlsListener } from "../lib/net/tls_listener.ts";
+import {
+  dial,
+  download,
+  median,
+  type SpawnedServer,
+  spawnServer,
+  upload,
+} from "./bench/h2_client.ts";
 
 const certs = new URL("../tests/support/certs/", import.meta.url);
 const MiB = 1024 * 1024;
@@ -143,74 +151,8 @@ async function serve(kind: ServerKind): Promise<void> {
 
 // ---- the client
 
-async function spawn(kind: ServerKind): Promise<{ port: number; stop(): Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--serve", kind],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = setTimeout(() => child.kill(), 15_000);
-  while (!text.includes("\n")) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`server ${kind} exited before it listened`);
-    text += value;
-  }
-  clearTimeout(deadline);
-  const port = JSON.parse(text.split("\n")[0]).port as number;
-  (async () => {
-    for (;;) if ((await reader.read()).done) break;
-  })().catch(() => {});
-  return {
-    port,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    },
-  };
-}
-
-async function dial(port: number): Promise<H2Connection> {
-  const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
-  tcp.setNoDelay(true);
-  const tls = await Deno.startTls(tcp, {
-    hostname: "localhost",
-    caCerts: [Deno.readTextFileSync(new URL("ca.pem", certs))],
-    alpnProtocols: ["h2"],
-  });
-  const { alpnProtocol } = await tls.handshake();
-  if (alpnProtocol !== "h2") throw new Error(`ALPN ${alpnProtocol}`);
-  return await H2Connection.connect(new ConnDuplex(tls), { readIdleTimeout: 0 });
-}
-
-async function download(conn: H2Connection, n: number): Promise<void> {
-  const s = conn.request({
-    method: "GET",
-    scheme: "https",
-    authority: "localhost",
-    path: `/down?n=${n}`,
-    endStream: true,
-  });
-  let got = 0;
-  for await (const chunk of s.readable) got += chunk.byteLength;
-  if (got !== n) throw new Error(`download: got ${got} of ${n} bytes`);
-}
-
-async function upload(conn: H2Connection, n: number): Promise<void> {
-  const s = conn.request({ method: "PUT", scheme: "https", authority: "localhost", path: "/up" });
-  const writer = s.writable.getWriter();
-  const chunk = new Uint8Array(256 * 1024).fill(0x5a);
-  for (let off = 0; off < n; off += chunk.byteLength) {
-    await writer.write(chunk.subarray(0, Math.min(chunk.byteLength, n - off)));
-  }
-  await writer.close();
-  const reply = await new Response(s.readable).text();
-  if (Number(reply) !== n) throw new Error(`upload: server counted ${reply} of ${n} bytes`);
+function spawn(kind: ServerKind): Promise<SpawnedServer> {
+  return spawnServer([new URL(import.meta.url).pathname, "--serve", kind]);
 }
 
 /** A small request whose body goes out right behind its HEADERS; ms until the reply ends. */
@@ -223,11 +165,6 @@ async function smallRequest(conn: H2Connection): Promise<number> {
   const reply = await new Response(s.readable).text();
   if (reply !== "100") throw new Error(`small request: server counted ${reply}`);
   return performance.now() - t0;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 interface Result {
