@@ -6,13 +6,18 @@
  * Neither touches the socket: the inbound half reports consumed bytes, the outbound half asks a
  * `BodySender` for credit and to queue DATA frames.
  */
+import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
 import { ErrorCode, StreamError } from "./errors.ts";
 import type { InboundWindow } from "./flow.ts";
 import type { TakenListener } from "./writer.ts";
 
 const EMPTY = new Uint8Array(0);
 /** Size of the pieces buffered bytes are copied into (see InboundBody#keep). */
-const BUFFER_PIECE = 64 * 1024;
+const BUFFER_PIECE = POOL_BUFFER_SIZE;
+/** A first piece for a few bytes is this many times their size (at least SMALL_PIECE). */
+const SMALL_PIECE = 1024;
+/** Pieces of one body that may be out at once (lent to the consumer, or being filled). */
+const LENT_PIECES = 4;
 
 export interface InboundBodyOptions {
   streamId: number;
@@ -50,6 +55,10 @@ export class InboundBody {
   #error: Error | undefined;
   #done = false;
   #pullWaiter: (() => void) | undefined;
+  /** Created on the first full-size piece: most bodies of idle streams never need one. */
+  #lender: BufferLender | undefined;
+  /** The tail, when it is a piece from the pool (lent to the consumer once flushed). */
+  #pooledTail: Uint8Array | undefined;
 
   constructor(options: InboundBodyOptions) {
     this.#streamId = options.streamId;
@@ -118,24 +127,46 @@ export class InboundBody {
   /**
    * Buffers bytes the consumer is not waiting for. They are a view into the connection's read
    * buffer (a slab shared by every stream); holding the view would keep the whole slab alive for
-   * as long as this consumer dawdles, so they are copied into 64 KiB pieces — which also hands the
+   * as long as this consumer dawdles, so they are copied into pieces — which also hands the
    * consumer fewer, larger chunks than one per 16 KiB frame.
+   *
+   * A few bytes on a quiet stream (a request header, a keystroke) get a small piece of their own;
+   * anything more gets a 64 KiB piece from the buffer pool, which the consumer's sink gives back
+   * once written (buffer_lender.ts), so a download through a slow consumer reuses the same few
+   * pieces instead of allocating one per 64 KiB.
    */
   #keep(data: Uint8Array): void {
     const n = data.byteLength;
     if (!this.#tail || this.#tail.byteLength - this.#tailLength < n) {
       this.#flushTail();
-      this.#tail = new Uint8Array(Math.max(BUFFER_PIECE, n));
+      this.#tail = this.#piece(n);
     }
     this.#tail.set(data, this.#tailLength);
     this.#tailLength += n;
     this.#buffered += n;
   }
 
+  #piece(n: number): Uint8Array {
+    if (n > BUFFER_PIECE) return new Uint8Array(n);
+    if (this.#buffered === 0 && n * 4 < BUFFER_PIECE) {
+      return new Uint8Array(Math.max(SMALL_PIECE, n * 4));
+    }
+    this.#lender ??= new BufferLender(LENT_PIECES);
+    const piece = this.#lender.take();
+    if (piece) this.#pooledTail = piece;
+    return piece ?? new Uint8Array(BUFFER_PIECE);
+  }
+
   #flushTail(): void {
     if (this.#tail && this.#tailLength > 0) {
-      this.#chunks.push(this.#tail.subarray(0, this.#tailLength));
+      const chunk = this.#tail.subarray(0, this.#tailLength);
+      if (this.#pooledTail === this.#tail) this.#lender!.lend(chunk, this.#tail);
+      this.#chunks.push(chunk);
+    } else if (this.#tail && this.#pooledTail === this.#tail) {
+      // An empty pooled piece goes straight back.
+      this.#lender!.put(this.#tail);
     }
+    this.#pooledTail = undefined;
     this.#tail = undefined;
     this.#tailLength = 0;
   }
@@ -161,6 +192,8 @@ export class InboundBody {
   drop(): void {
     if (this.#buffered > 0) this.#onConsumed(this.#buffered, false);
     this.#chunks = [];
+    if (this.#pooledTail) this.#lender!.put(this.#pooledTail);
+    this.#pooledTail = undefined;
     this.#tail = undefined;
     this.#tailLength = 0;
     this.#buffered = 0;
@@ -304,7 +337,10 @@ export class OutboundBody implements TakenListener {
       this.#sender.queueData(chunk.subarray(off, off + n), false, last ? this : undefined);
       off += n;
     }
-    if (length > 0) await this.#wait("taken");
+    if (length === 0) return;
+    await this.#wait("taken");
+    // Every DATA frame cut from the chunk has been copied into a connection write.
+    giveBack(chunk);
   }
 
   async #close(): Promise<void> {

@@ -14,6 +14,7 @@
  * Unlike v2ray 4.34, the downlink's end is passed on at once (its http server holds a finished
  * stream for about a second), and Mux (command 3) is refused with a log line saying so.
  */
+import { giveBack } from "../net/buffer_lender.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
@@ -224,6 +225,8 @@ function responseWriter(
         data = first;
         pending = null;
       }
+      // A copy was made: the reader may have the chunk's memory back now.
+      if (data !== chunk) giveBack(chunk);
       await writer.write(data);
     },
     close: async () => {

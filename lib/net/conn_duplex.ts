@@ -1,7 +1,8 @@
+import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "./buffer_lender.ts";
 import type { Duplex } from "./duplex.ts";
 
 /** Most bytes one read may return; large reads keep per-chunk overhead low on bulk transfers. */
-const READ_SIZE = 64 * 1024;
+const READ_SIZE = POOL_BUFFER_SIZE;
 /**
  * Reads land in a shared slab and are handed out as views of it. A fresh buffer per read costs
  * more than the read itself: TLS returns one 16 KiB record per read, and allocating (and zeroing)
@@ -11,9 +12,17 @@ const READ_SIZE = 64 * 1024;
  *
  * An idle or interactive connection would pin a whole slab under its pending read, so reads start
  * in a small standalone buffer and move to the slab only once a read comes back large.
+ *
+ * Better than a slab: reading into buffers that come back. When the consumer writes our chunks to
+ * a sink that gives them back (buffer_lender.ts: a relay into a socket or an HTTP/2 stream), bulk
+ * reads cycle through a few pooled buffers of READ_SIZE and allocate nothing; the slab is only for
+ * consumers that keep views (an HTTP/2 connection's frames).
  */
 const SLAB_SIZE = 256 * 1024;
 const SMALL_READ = 8 * 1024;
+/** One chunk being written, one waiting for the writer, one being read into. */
+const LENT_BUFFERS = 3;
+const EMPTY = new Uint8Array(0);
 
 /**
  * Adapts a `Deno.Conn` (TCP, TLS or Unix) to a {@link Duplex} with real half-close.
@@ -27,21 +36,28 @@ export class ConnDuplex implements Duplex {
   readonly writable: WritableStream<Uint8Array>;
   readonly conn: Deno.Conn;
   #closed = false;
-  #slab = new Uint8Array(0);
+  #slab = EMPTY;
   #offset = 0;
   #bulk = false;
+  #lender = new BufferLender(LENT_BUFFERS);
 
   constructor(conn: Deno.Conn) {
     this.conn = conn;
     this.readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         let buf: Uint8Array;
+        let own: Uint8Array | undefined;
         if (this.#bulk) {
-          if (this.#slab.byteLength - this.#offset < READ_SIZE) {
-            this.#slab = new Uint8Array(SLAB_SIZE);
-            this.#offset = 0;
+          own = this.#lender.take();
+          if (own) {
+            buf = own;
+          } else {
+            if (this.#slab.byteLength - this.#offset < READ_SIZE) {
+              this.#slab = new Uint8Array(SLAB_SIZE);
+              this.#offset = 0;
+            }
+            buf = this.#slab.subarray(this.#offset, this.#offset + READ_SIZE);
           }
-          buf = this.#slab.subarray(this.#offset, this.#offset + READ_SIZE);
         } else {
           buf = new Uint8Array(SMALL_READ);
         }
@@ -49,6 +65,7 @@ export class ConnDuplex implements Duplex {
         try {
           n = await conn.read(buf);
         } catch (err) {
+          if (own) this.#lender.put(own);
           if (this.#closed) {
             controller.close();
             return;
@@ -56,14 +73,18 @@ export class ConnDuplex implements Duplex {
           throw err;
         }
         if (n === null) {
+          if (own) this.#lender.put(own);
+          this.#idle();
           controller.close();
           return;
         }
-        if (this.#bulk) this.#offset += n;
+        if (this.#bulk && !own) this.#offset += n;
         // Bulk while reads come back at least half a small buffer full.
         this.#bulk = n >= SMALL_READ / 2;
-        if (!this.#bulk) this.#slab = new Uint8Array(0);
-        controller.enqueue(buf.subarray(0, n));
+        if (!this.#bulk) this.#idle();
+        const chunk = buf.subarray(0, n);
+        if (own) this.#lender.lend(chunk, own);
+        controller.enqueue(chunk);
       },
       cancel: () => this.close(),
     }, { highWaterMark: 0 });
@@ -71,6 +92,7 @@ export class ConnDuplex implements Duplex {
       write: async (chunk) => {
         let off = 0;
         while (off < chunk.byteLength) off += await conn.write(chunk.subarray(off));
+        giveBack(chunk);
       },
       close: async () => {
         try {
@@ -83,9 +105,16 @@ export class ConnDuplex implements Duplex {
     });
   }
 
+  /** Back to small reads: a quiet connection must not pin a slab. */
+  #idle(): void {
+    this.#slab = EMPTY;
+    this.#offset = 0;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#idle();
     try {
       this.conn.close();
     } catch {

@@ -14,6 +14,7 @@
  */
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import { giveBack } from "./buffer_lender.ts";
 import type { Duplex } from "./duplex.ts";
 
 export interface TlsListenerOptions {
@@ -294,8 +295,9 @@ class TlsSocketDuplex implements Duplex {
           // Node keeps a reference to `chunk` until its callback; we resolve only then, so the
           // caller may reuse its buffer afterwards and at most one chunk is in node's hands.
           socket.write(chunk, (err?: Error | null) => {
-            if (err) reject(failure ?? err);
-            else resolve();
+            if (err) return reject(failure ?? err);
+            giveBack(chunk);
+            resolve();
           });
         }),
       close: () =>

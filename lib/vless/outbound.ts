@@ -10,6 +10,7 @@
  *   through; 4.34's client holds the EOF for about 2 s);
  * - UDP datagrams up to 65535 bytes are carried (4.34 drops those over 2046 bytes silently).
  */
+import { giveBack } from "../net/buffer_lender.ts";
 import { formatDestination, formatHostPort } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
@@ -205,6 +206,8 @@ class VlessConnection implements Duplex {
           first.set(data, h.byteLength);
           data = first;
         }
+        // A copy was made: the reader may have the chunk's memory back now.
+        if (data !== chunk) giveBack(chunk);
         // Wait for room in the transport's queue, not for the bytes to be consumed: backpressure
         // still holds, and a failed write errors the stream, failing the next write or close.
         await writer.ready;

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "../../lib/net/buffer_lender.ts";
+
+Deno.test("BufferLender.take() hands out the buffer a sink gave back", () => {
+  const lender = new BufferLender(2);
+  const buf = lender.take()!;
+  assert.equal(buf.byteLength, POOL_BUFFER_SIZE);
+  const chunk = buf.subarray(0, 100);
+  lender.lend(chunk, buf);
+  giveBack(chunk);
+  assert.equal(lender.take(), buf);
+});
+
+Deno.test("giveBack() ignores views of a lent chunk, other chunks and a second call", () => {
+  const lender = new BufferLender(1);
+  const buf = lender.take()!;
+  const chunk = buf.subarray(0, 10);
+  lender.lend(chunk, buf);
+  // A view of the same bytes is not the chunk: whoever made it may still be using it.
+  giveBack(chunk.subarray(0, 10));
+  giveBack(new Uint8Array(10));
+  assert.equal(lender.take(), undefined, "the one buffer is still out");
+  giveBack(chunk);
+  const again = lender.take()!;
+  assert.equal(again, buf);
+  // The old chunk object comes back a second time while the buffer is lent anew: ignored.
+  const next = again.subarray(0, 10);
+  lender.lend(next, again);
+  giveBack(chunk);
+  assert.equal(lender.take(), undefined);
+});
+
+Deno.test("BufferLender.take() returns undefined once max buffers are out and none came back", () => {
+  const lender = new BufferLender(3);
+  const taken = [lender.take(), lender.take(), lender.take()];
+  assert.ok(taken.every((b) => b !== undefined));
+  assert.equal(new Set(taken).size, 3);
+  assert.equal(lender.take(), undefined);
+  lender.put(taken[1]!);
+  assert.ok(lender.take() !== undefined);
+});
