@@ -5,6 +5,7 @@
  * Only this file reads and writes the socket, and only this file catches `ConnectionError` (→ GOAWAY,
  * every stream fails) and `StreamError` (→ RST_STREAM, one stream fails).
  */
+import { ConnDuplex } from "../net/conn_duplex.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { ConnectionFlow } from "./connection_flow.ts";
@@ -128,14 +129,18 @@ export class H2Connection implements StreamHost {
     this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);
     this.#splitter = new FrameSplitter(o.maxFrameSize);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#writer = new FrameWriter(duplex.writable, (err) => {
-      this.#fail(
-        new ConnectionError(
-          ErrorCode.INTERNAL_ERROR,
-          `write failed: ${(err as Error)?.message ?? err}`,
-          { cause: err },
-        ),
-      );
+    this.#writer = new FrameWriter(duplex.writable, {
+      onError: (err) => {
+        this.#fail(
+          new ConnectionError(
+            ErrorCode.INTERNAL_ERROR,
+            `write failed: ${(err as Error)?.message ?? err}`,
+            { cause: err },
+          ),
+        );
+      },
+      // A socket is done with a write's bytes when it resolves; an in-memory pipe is not.
+      reuseBuffer: duplex instanceof ConnDuplex,
     });
 
     // RFC 9113 §3.4: the client preface is the magic octets followed by a SETTINGS frame.

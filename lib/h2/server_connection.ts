@@ -9,6 +9,7 @@
  * catches `ConnectionError` (→ GOAWAY, every stream fails) and `StreamError` (→ RST_STREAM, one
  * stream fails).
  */
+import { ConnDuplex } from "../net/conn_duplex.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { ConnectionFlow } from "./connection_flow.ts";
@@ -142,14 +143,18 @@ export class H2ServerConnection implements ServerStreamHost {
     this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);
     this.#splitter = new FrameSplitter(o.maxFrameSize);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#writer = new FrameWriter(duplex.writable, (err) => {
-      this.#fail(
-        new ConnectionError(
-          ErrorCode.INTERNAL_ERROR,
-          `write failed: ${(err as Error)?.message ?? err}`,
-          { cause: err, initiator: "peer" },
-        ),
-      );
+    this.#writer = new FrameWriter(duplex.writable, {
+      onError: (err) => {
+        this.#fail(
+          new ConnectionError(
+            ErrorCode.INTERNAL_ERROR,
+            `write failed: ${(err as Error)?.message ?? err}`,
+            { cause: err, initiator: "peer" },
+          ),
+        );
+      },
+      // A socket is done with a write's bytes when it resolves; an in-memory pipe is not.
+      reuseBuffer: duplex instanceof ConnDuplex,
     });
 
     // RFC 9113 §3.4: "The server connection preface consists of a potentially empty SETTINGS

@@ -22,6 +22,26 @@ interface QueuedFrame {
 
 /** Bytes per socket write: large enough to amortise a TLS write, small enough to interleave. */
 export const MAX_BATCH = 512 * 1024;
+/**
+ * Batches at least this big go through the reusable buffer (when the writable allows it); smaller
+ * ones are allocated as before.
+ */
+export const REUSE_MIN = 32 * 1024;
+/** Small batches in a row after which the reusable buffer is let go: the bulk transfer is over. */
+const SMALL_BATCHES_TO_RELEASE = 16;
+
+export interface FrameWriterOptions {
+  /** Called (once per failed write) when the socket rejects a write. */
+  onError: (err: unknown) => void;
+  /**
+   * The writable is done with a chunk's bytes once its write resolves (a socket: they were copied
+   * into the kernel or the TLS session). Then large batches are built in one buffer reused from
+   * write to write, instead of a fresh (zeroed, later collected) one each time — on a bulk upload
+   * that allocation cost as much as the copy. Not for writables that keep the chunk (an
+   * in-memory pipe hands the very array to its reader).
+   */
+  reuseBuffer?: boolean;
+}
 
 export class FrameWriter {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -30,12 +50,16 @@ export class FrameWriter {
   #queue: QueuedFrame[] = [];
   #writing = false;
   #done: Promise<void> = Promise.resolve();
+  #reuse: boolean;
+  /** The reusable batch buffer; only touched between writes (each write is awaited). */
+  #spare: Uint8Array | undefined;
+  #smallBatches = 0;
 
-  /** `onError` is called (once per failed write) when the socket rejects a write. */
-  constructor(writable: WritableStream<Uint8Array>, onError: (err: unknown) => void) {
+  constructor(writable: WritableStream<Uint8Array>, options: FrameWriterOptions) {
     this.#writer = writable.getWriter();
     this.#writer.closed.catch(() => {});
-    this.#onError = onError;
+    this.#onError = options.onError;
+    this.#reuse = options.reuseBuffer ?? false;
   }
 
   /** Queues a frame ahead of every non-urgent one. */
@@ -85,6 +109,7 @@ export class FrameWriter {
 
   /** Lets go of the socket's writable (after the duplex was closed). */
   release(): void {
+    this.#spare = undefined;
     try {
       this.#writer.releaseLock();
     } catch {
@@ -106,10 +131,26 @@ export class FrameWriter {
       }
     } catch (err) {
       this.clear();
+      this.#spare = undefined;
       this.#onError(err);
     } finally {
       this.#writing = false;
     }
+  }
+
+  /** A buffer for a batch of `size` bytes: the reusable one for large batches, else a new one. */
+  #buffer(size: number): Uint8Array {
+    if (!this.#reuse) return new Uint8Array(size);
+    if (size < REUSE_MIN) {
+      // An interactive connection (or one gone quiet after a transfer) holds no large buffer.
+      if (this.#spare && ++this.#smallBatches >= SMALL_BATCHES_TO_RELEASE) this.#spare = undefined;
+      return new Uint8Array(size);
+    }
+    this.#smallBatches = 0;
+    if (!this.#spare || this.#spare.byteLength < size) {
+      this.#spare = new Uint8Array(Math.max(size, MAX_BATCH));
+    }
+    return this.#spare.subarray(0, size);
   }
 
   /** Joins urgent frames, then queued frames, into one buffer of at most about MAX_BATCH bytes. */
@@ -126,7 +167,7 @@ export class FrameWriter {
       this.#urgent = [];
       return urgent[0];
     }
-    const out = new Uint8Array(size);
+    const out = this.#buffer(size);
     let o = 0;
     for (const u of urgent) {
       out.set(u, o);

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { FrameWriter, REUSE_MIN } from "../../lib/h2/writer.ts";
+
+/** A writable that records each chunk: a copy of its bytes and the buffer it lives in. */
+function recorder(): {
+  writable: WritableStream<Uint8Array>;
+  copies: Uint8Array[];
+  views: Uint8Array[];
+} {
+  const copies: Uint8Array[] = [];
+  const views: Uint8Array[] = [];
+  const writable = new WritableStream<Uint8Array>({
+    write: (chunk) => {
+      copies.push(chunk.slice());
+      views.push(chunk);
+    },
+  });
+  return { writable, copies, views };
+}
+
+/** One frame's worth of bytes: a 9-byte head and a body filled with `fill`. */
+function frame(bodySize: number, fill: number): { head: Uint8Array; body: Uint8Array } {
+  return { head: new Uint8Array(9).fill(0xee), body: new Uint8Array(bodySize).fill(fill) };
+}
+
+async function writeBatch(w: FrameWriter, bodySize: number, fill: number): Promise<void> {
+  const f = frame(bodySize, fill);
+  w.queue(f.head, f.body);
+  // The writer starts in a microtask; idle() then waits for that write to settle.
+  await Promise.resolve();
+  await w.idle();
+}
+
+Deno.test("FrameWriter with reuseBuffer builds large batches in one reused buffer, small ones fresh", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {}, reuseBuffer: true });
+  await writeBatch(w, REUSE_MIN, 1);
+  await writeBatch(w, REUSE_MIN * 2, 2);
+  await writeBatch(w, 100, 3);
+  assert.equal(r.copies.length, 3);
+  for (const [i, fill] of [1, 2, 3].entries()) {
+    assert.ok(r.copies[i].subarray(0, 9).every((b) => b === 0xee), `batch ${i} head`);
+    assert.ok(r.copies[i].subarray(9).every((b) => b === fill), `batch ${i} body`);
+  }
+  assert.equal(r.views[0].buffer, r.views[1].buffer, "the second large batch reuses the buffer");
+  assert.notEqual(r.views[2].buffer, r.views[0].buffer, "a small batch gets its own buffer");
+  w.release();
+});
+
+Deno.test("FrameWriter with reuseBuffer lets the buffer go after a run of small batches", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {}, reuseBuffer: true });
+  await writeBatch(w, REUSE_MIN, 1);
+  for (let i = 0; i < 16; i++) await writeBatch(w, 10, 2);
+  await writeBatch(w, REUSE_MIN, 3);
+  const first = r.views[0].buffer;
+  const last = r.views[r.views.length - 1].buffer;
+  assert.notEqual(last, first, "a new buffer after the transfer went quiet");
+  assert.ok(r.copies[r.copies.length - 1].subarray(9).every((b) => b === 3));
+  w.release();
+});
+
+Deno.test("FrameWriter without reuseBuffer gives every batch its own buffer", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {} });
+  await writeBatch(w, REUSE_MIN, 1);
+  await writeBatch(w, REUSE_MIN, 2);
+  assert.notEqual(r.views[0].buffer, r.views[1].buffer);
+  // What a writable kept (an in-memory pipe keeps the chunk itself) stays intact.
+  assert.ok(r.views[0].subarray(9).every((b) => b === 1));
+  assert.ok(r.views[1].subarray(9).every((b) => b === 2));
+  w.release();
+});
