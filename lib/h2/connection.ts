@@ -62,14 +62,6 @@ export interface H2Request {
   headers?: Array<[string, string]>;
   /** No request body: HEADERS carries END_STREAM. */
   endStream?: boolean;
-  /**
-   * Hold the HEADERS until the stream's first DATA (a body write or closing the body), so both
-   * leave in one write: one TLS record and one segment instead of two, and no socket write
-   * between opening the stream and the caller's next step (a tunnel answering its client). The
-   * caller must then write or close the body for the request to be sent; reading the response
-   * does not send it. Ignored with `endStream`.
-   */
-  holdHeaders?: boolean;
 }
 
 /**
@@ -97,8 +89,6 @@ export class H2Connection implements StreamHost {
   #splitter: FrameSplitter;
   #opts: typeof DEFAULTS;
   #streams = new Map<number, H2Stream>();
-  /** Header fields of streams opened with `holdHeaders` whose HEADERS are not sent yet, by id. */
-  #held = new Map<number, Array<[string, string]>>();
   #nextStreamId: number;
   #encoder: HpackEncoder;
   #decoder: HpackDecoder;
@@ -239,6 +229,9 @@ export class H2Connection implements StreamHost {
     }
     const id = this.#nextStreamId;
     this.#nextStreamId += 2;
+    // Encode now, in stream-id order: HPACK state and RFC 9113 §5.1.1 (ids increase) both need
+    // header blocks sent in the order they are encoded.
+    const block = this.#encoder.encode(fields);
     const endStream = req.endStream ?? false;
     const stream = new H2Stream(id, this, {
       sendWindow: this.#peer.initialWindowSize,
@@ -246,37 +239,10 @@ export class H2Connection implements StreamHost {
       endStream,
     });
     this.#streams.set(id, stream);
-    if (req.holdHeaders && !endStream) {
-      this.#held.set(id, fields);
-    } else {
-      this.#sendHeld(id);
-      this.#sendHeaders(id, fields, endStream);
-    }
-    return stream;
-  }
-
-  /**
-   * Encodes and queues a header block. Blocks are encoded as they are queued, so the HPACK state
-   * of both ends agrees, and RFC 9113 §5.1.1 requires "The identifier of a newly established
-   * stream MUST be numerically greater than all streams that the initiating endpoint has opened"
-   * — hence held HEADERS of lower ids always go first (see #sendHeld).
-   */
-  #sendHeaders(id: number, fields: Array<[string, string]>, endStream: boolean): void {
-    const block = this.#encoder.encode(fields);
     this.#writer.queue(
       encodeHeaderBlock(id, block, { endStream, maxFrameSize: this.#peer.maxFrameSize }),
     );
-  }
-
-  /** Queues the held HEADERS of every stream with an id up to `upTo`, lowest first. */
-  #sendHeld(upTo: number): void {
-    if (this.#held.size === 0) return;
-    // A Map iterates in insertion order, which is id order.
-    for (const [id, fields] of this.#held) {
-      if (id > upTo) break;
-      this.#held.delete(id);
-      this.#sendHeaders(id, fields, false);
-    }
+    return stream;
   }
 
   /** Sends GOAWAY NO_ERROR and closes the duplex; open streams fail. Never throws. */
@@ -293,9 +259,6 @@ export class H2Connection implements StreamHost {
 
   queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void {
     if (this.#closing) return;
-    // The first DATA of a stream opened with holdHeaders: its HEADERS go just ahead of it, in the
-    // same batch, hence the same write.
-    if (this.#held.size > 0) this.#sendHeld(stream.id);
     this.#writer.queue(
       encodeDataHeader(stream.id, data.byteLength, endStream),
       data.byteLength > 0 ? data : undefined,
@@ -305,10 +268,6 @@ export class H2Connection implements StreamHost {
 
   queueReset(stream: H2Stream, code: number): void {
     if (this.#closing) return;
-    // HEADERS never sent: the stream is still "idle" for the peer, and RFC 9113 §6.4 makes
-    // RST_STREAM on an idle stream a connection error. Forget it; the next id we use implicitly
-    // closes it (§5.1.1).
-    if (this.#held.delete(stream.id)) return;
     this.#writer.queue(encodeRstStream(stream.id, code));
   }
 
@@ -320,7 +279,6 @@ export class H2Connection implements StreamHost {
   streamClosed(stream: H2Stream): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#streams.delete(stream.id);
-    this.#held.delete(stream.id);
     // After GOAWAY the connection only lives for the streams the peer is still finishing.
     if (this.#goAway && this.#streams.size === 0) this.close();
   }
@@ -514,7 +472,6 @@ export class H2Connection implements StreamHost {
     this.#rejectReady?.(err);
     for (const s of this.#streams.values()) s.fail(err);
     this.#streams.clear();
-    this.#held.clear();
     // Queued frames of failed streams are dropped; the GOAWAY goes out alone.
     this.#writer.clear();
     const local = !(err instanceof ConnectionError) || err.initiator === "local";

@@ -197,65 +197,6 @@ Deno.test("H2Connection.request() sends HEADERS and the first DATA in one write,
   assert.equal(stream.state, "closed");
 });
 
-Deno.test("H2Connection.request() with holdHeaders sends HEADERS only with the first DATA, in one write", async () => {
-  const writes: number[][] = [];
-  const record = (d: Duplex): Duplex => {
-    const w = d.writable.getWriter();
-    return {
-      readable: d.readable,
-      writable: new WritableStream({
-        write: (chunk) => {
-          const types: number[] = [];
-          for (let o = 0; o + 9 <= chunk.byteLength;) {
-            types.push(chunk[o + 3]);
-            o += 9 + ((chunk[o] << 16) | (chunk[o + 1] << 8) | chunk[o + 2]);
-          }
-          writes.push(types);
-          return w.write(chunk);
-        },
-        close: () => w.close(),
-      }),
-      close: () => d.close(),
-    };
-  };
-  await using t = await setup({}, [], record);
-  const { conn, peer } = t;
-  const held = conn.request({ ...POST, holdHeaders: true });
-  // A PING answered means the writer ran after request(): unheld HEADERS would be out by now.
-  await peer.ping(new Uint8Array(8));
-  assert.equal((await peer.expect(T.PING)).flags & 1, 1);
-  assert.equal(writes.flat().includes(T.HEADERS), false, "no HEADERS before the body starts");
-  writes.length = 0;
-  const writer = held.writable.getWriter();
-  const first = writer.write(enc.encode("header+payload"));
-  const h = await peer.expect(T.HEADERS);
-  assert.equal(h.streamId, 1);
-  assert.equal(h.flags & 1, 0);
-  const d = await peer.expect(T.DATA);
-  assert.equal(dec.decode(d.payload), "header+payload");
-  assert.deepEqual(writes[0], [T.HEADERS, T.DATA], "HEADERS and DATA share one write");
-  await first;
-
-  // Ids must increase on the wire: a held lower id goes out before a later stream's HEADERS.
-  const a = conn.request({ ...POST, holdHeaders: true });
-  const b = conn.request({ ...POST, holdHeaders: true });
-  const bWrite = b.writable.getWriter().write(enc.encode("b"));
-  assert.equal((await peer.expect(T.HEADERS)).streamId, a.id);
-  assert.equal((await peer.expect(T.HEADERS)).streamId, b.id);
-  const bData = await peer.expect(T.DATA);
-  assert.equal(bData.streamId, b.id);
-  await bWrite;
-
-  // A held stream that is closed was never opened for the peer: no RST_STREAM, no HEADERS.
-  const dropped = conn.request({ ...POST, holdHeaders: true });
-  dropped.close();
-  const next = conn.request(GET);
-  const nh = await peer.expect(T.HEADERS);
-  assert.equal(nh.streamId, next.id);
-  assert.ok(next.id > dropped.id);
-  assert.equal(conn.activeStreams, 4, "stream 1, a, b and next are open; dropped is gone");
-});
-
 for (
   const [what, headers, name] of [
     ["missing :status", [["content-type", "x"]], ":status"],
