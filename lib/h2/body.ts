@@ -114,21 +114,17 @@ export class InboundBody {
       this.#onConsumed(data.byteLength, !this.#ended);
       return;
     }
-    if (this.#pullWaiter && this.#buffered === 0) {
-      // The consumer is waiting: hand it the frame's view of the read buffer, no copy.
-      this.#chunks.push(data);
-      this.#buffered += data.byteLength;
-    } else {
-      this.#keep(data);
-    }
+    // Copied even when the consumer is waiting: the frame is a view of the connection's read
+    // buffer, which the connection may reuse for its next read (ConnDuplex reuseReadBuffer).
+    this.#keep(data);
     this.#wake();
   }
 
   /**
-   * Buffers bytes the consumer is not waiting for. They are a view into the connection's read
-   * buffer (a slab shared by every stream); holding the view would keep the whole slab alive for
-   * as long as this consumer dawdles, so they are copied into pieces — which also hands the
-   * consumer fewer, larger chunks than one per 16 KiB frame.
+   * Buffers received bytes. They are a view into the connection's read buffer, which is either
+   * reused by the next read or a slab shared by every stream (holding the view would keep the
+   * whole slab alive for as long as this consumer dawdles), so they are copied into pieces —
+   * which also hands the consumer fewer, larger chunks than one per 16 KiB frame.
    *
    * A few bytes on a quiet stream (a request header, a keystroke) get a small piece of their own;
    * anything more gets a 64 KiB piece from the buffer pool, which the consumer's sink gives back

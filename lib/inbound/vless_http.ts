@@ -313,7 +313,8 @@ function bindDeno(options: VlessHttpServerOptions): { listener: Listener; addr: 
         const conn = await l.accept();
         // HTTP/2's small frames (WINDOW_UPDATE, HEADERS, PING ACK) must not wait for an ACK.
         conn.setNoDelay(true);
-        return { duplex: new ConnDuplex(conn), remote: conn.remoteAddr };
+        // Read only by an H2ServerConnection, which copies what it keeps.
+        return { duplex: new ConnDuplex(conn, { reuseReadBuffer: true }), remote: conn.remoteAddr };
       },
       close: () => closeQuietly(l),
     },

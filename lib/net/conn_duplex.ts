@@ -31,6 +31,16 @@ const EMPTY = new Uint8Array(0);
  * other direction; here closing `writable` calls `closeWrite()` (TCP FIN / TLS close_notify) so the
  * peer sees EOF while we keep reading its reply.
  */
+export interface ConnDuplexOptions {
+  /**
+   * The consumer is done with a chunk by the time it asks for the next one — it copies whatever
+   * it keeps (our HTTP/2 connections' read loops: frames are handled synchronously and request
+   * and response bodies are copied). Bulk reads then go into one buffer reused from read to read:
+   * no slab, no garbage. Any other consumer would see its chunks overwritten.
+   */
+  reuseReadBuffer?: boolean;
+}
+
 export class ConnDuplex implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
@@ -40,14 +50,28 @@ export class ConnDuplex implements Duplex {
   #offset = 0;
   #bulk = false;
   #lender = new BufferLender(LENT_BUFFERS);
+  /** With reuseReadBuffer: the buffer bulk reads go into, while reads are bulk. */
+  #reused: Uint8Array | undefined;
+  /** With reuseReadBuffer: the buffer small reads go into. */
+  #small: Uint8Array | undefined;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, options: ConnDuplexOptions = {}) {
     this.conn = conn;
+    const reuse = options.reuseReadBuffer ?? false;
     this.readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         let buf: Uint8Array;
         let own: Uint8Array | undefined;
-        if (this.#bulk) {
+        if (reuse) {
+          // The consumer is done with the last chunk: its buffer is free again.
+          if (this.#bulk) {
+            buf = this.#reused ??= this.#lender.take() ?? new Uint8Array(READ_SIZE);
+          } else {
+            if (this.#reused) this.#lender.put(this.#reused);
+            this.#reused = undefined;
+            buf = this.#small ??= new Uint8Array(SMALL_READ);
+          }
+        } else if (this.#bulk) {
           own = this.#lender.take();
           if (own) {
             buf = own;
@@ -78,7 +102,7 @@ export class ConnDuplex implements Duplex {
           controller.close();
           return;
         }
-        if (this.#bulk && !own) this.#offset += n;
+        if (this.#bulk && !own && !reuse) this.#offset += n;
         // Bulk while reads come back at least half a small buffer full.
         this.#bulk = n >= SMALL_READ / 2;
         if (!this.#bulk) this.#idle();

@@ -92,7 +92,9 @@ export class HttpTransport implements Transport {
     const server = this.#servers.get(key);
     if (!server) throw new Error(`http transport: no server known for pool key ${key}`);
     const { conn } = await connectTls(server, { tls: this.#tls, requireAlpn: "h2", signal });
-    return new ConnDuplex(conn);
+    // Only the pool's H2Connection reads it, and it copies what it keeps (frames are handled as
+    // they are cut; bodies are copied): one read buffer serves every read.
+    return new ConnDuplex(conn, { reuseReadBuffer: true });
   }
 
   async open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {

@@ -102,3 +102,29 @@ Deno.test("ConnDuplex chunks that are kept and never written stay intact", async
     peerA.close();
   }
 });
+
+Deno.test("ConnDuplex with reuseReadBuffer reads a bulk transfer into one buffer", async () => {
+  const [inA, peerA] = await tcpPair();
+  const a = new ConnDuplex(inA, { reuseReadBuffer: true });
+  try {
+    const sending = send(peerA, TOTAL);
+    const buffers = new Set<ArrayBufferLike>();
+    let got = 0;
+    let reads = 0;
+    // A consumer that is done with each chunk before asking for the next, as the contract says.
+    for await (const chunk of a.readable) {
+      checkPattern(got, chunk);
+      got += chunk.byteLength;
+      reads++;
+      buffers.add(chunk.buffer);
+    }
+    await sending;
+    assert.equal(got, TOTAL);
+    assert.ok(reads > 32, `only ${reads} reads`);
+    // The small first read's buffer and the bulk one.
+    assert.ok(buffers.size <= 2, `${buffers.size} buffers for ${reads} reads`);
+  } finally {
+    a.close();
+    peerA.close();
+  }
+});

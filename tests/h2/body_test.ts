@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { InboundBody } from "../../lib/h2/body.ts";
+import { InboundWindow } from "../../lib/h2/flow.ts";
+
+function body(consumed: number[] = []): InboundBody {
+  return new InboundBody({
+    streamId: 1,
+    window: new InboundWindow(1024 * 1024),
+    peerName: "peer",
+    onConsumed: (n) => consumed.push(n),
+    onCancel: () => {},
+  });
+}
+
+Deno.test("InboundBody.push() copies the frame even when the consumer is waiting", async () => {
+  const b = body();
+  const reader = b.readable.getReader();
+  const pending = reader.read();
+  // The connection's read buffer, reused by its next read right after push() returns.
+  const readBuffer = new Uint8Array(16 * 1024).fill(7);
+  b.admit(readBuffer.byteLength);
+  b.push(readBuffer, readBuffer.byteLength);
+  readBuffer.fill(9);
+  const { value } = await pending;
+  assert.equal(value!.byteLength, 16 * 1024);
+  assert.ok(value!.every((x) => x === 7), "the consumer saw the reused buffer's new bytes");
+  b.end();
+  assert.equal((await reader.read()).done, true);
+});
+
+Deno.test("InboundBody joins frames pushed before a read into one chunk and credits them on read", async () => {
+  const consumed: number[] = [];
+  const b = body(consumed);
+  for (let i = 0; i < 3; i++) {
+    const frame = new Uint8Array(1000).fill(i);
+    b.admit(frame.byteLength);
+    b.push(frame, frame.byteLength);
+  }
+  assert.deepEqual(consumed, []);
+  const reader = b.readable.getReader();
+  const { value } = await reader.read();
+  assert.equal(value!.byteLength, 3000);
+  assert.deepEqual([value![0], value![1500], value![2999]], [0, 1, 2]);
+  assert.deepEqual(consumed, [3000]);
+  await reader.cancel();
+});
