@@ -58,12 +58,13 @@ function sink(target: string | undefined, fallback: "stdout" | "stderr"): Sink {
 export class Logger {
   readonly level: LogLevel;
   #error: Sink;
-  #access: Sink;
+  #access: Sink | undefined;
 
   constructor(options: LoggerOptions = {}) {
     this.level = options.level ?? "warning";
     this.#error = this.level === "none" ? () => {} : sink(options.error, "stderr");
-    this.#access = sink(options.access, "stdout");
+    // undefined when discarded, so access() skips formatting a line nobody reads.
+    this.#access = options.access === "none" ? undefined : sink(options.access, "stdout");
   }
 
   /** A logger that prints nothing: the default for library code and tests. */
@@ -94,7 +95,7 @@ export class Logger {
   }
 
   access(r: AccessRecord): void {
-    this.#access(
+    this.#access?.(
       `${timestamp()} ${r.inbound} ${r.source} -> ${r.destination} via ${r.outbound} ${r.result} ` +
         `up=${r.up} down=${r.down} ${r.ms}ms`,
     );
