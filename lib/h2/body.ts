@@ -14,10 +14,15 @@ import type { TakenListener } from "./writer.ts";
 const EMPTY = new Uint8Array(0);
 /** Size of the pieces buffered bytes are copied into (see InboundBody#keep). */
 const BUFFER_PIECE = POOL_BUFFER_SIZE;
-/** A first piece for a few bytes is this many times their size (at least SMALL_PIECE). */
-const SMALL_PIECE = 1024;
-/** Pieces of one body that may be out at once (lent to the consumer, or being filled). */
-const LENT_PIECES = 4;
+/** A few bytes arriving on a stream with nothing buffered get a piece of SMALL_PIECE bytes. */
+const SMALL_DATA = 512;
+const SMALL_PIECE = 2 * SMALL_DATA;
+/**
+ * Pooled pieces of one body that may be out at once (buffered, lent to the consumer, or being
+ * filled): a 4 MiB stream window's worth. A consumer slower than the peer holds up to the window
+ * in pieces; from the pool, they come back and serve again instead of becoming garbage.
+ */
+const LENT_PIECES = 64;
 
 export interface InboundBodyOptions {
   streamId: number;
@@ -144,9 +149,7 @@ export class InboundBody {
 
   #piece(n: number): Uint8Array {
     if (n > BUFFER_PIECE) return new Uint8Array(n);
-    if (this.#buffered === 0 && n * 4 < BUFFER_PIECE) {
-      return new Uint8Array(Math.max(SMALL_PIECE, n * 4));
-    }
+    if (this.#buffered === 0 && n <= SMALL_DATA) return new Uint8Array(SMALL_PIECE);
     this.#lender ??= new BufferLender(LENT_PIECES);
     const piece = this.#lender.take();
     if (piece) this.#pooledTail = piece;
