@@ -19,7 +19,10 @@ export class ByteReader {
   #eof = false;
   #released = false;
 
+  #source: ReadableStream<Uint8Array>;
+
   constructor(readable: ReadableStream<Uint8Array>) {
+    this.#source = readable;
     this.#reader = readable.getReader();
   }
 
@@ -127,6 +130,12 @@ export class ByteReader {
     this.#buffered = 0;
     const reader = this.#reader;
     const eof = this.#eof;
+    if (chunks.length === 0 && !eof) {
+      // Nothing read ahead (the usual case after a proxy handshake): hand back the source itself
+      // rather than a wrapper, which would cost a stream hop on every chunk of the connection.
+      reader.releaseLock();
+      return this.#source;
+    }
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         const next = chunks.shift();
