@@ -19,8 +19,13 @@
 
 /** The size of every pooled buffer: one bulk read, one piece of buffered HTTP/2 DATA. */
 export const POOL_BUFFER_SIZE = 64 * 1024;
-/** Free buffers kept for the next reads (2 MiB); beyond that, given-back buffers go to the GC. */
-export const POOL_FREE_MAX = 32;
+/**
+ * Free buffers kept for the next reads (4 MiB, one stream window); beyond that, given-back
+ * buffers go to the GC. With 32, one download from a v2ray server through a slow consumer still
+ * allocated ~125 MiB of pieces per 256 MiB (its in-flight count swings by more than 32); with 64,
+ * 8 MiB.
+ */
+export const POOL_FREE_MAX = 64;
 
 const free: Uint8Array[] = [];
 
