@@ -224,3 +224,45 @@ export class IdleTimer {
     }, delay);
   }
 }
+
+/**
+ * Serves one connection (or HTTP/2 stream) with `handler` and writes its access-log line. Never
+ * throws: a handler that throws is a bug, logged, and kept inside its connection.
+ */
+export async function serveOne(
+  handler: InboundHandler,
+  conn: Duplex,
+  ctx: InboundContext,
+  tag: string,
+): Promise<void> {
+  const started = Date.now();
+  let result: InboundResult;
+  try {
+    result = await handler.handle(conn, ctx);
+  } catch (err) {
+    ctx.logger.error(`inbound "${tag}" ${ctx.source}: handler failed: ${errorMessage(err)}`);
+    result = { destination: "", result: errorMessage(err), up: 0, down: 0 };
+  }
+  logAccess(ctx.logger, tag, ctx.source, ctx.outbound.tag, result, Date.now() - started);
+}
+
+/** One access-log line for a finished connection or flow. */
+export function logAccess(
+  logger: Logger,
+  inbound: string,
+  source: string,
+  outbound: string,
+  result: InboundResult,
+  ms: number,
+): void {
+  logger.access({
+    inbound,
+    source,
+    destination: result.destination || "-",
+    outbound,
+    result: result.result,
+    up: result.up,
+    down: result.down,
+    ms,
+  });
+}

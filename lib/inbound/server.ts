@@ -9,8 +9,9 @@ import {
   errorMessage,
   type InboundContext,
   type InboundHandler,
-  type InboundResult,
+  logAccess,
   type Policy,
+  serveOne,
 } from "./inbound.ts";
 
 export interface InboundServerOptions {
@@ -199,39 +200,22 @@ export class InboundServer {
 
   async #serve(conn: Accepted): Promise<void> {
     const { handler, logger, outbound, policy, tag } = this.#options;
-    const started = Date.now();
-    const source = formatHostPort(conn.remote.hostname, conn.remote.port);
     const { duplex } = conn;
     this.#conns.add(duplex);
     const ctx: InboundContext = {
-      source,
+      source: formatHostPort(conn.remote.hostname, conn.remote.port),
       localAddress: conn.local.hostname,
       outbound,
       policy,
       logger,
       signal: this.#shutdown.signal,
     };
-    let result: InboundResult;
     try {
-      result = await handler!.handle(duplex, ctx);
-    } catch (err) {
-      // Handlers report failures in their result; this is a bug, but it stays in its connection.
-      logger.error(`inbound "${tag}" ${source}: handler failed: ${errorMessage(err)}`);
-      result = { destination: "", result: errorMessage(err), up: 0, down: 0 };
+      await serveOne(handler!, duplex, ctx, tag);
     } finally {
       duplex.close();
       this.#conns.delete(duplex);
     }
-    logger.access({
-      inbound: tag,
-      source,
-      destination: result.destination || "-",
-      outbound: outbound.tag,
-      result: result.result,
-      up: result.up,
-      down: result.down,
-      ms: Date.now() - started,
-    });
   }
 
   async #serveUdp(socket: Deno.DatagramConn): Promise<void> {
@@ -243,17 +227,7 @@ export class InboundServer {
         logger,
         signal: this.#shutdown.signal,
         localAddress: (socket.addr as Deno.NetAddr).hostname,
-        report: (source, result, ms) =>
-          logger.access({
-            inbound: tag,
-            source,
-            destination: result.destination || "-",
-            outbound: outbound.tag,
-            result: result.result,
-            up: result.up,
-            down: result.down,
-            ms,
-          }),
+        report: (source, result, ms) => logAccess(logger, tag, source, outbound.tag, result, ms),
       });
     } catch (err) {
       logger.error(`inbound "${tag}" udp: ${errorMessage(err)}`);

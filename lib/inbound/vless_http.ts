@@ -30,8 +30,8 @@ import {
   errorMessage,
   type InboundContext,
   type InboundHandler,
-  type InboundResult,
   type Policy,
+  serveOne,
 } from "./inbound.ts";
 
 export interface VlessHttpServerOptions {
@@ -236,9 +236,8 @@ export class VlessHttpServer {
     this.#tasks.add(task);
   }
 
-  async #serve(stream: StreamDuplex, source: string): Promise<void> {
+  #serve(stream: StreamDuplex, source: string): Promise<void> {
     const { handler, logger, outbound, policy, tag } = this.#options;
-    const started = Date.now();
     const ctx: InboundContext = {
       source,
       localAddress: this.#addr.hostname,
@@ -247,24 +246,7 @@ export class VlessHttpServer {
       logger,
       signal: this.#shutdown.signal,
     };
-    let result: InboundResult;
-    try {
-      result = await handler.handle(stream, ctx);
-    } catch (err) {
-      // Handlers report failures in their result; this is a bug, but it stays in its stream.
-      logger.error(`inbound "${tag}" ${source}: handler failed: ${errorMessage(err)}`);
-      result = { destination: "", result: errorMessage(err), up: 0, down: 0 };
-    }
-    logger.access({
-      inbound: tag,
-      source,
-      destination: result.destination || "-",
-      outbound: outbound.tag,
-      result: result.result,
-      up: result.up,
-      down: result.down,
-      ms: Date.now() - started,
-    });
+    return serveOne(handler, stream, ctx, tag);
   }
 
   /**
