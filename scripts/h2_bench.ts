@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import process from "node:process";
 import { dial, download, median, spawnServer, upload } from "./bench/h2_client.ts";
+import { benchEndpoints } from "./bench/h2_endpoints.ts";
 
 const certs = new URL("../tests/support/certs/", import.meta.url);
 const MiB = 1024 * 1024;
@@ -40,32 +41,13 @@ if (import.meta.main) {
 
 /** The server process: Deno.serve over TLS with /down?n=N (N bytes) and /up (counts the body). */
 function serve(): void {
-  const block = new Uint8Array(256 * 1024).map((_, i) => (i * 31 + 7) & 0xff);
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
     cert: Deno.readTextFileSync(new URL("server.pem", certs)),
     key: Deno.readTextFileSync(new URL("server.key", certs)),
     onListen: ({ port }) => console.log(JSON.stringify({ h2: port })),
-  }, async (req) => {
-    const url = new URL(req.url);
-    if (url.pathname === "/down") {
-      let left = Number(url.searchParams.get("n"));
-      return new Response(
-        new ReadableStream({
-          pull(c) {
-            if (left <= 0) return c.close();
-            const n = Math.min(left, block.byteLength);
-            left -= n;
-            c.enqueue(block.slice(0, n));
-          },
-        }),
-      );
-    }
-    let total = 0;
-    for await (const chunk of req.body ?? []) total += chunk.byteLength;
-    return new Response(String(total));
-  });
+  }, benchEndpoints);
   Deno.addSignalListener("SIGTERM", () => server.shutdown());
 }
 

@@ -25,6 +25,7 @@ import {
   spawnServer,
   upload,
 } from "./bench/h2_client.ts";
+import { benchEndpoints } from "./bench/h2_endpoints.ts";
 
 const certs = new URL("../tests/support/certs/", import.meta.url);
 const MiB = 1024 * 1024;
@@ -90,25 +91,7 @@ async function serve(kind: ServerKind): Promise<void> {
       cert,
       key,
       onListen: ({ port }) => console.log(JSON.stringify({ port })),
-    }, async (req) => {
-      const url = new URL(req.url);
-      if (url.pathname === "/down") {
-        let left = Number(url.searchParams.get("n"));
-        return new Response(
-          new ReadableStream({
-            pull(c) {
-              if (left <= 0) return c.close();
-              const n = Math.min(left, block.byteLength);
-              left -= n;
-              c.enqueue(block.slice(0, n));
-            },
-          }),
-        );
-      }
-      let total = 0;
-      for await (const chunk of req.body ?? []) total += chunk.byteLength;
-      return new Response(String(total));
-    });
+    }, benchEndpoints);
     Deno.addSignalListener("SIGTERM", () => server.shutdown());
     await server.finished;
     return;
