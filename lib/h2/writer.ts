@@ -68,6 +68,11 @@ export class FrameWriter {
     this.#kick();
   }
 
+  /** Urgent frames not yet taken into a write: a peer that never reads makes this grow. */
+  get urgentQueued(): number {
+    return this.#urgent.length;
+  }
+
   /**
    * Queues a frame (`head`, then `body` if any, written from where it is: no copy until the
    * batch). `notify.taken()` is called once its bytes have left the queue.
