@@ -8,9 +8,15 @@
  * min(stream window, connection window, the client's SETTINGS_MAX_FRAME_SIZE). Only this file
  * catches `ConnectionError` (→ GOAWAY, every stream fails) and `StreamError` (→ RST_STREAM, one
  * stream fails).
+ *
+ * Abusive clients (RFC 9113 §10.5) end with GOAWAY ENHANCE_YOUR_CALM: one that makes us reset
+ * streams faster than the reset budget allows (rapid reset, CVE-2023-44487: open a stream, reset
+ * it, repeat — each one started a handler), and one that lets more than MAX_QUEUED_URGENT replies
+ * to its SETTINGS and PINGs pile up unread (abuse_limit.ts has the numbers and why).
  */
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import type { Duplex } from "../net/duplex.ts";
+import { AbuseLimit, MAX_QUEUED_URGENT, RESET_BURST, RESET_PER_SECOND } from "./abuse_limit.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { ConnectionFlow } from "./connection_flow.ts";
 import {
@@ -66,6 +72,13 @@ export interface H2ServerOptions {
   readIdleTimeout?: number;
   /** Close the connection when that PING is not answered within this (default 15 s). */
   pingTimeout?: number;
+  /**
+   * Streams the client may make us reset in one burst — its RST_STREAM on a stream we serve, or
+   * a stream error it caused — before GOAWAY ENHANCE_YOUR_CALM (default 1000).
+   */
+  maxResetBurst?: number;
+  /** Such resets per second the client may keep up for ever (default 200). */
+  maxResetRate?: number;
 }
 
 /** Called for every valid request; must not throw (an exception resets the stream). */
@@ -86,6 +99,8 @@ const DEFAULTS = {
   settingsTimeout: 10_000,
   readIdleTimeout: 60_000,
   pingTimeout: 15_000,
+  maxResetBurst: RESET_BURST,
+  maxResetRate: RESET_PER_SECOND,
 };
 
 /**
@@ -115,6 +130,8 @@ export class H2ServerConnection implements ServerStreamHost {
   #peer = new PeerSettings(this.#encoder, { isClient: false });
   #flow: ConnectionFlow;
   #health: HealthCheck;
+  /** Client-caused stream resets: the rapid-reset budget. */
+  #resets: AbuseLimit;
 
   #prefaceLeft = CONNECTION_PREFACE.byteLength;
   #gotSettings = false;
@@ -139,6 +156,7 @@ export class H2ServerConnection implements ServerStreamHost {
     if (!(o.maxConcurrentStreams >= 0)) {
       throw new RangeError(`maxConcurrentStreams must be >= 0, got ${o.maxConcurrentStreams}`);
     }
+    this.#resets = new AbuseLimit({ burst: o.maxResetBurst, perSecond: o.maxResetRate });
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
     this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);
     this.#splitter = new FrameSplitter(o.maxFrameSize);
@@ -363,7 +381,32 @@ export class H2ServerConnection implements ServerStreamHost {
       this.#rememberReset(err.streamId);
       this.#writer.urgent(encodeRstStream(err.streamId, err.code));
       this.#streams.get(err.streamId)?.fail(err);
+      // Every stream error here was the client's doing (a malformed request, a refused stream,
+      // a flow-control violation), except a handler that threw: our bug, not its abuse.
+      if (err.code !== ErrorCode.INTERNAL_ERROR) this.#spendReset(err.streamId);
     }
+    // RFC 9113 §10.5: replies the client makes us queue (SETTINGS ACK, PING ACK, resets) and never
+    // reads would grow without bound; past MAX_QUEUED_URGENT it is not a slow reader but a flood.
+    if (this.#writer.urgentQueued > MAX_QUEUED_URGENT) {
+      throw new ConnectionError(
+        ErrorCode.ENHANCE_YOUR_CALM,
+        `over ${MAX_QUEUED_URGENT} control frames queued for a client that does not read them`,
+      );
+    }
+  }
+
+  /**
+   * Counts one stream the client made us reset (CVE-2023-44487, rapid reset: each one may have
+   * started a handler). Over budget: RFC 9113 §10.5 "An endpoint MAY treat activity that is
+   * suspicious as a connection error of type ENHANCE_YOUR_CALM".
+   */
+  #spendReset(streamId: number): void {
+    if (this.#resets.spend()) return;
+    const { burst, perSecond } = this.#resets;
+    throw new ConnectionError(
+      ErrorCode.ENHANCE_YOUR_CALM,
+      `too many stream resets (stream ${streamId}): over ${burst} at once or ${perSecond} per second`,
+    );
   }
 
   #dispatch(h: FrameHeader, payload: Uint8Array): void {
@@ -415,7 +458,12 @@ export class H2ServerConnection implements ServerStreamHost {
       case FrameType.RST_STREAM: {
         const code = parseRstStream(h, payload);
         this.#checkNotIdle(h, "RST_STREAM");
-        this.#streams.get(h.streamId)?.onReset(code);
+        const stream = this.#streams.get(h.streamId);
+        if (!stream) break;
+        stream.onReset(code);
+        // Only a stream still being served counts: resetting one that already ended costs us
+        // nothing, and a client may well cancel a request whose response crossed its RST_STREAM.
+        this.#spendReset(h.streamId);
         break;
       }
       case FrameType.SETTINGS:

@@ -833,3 +833,215 @@ Deno.test("H2ServerConnection pings a silent client and closes when no ACK comes
     conn.close();
   }
 });
+
+// ---- abusive clients (RFC 9113 §10.5) ----
+
+/** `count` streams from `firstId` on, each opened by HEADERS and reset at once: one buffer. */
+function rapidResets(peer: H2ClientPeer, firstId: number, count: number): Uint8Array {
+  const block = literalBlock(requestFields());
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = firstId + 2 * i;
+    frames.push(peer.frame(T.HEADERS, 4, id, block));
+    frames.push(peer.frame(T.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+  }
+  return concat(frames);
+}
+
+/** Writes `bytes`; a server that has already hung up (reset) is fine here. */
+async function writeIgnoringReset(peer: H2ClientPeer, bytes: Uint8Array): Promise<void> {
+  await peer.write(bytes).catch((err) => {
+    if (!(err instanceof Deno.errors.ConnectionReset)) throw err;
+  });
+}
+
+Deno.test("H2ServerConnection: rapid reset (5000 HEADERS + RST_STREAM in one burst) ends the connection with ENHANCE_YOUR_CALM", async () => {
+  await using s = await setup();
+  await writeIgnoringReset(s.peer, rapidResets(s.peer, 1, 5000));
+  const g = await s.peer.expectGoAway();
+  assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
+  // The default burst is 1000 (plus the little the bucket refilled at 200/s while we worked):
+  // streams 1..1999 were reset within budget, the reset of stream 2001 or a bit later spent past
+  // it. The last-stream-id is the last stream we received and handed over; none after it was.
+  assert.ok(g.lastStreamId >= 2001 && g.lastStreamId < 2401, `last stream ${g.lastStreamId}`);
+  assert.match(g.debug, /too many stream resets/);
+  assert.equal(s.streams.seen.length, (g.lastStreamId + 1) / 2);
+  assert.equal(s.streams.seen.at(-1)!.id, g.lastStreamId);
+  assert.equal(await s.peer.readFrame(), null);
+  const err = await s.conn.closed;
+  assert.ok(err instanceof ConnectionError);
+  assert.equal(err.code, ErrorCode.ENHANCE_YOUR_CALM);
+  assert.equal(err.initiator, "local");
+});
+
+Deno.test("H2ServerConnection: a client cancelling a handful of streams, or a full burst, is not cut off", async () => {
+  await using s = await setup();
+  // A handful, one at a time, as a browser closing tabs would.
+  for (let id = 1; id <= 19; id += 2) {
+    await s.peer.request(id, requestFields());
+    await s.streams.next();
+    await s.peer.rst(id, ErrorCode.CANCEL);
+  }
+  await assertAlive(s.peer);
+  // Then the rest of the burst budget at once: 1000 resets in all is still within it.
+  await s.peer.write(rapidResets(s.peer, 21, 990));
+  await assertAlive(s.peer);
+  // And the connection still serves a request end to end.
+  await s.peer.request(2001, requestFields("/after"), { endStream: true });
+  let st: H2ServerStream | undefined;
+  for (let i = 0; i < 1001 && st?.id !== 2001; i++) st = await s.streams.next();
+  assert.equal(st?.id, 2001);
+  st!.respond(200);
+  const w = st!.writable.getWriter();
+  await w.write(enc.encode("still here"));
+  await w.close();
+  await s.peer.expectOn(T.HEADERS, 2001);
+  assert.equal(dec.decode(await readBody(s.peer, 2001)), "still here");
+  assert.equal(s.conn.activeStreams, 0);
+});
+
+Deno.test("H2ServerConnection: resets the client provokes count too (malformed requests, refused streams)", async () => {
+  // Malformed: every request lacks :path, so we reset it with PROTOCOL_ERROR.
+  {
+    await using s = await setup({ maxResetBurst: 10, maxResetRate: 0 });
+    const block = literalBlock([[":method", "GET"], [":scheme", "https"]]);
+    const frames: Uint8Array[] = [];
+    for (let id = 1; id <= 41; id += 2) frames.push(s.peer.frame(T.HEADERS, 5, id, block));
+    await writeIgnoringReset(s.peer, concat(frames));
+    // (The RST_STREAMs queued before the GOAWAY are dropped with the connection.)
+    const g = await s.peer.expectGoAway();
+    assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
+    assert.equal(g.lastStreamId, 21, "streams 1..19 reset within the budget, 21 over it");
+    assert.equal(s.streams.seen.length, 0);
+  }
+  // Refused: past MAX_CONCURRENT_STREAMS, without ever resetting a stream itself.
+  {
+    await using s = await setup({ maxConcurrentStreams: 1, maxResetBurst: 10, maxResetRate: 0 });
+    const block = literalBlock(requestFields());
+    const frames: Uint8Array[] = [];
+    for (let id = 1; id <= 41; id += 2) frames.push(s.peer.frame(T.HEADERS, 4, id, block));
+    await writeIgnoringReset(s.peer, concat(frames));
+    const g = await s.peer.expectGoAway();
+    assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
+    assert.equal(g.lastStreamId, 23, "stream 1 served, 3..21 refused, 23 over the budget");
+    assert.equal(s.streams.seen.length, 1);
+  }
+});
+
+Deno.test("H2ServerConnection: an exception in onStream does not count against the reset budget", async () => {
+  await using s = await setup({ maxResetBurst: 2, maxResetRate: 0 }, [], () => {
+    throw new Error("handler bug");
+  });
+  for (let id = 1; id <= 9; id += 2) {
+    await s.peer.request(id, requestFields());
+    assert.equal(await s.peer.expectReset(id), ErrorCode.INTERNAL_ERROR);
+  }
+  await assertAlive(s.peer);
+});
+
+Deno.test("H2ServerConnection: a RST_STREAM on a stream already finished does not count", async () => {
+  await using s = await setup({ maxResetBurst: 1, maxResetRate: 0 });
+  for (let id = 1; id <= 9; id += 2) {
+    await s.peer.request(id, requestFields(), { endStream: true });
+    const st = await s.streams.next();
+    st.respond(204, [], { endStream: true });
+    await s.peer.expectOn(T.HEADERS, id);
+    // The response crossed the client's cancel: harmless.
+    await s.peer.rst(id, ErrorCode.CANCEL);
+  }
+  await assertAlive(s.peer);
+});
+
+Deno.test("H2ServerConnection: rapid reset on one connection leaves a transfer on another untouched", async () => {
+  // The healthy client's windows hold the whole body: it need not send WINDOW_UPDATE.
+  await using healthy = await setup({}, [[S.INITIAL_WINDOW_SIZE, 1 << 20]]);
+  await using abusive = await setup();
+  await healthy.peer.windowUpdate(0, 1 << 20);
+  await healthy.peer.request(1, requestFields("/down"), { endStream: true });
+  const st = await healthy.streams.next();
+  st.respond(200);
+  const body = new Uint8Array(200 * KIB).map((_, i) => (i * 7) & 0xff);
+  const w = st.writable.getWriter();
+  const writing = (async () => {
+    await w.write(body.subarray(0, 50 * KIB));
+    await w.write(body.subarray(50 * KIB));
+    await w.close();
+  })();
+  await healthy.peer.expectOn(T.HEADERS, 1);
+  const reading = readBody(healthy.peer, 1);
+  reading.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+
+  await writeIgnoringReset(abusive.peer, rapidResets(abusive.peer, 1, 5000));
+  assert.equal((await abusive.peer.expectGoAway()).code, ErrorCode.ENHANCE_YOUR_CALM);
+  assert.equal((await abusive.conn.closed as ConnectionError).code, ErrorCode.ENHANCE_YOUR_CALM);
+
+  await writing;
+  assert.deepEqual(await reading, body);
+  await assertAlive(healthy.peer);
+  assert.equal(healthy.conn.activeStreams, 0);
+});
+
+/** Sends `count` frames from `make(i)` in writes of 500, not reading; stops if the server hangs up. */
+async function floodWithoutReading(
+  peer: H2ClientPeer,
+  count: number,
+  make: (i: number) => Uint8Array,
+): Promise<void> {
+  for (let i = 0; i < count; i += 500) {
+    const frames: Uint8Array[] = [];
+    for (let j = i; j < Math.min(count, i + 500); j++) frames.push(make(j));
+    try {
+      await peer.write(concat(frames));
+    } catch (err) {
+      if (err instanceof Deno.errors.ConnectionReset) return;
+      throw err;
+    }
+  }
+}
+
+Deno.test("H2ServerConnection: a PING flood whose ACKs are never read ends with ENHANCE_YOUR_CALM", async () => {
+  await using s = await setup();
+  await floodWithoutReading(
+    s.peer,
+    30_000,
+    (i) => s.peer.frame(T.PING, 0, 0, new Uint8Array(8).fill(i)),
+  );
+  // Now read: the ACKs that fit the socket buffer, then the GOAWAY.
+  const g = await s.peer.expectGoAway();
+  assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
+  assert.match(g.debug, /control frames queued/);
+  assert.equal((await s.conn.closed as ConnectionError).code, ErrorCode.ENHANCE_YOUR_CALM);
+});
+
+Deno.test("H2ServerConnection: a SETTINGS flood whose ACKs are never read ends with ENHANCE_YOUR_CALM", async () => {
+  await using s = await setup();
+  await floodWithoutReading(s.peer, 30_000, () => s.peer.frame(T.SETTINGS, 0, 0));
+  const g = await s.peer.expectGoAway();
+  assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
+  assert.equal((await s.conn.closed as ConnectionError).code, ErrorCode.ENHANCE_YOUR_CALM);
+});
+
+Deno.test("H2ServerConnection: a client that reads its PING ACKs may send many PINGs", async () => {
+  await using s = await setup();
+  const count = 12_000;
+  const acks = (async () => {
+    let n = 0;
+    for (let i = 0; i < count * 2 && n < count; i++) {
+      const f = await s.peer.readFrame();
+      assert.ok(f, "connection open");
+      assert.notEqual(f.type, T.GOAWAY, `GOAWAY code ${f && readU32(f.payload, 4)}`);
+      if (f.type === T.PING && f.flags & 1) n++;
+    }
+    return n;
+  })();
+  acks.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  for (let i = 0; i < count; i += 500) {
+    const frames: Uint8Array[] = [];
+    for (let j = i; j < i + 500; j++) {
+      frames.push(s.peer.frame(T.PING, 0, 0, concat([u32(j), u32(j)])));
+    }
+    await s.peer.write(concat(frames));
+  }
+  assert.equal(await acks, count);
+  await assertAlive(s.peer);
+});
