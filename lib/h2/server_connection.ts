@@ -284,6 +284,8 @@ export class H2ServerConnection implements ServerStreamHost {
 
   queueReset(stream: H2ServerStream, code: number): void {
     if (this.#closing) return;
+    // Not counted against the reset budget: the handler asked for it, and every proxied
+    // connection that ends before the client's request body does ends this way.
     this.#rememberReset(stream.id);
     this.#writer.queue(encodeRstStream(stream.id, code));
   }

@@ -900,7 +900,7 @@ Deno.test("H2ServerConnection: a client cancelling a handful of streams, or a fu
   assert.equal(s.conn.activeStreams, 0);
 });
 
-Deno.test("H2ServerConnection: resets the client provokes count too (malformed requests, refused streams)", async () => {
+Deno.test("H2ServerConnection: resets the client provokes count too (malformed requests, refused streams, flow-control errors)", async () => {
   // Malformed: every request lacks :path, so we reset it with PROTOCOL_ERROR.
   {
     await using s = await setup({ maxResetBurst: 10, maxResetRate: 0 });
@@ -925,6 +925,22 @@ Deno.test("H2ServerConnection: resets the client provokes count too (malformed r
     assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
     assert.equal(g.lastStreamId, 23, "stream 1 served, 3..21 refused, 23 over the budget");
     assert.equal(s.streams.seen.length, 1);
+  }
+  // Flow-control violations on streams we serve ("MadeYouReset"): each WINDOW_UPDATE overflows
+  // its stream's send window past 2^31-1, a stream error of type FLOW_CONTROL_ERROR.
+  {
+    await using s = await setup({ maxResetBurst: 10, maxResetRate: 0 });
+    const block = literalBlock(requestFields());
+    const frames: Uint8Array[] = [];
+    for (let id = 1; id <= 41; id += 2) {
+      frames.push(s.peer.frame(T.HEADERS, 4, id, block));
+      frames.push(s.peer.frame(T.WINDOW_UPDATE, 0, id, u32(0x7fffffff)));
+    }
+    await writeIgnoringReset(s.peer, concat(frames));
+    const g = await s.peer.expectGoAway();
+    assert.equal(g.code, ErrorCode.ENHANCE_YOUR_CALM);
+    assert.equal(g.lastStreamId, 21);
+    assert.equal(s.streams.seen.length, 11);
   }
 });
 
