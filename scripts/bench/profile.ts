@@ -1,10 +1,12 @@
 /**
  * Profiles a dray process on the download (or upload) scenario:
  *
- *   deno run -A scripts/bench/profile.ts [--size 512MiB] [--upload] [--top 30]
- *        [--profile client|server] [--client dray|v2ray] [--server v2ray|dray]
+ *   deno run -A scripts/bench/profile.ts [--size 512MiB] [--upload | --scenario <name>]
+ *        [--count 2000] [--top 30] [--profile client|server] [--client dray|v2ray]
+ *        [--server v2ray|dray]
  *
- * Defaults: the dray client through the v2ray server, profiling the client. Starts the target,
+ * Defaults: the download scenario, the dray client through the v2ray server, profiling the client.
+ * `--count` is the number of echoes, connects or idle connections for those scenarios. Starts the target,
  * the server and the client (the profiled one, which must be dray, under `--cpu-prof`), moves the
  * bytes (hash-verified), stops the profiled process with SIGTERM so it writes its profile, and
  * prints where its time went: self and inclusive time per function with file:line, heaviest
@@ -46,6 +48,8 @@ const { values } = parseArgs({
   options: {
     size: { type: "string", default: "512MiB" },
     upload: { type: "boolean", default: false },
+    scenario: { type: "string" },
+    count: { type: "string", default: "2000" },
     top: { type: "string", default: "30" },
     out: { type: "string", default: "bench-results/profiles" },
     profile: { type: "string", default: "client" },
@@ -57,21 +61,29 @@ const impl = (v: string): Implementation => {
   if (v !== "dray" && v !== "v2ray") throw new TypeError(`expected dray or v2ray, got "${v}"`);
   return v;
 };
+// `--profile none`: no profiler, only the client's CPU (works for v2ray too, for comparison).
+const profiling = values.profile !== "none";
 const side = values.profile === "server" ? "server" : "client";
 const clientImpl = impl(values.client);
 const serverImpl = impl(values.server);
-if ((side === "client" ? clientImpl : serverImpl) !== "dray") {
+if (profiling && (side === "client" ? clientImpl : serverImpl) !== "dray") {
   throw new TypeError(`only dray can be profiled; --${side} is ${values[side]}`);
 }
 const size = parseBytes(values.size);
-const scenarioName = values.upload ? "upload" : "download";
-const scenario = SCENARIOS.find((s) => s.name === scenarioName)!;
+const scenarioName = values.scenario ?? (values.upload ? "upload" : "download");
+const scenario = SCENARIOS.find((s) => s.name === scenarioName);
+if (!scenario) {
+  throw new TypeError(
+    `unknown scenario "${scenarioName}"; one of ${SCENARIOS.map((s) => s.name).join(", ")}`,
+  );
+}
+const count = Number(values.count);
 const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "dray-prof-" }));
 await Deno.mkdir(values.out, { recursive: true });
 
 const target = await startHelper("target", "target_main.ts");
 const serverPort = freePort();
-const flags = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+const flags = profiling ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
 const server = await startProxy(
   `${serverImpl} server`,
   serverImpl,
@@ -92,15 +104,15 @@ try {
   const work: Workload = {
     size,
     parallelTotal: size,
-    echoes: 0,
-    connects: 0,
-    eofSamples: 0,
-    udpEchoes: 0,
-    idleConnections: 0,
+    echoes: count,
+    connects: count,
+    eofSamples: 3,
+    udpEchoes: count,
+    idleConnections: count,
   };
   const data = new Payloads();
   data.hash(size);
-  if (values.upload) data.pattern(size);
+  if (scenarioName === "upload") data.pattern(size);
   const cpu0 = cpuSeconds(profiled.pid)!;
   const result = await scenario.run({
     route: {
@@ -112,10 +124,11 @@ try {
     probe: () => ({}),
   });
   const cpu = cpuSeconds(profiled.pid)! - cpu0;
+  const figures = Object.entries(result.figures).map(([k, v]) => `${v.toFixed(3)} ${k}`);
   console.log(
-    `${scenarioName} ${values.size}: ${result.figures["MiB/s"].toFixed(1)} MiB/s, ` +
-      `verified ${result.verified}, ${clientImpl}→${serverImpl}, ` +
-      `${side} CPU ${(cpu / (size / 2 ** 30)).toFixed(2)} s/GiB`,
+    `${scenarioName}: ${figures.join(", ")}, verified ${result.verified}, ` +
+      `${clientImpl}→${serverImpl}, ${side} CPU ${cpu.toFixed(2)} s` +
+      (result.figures["MiB/s"] ? ` (${(cpu / (size / 2 ** 30)).toFixed(2)} s/GiB)` : ""),
   );
 } finally {
   await client.stop(side === "client" ? "SIGTERM" : "SIGKILL");
@@ -123,6 +136,10 @@ try {
   await target.service.stop();
 }
 
+if (!profiling) {
+  await Deno.remove(dir, { recursive: true });
+  Deno.exit(0);
+}
 const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
 if (!file) throw new Error(`dray wrote no profile into ${dir}`);
 const kept =
