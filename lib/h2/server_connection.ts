@@ -156,6 +156,12 @@ export class H2ServerConnection implements ServerStreamHost {
     if (!(o.maxConcurrentStreams >= 0)) {
       throw new RangeError(`maxConcurrentStreams must be >= 0, got ${o.maxConcurrentStreams}`);
     }
+    if (!(o.maxResetBurst >= 1)) {
+      throw new RangeError(`maxResetBurst must be >= 1, got ${o.maxResetBurst}`);
+    }
+    if (!(o.maxResetRate >= 0)) {
+      throw new RangeError(`maxResetRate must be >= 0, got ${o.maxResetRate}`);
+    }
     this.#resets = new AbuseLimit({ burst: o.maxResetBurst, perSecond: o.maxResetRate });
     this.#decoder = new HpackDecoder({ maxHeaderListSize: o.maxHeaderListSize });
     this.#blocks = new HeaderBlockAssembler(o.maxHeaderListSize);

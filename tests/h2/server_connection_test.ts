@@ -944,6 +944,20 @@ Deno.test("H2ServerConnection: resets the client provokes count too (malformed r
   }
 });
 
+Deno.test("H2ServerConnection.accept() rejects a reset budget below one or a negative rate", async () => {
+  for (const bad of [{ maxResetBurst: 0 }, { maxResetRate: -1 }, { maxResetBurst: NaN }]) {
+    const { server, peer } = H2ClientPeer.pairWithServer();
+    try {
+      const err = await rejection(H2ServerConnection.accept(server, () => {}, bad));
+      assert.ok(err instanceof RangeError);
+      assert.match(err.message, new RegExp(Object.keys(bad)[0]));
+    } finally {
+      peer.close();
+      server.close();
+    }
+  }
+});
+
 Deno.test("H2ServerConnection: an exception in onStream does not count against the reset budget", async () => {
   await using s = await setup({ maxResetBurst: 2, maxResetRate: 0 }, [], () => {
     throw new Error("handler bug");
