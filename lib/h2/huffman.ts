@@ -160,10 +160,12 @@ function padTail(out: Uint8Array, p: number, acc: number, bits: number): number 
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-// Transition entry layout (Uint32): bits 0-7 next state, 8-15 first symbol, 16-23 second symbol,
-// 24-25 number of symbols completed, bit 26 set when the byte completes EOS.
-const SYM_COUNT_SHIFT = 24;
-const FAIL_EOS = 1 << 26;
+// A 4-bit state machine: a nibble completes at most one symbol, since the shortest code is 5
+// bits. Entry (Uint16): bits 0-7 next state, 8-15 the completed symbol; flags below. A byte-wide
+// table would decode in one step per byte, but it is 256 KiB and took ~18 ms to build at start-up,
+// while header strings are a few dozen bytes: two steps per byte cost nothing measurable.
+const HAS_SYM = 1 << 16;
+const FAIL_EOS = 1 << 17;
 
 // End-of-string verdict per state (RFC 7541 §5.2).
 const END_OK = 0;
@@ -206,9 +208,6 @@ function buildDecoder(): void {
   }
   if (nodes !== 256) throw new Error(`Huffman tree has ${nodes} internal nodes, expected 256`);
 
-  // First a 4-bit machine: a nibble completes at most one symbol, since the shortest code is 5
-  // bits. Entry: next state | symbol << 8 | 1 << 16 when a symbol completed | FAIL_EOS.
-  const HAS_SYM = 1 << 16;
   const nibbles = new Uint32Array(256 * 16);
   for (let state = 0; state < 256; state++) {
     for (let nibble = 0; nibble < 16; nibble++) {
@@ -229,32 +228,13 @@ function buildDecoder(): void {
       nibbles[state * 16 + nibble] = entry | node;
     }
   }
-  // Then the byte machine, as two nibble steps.
-  const table = new Uint32Array(256 * 256);
-  for (let state = 0; state < 256; state++) {
-    for (let byte = 0; byte < 256; byte++) {
-      const hi = nibbles[state * 16 + (byte >>> 4)];
-      const lo = nibbles[(hi & 0xff) * 16 + (byte & 15)];
-      let entry: number;
-      if ((hi | lo) & FAIL_EOS) {
-        entry = FAIL_EOS;
-      } else if (hi & HAS_SYM) {
-        entry = lo & HAS_SYM
-          ? (2 << SYM_COUNT_SHIFT) | (hi & 0xff00) | ((lo & 0xff00) << 8)
-          : (1 << SYM_COUNT_SHIFT) | (hi & 0xff00);
-      } else {
-        entry = lo & HAS_SYM ? (1 << SYM_COUNT_SHIFT) | (lo & 0xff00) : 0;
-      }
-      table[(state << 8) | byte] = (entry | (lo & 0xff)) >>> 0;
-    }
-  }
 
   const verdict = new Uint8Array(256);
   for (let state = 0; state < 256; state++) {
     const d = onesDepth[state];
     verdict[state] = d < 0 ? END_PADDING_NOT_EOS : d > 7 ? END_PADDING_TOO_LONG : END_OK;
   }
-  transitions = table;
+  transitions = nibbles;
   endVerdict = verdict;
 }
 
@@ -285,8 +265,10 @@ export function huffmanDecodeInto(
   let state = 0;
   let o = 0;
   for (let i = start; i < end; i++) {
-    const e = table[(state << 8) | src[i]];
-    if (e & FAIL_EOS) {
+    const byte = src[i];
+    const hi = table[(state << 4) | (byte >>> 4)];
+    const lo = table[((hi & 0xff) << 4) | (byte & 15)];
+    if ((hi | lo) & FAIL_EOS) {
       // RFC 7541 §5.2: "A Huffman-encoded string literal containing the EOS symbol MUST be
       // treated as a decoding error."
       throw new ConnectionError(
@@ -294,12 +276,9 @@ export function huffmanDecodeInto(
         `HPACK: Huffman string contains the EOS symbol at offset ${i}`,
       );
     }
-    const count = e >>> SYM_COUNT_SHIFT & 3;
-    if (count !== 0) {
-      out[o++] = e >>> 8;
-      if (count === 2) out[o++] = e >>> 16;
-    }
-    state = e & 0xff;
+    if (hi & HAS_SYM) out[o++] = hi >>> 8;
+    if (lo & HAS_SYM) out[o++] = lo >>> 8;
+    state = lo & 0xff;
   }
   const verdict = endVerdict![state];
   if (verdict === END_PADDING_TOO_LONG) {
