@@ -12,16 +12,20 @@
  *
  * 1. start, then one warm-up echo (the HTTP/2 connection to the server is dialled);
  * 2. N idle connections, each having echoed one byte;
- * 3. N parallel downloads of SIZE bytes whose readers first stall (read one byte, then nothing)
+ * 3. N parallel downloads of SIZE bytes read as fast as possible (the benchmark's parallel-N),
+ *    with the client's peak RSS sampled from /proc, then (`--bulk SIZE`) one timed download;
+ * 4. N parallel downloads of SIZE bytes whose readers first stall (read one byte, then nothing)
  *    until the client stops growing — the most a slow reader lets the client buffer — and then
  *    read the rest, `--read-chunk` bytes per read with `--read-delay` ms between reads;
- * 4. everything closed again.
+ * 5. everything closed again.
  *
  * With `--snapshot DIR`, heap snapshots are taken after phases 1, 2 and 3 and summarized by
- * constructor (count and self size, total and per connection, against phase 1).
+ * constructor (count and self size, total and per connection, against phase 1). Snapshots cost
+ * the client memory of their own: take RSS figures from a run without them.
  *
  *   deno run -A scripts/bench/memory_probe.ts [--n 512] [--size 256KiB] [--server v2ray|dray]
- *     [--snapshot /tmp/probe] [--read-chunk 16384] [--read-delay 0] [--json out.json]
+ *     [--snapshot /tmp/probe] [--read-chunk 16384] [--read-delay 0] [--bulk 0]
+ *     [--client-v8-flags=--max-semi-space-size=1] [--json out.json]
  */
 import v8 from "node:v8";
 import { parseArgs } from "node:util";
@@ -322,6 +326,26 @@ function diffSummary(base: HeapSummary, now: HeapSummary, per: number): string {
 // ---------------------------------------------------------------------------------------------
 // The driver.
 
+/** Downloads `size` bytes through the SOCKS proxy, reading as fast as it can. */
+async function download(
+  socksPort: number,
+  dest: { hostname: string; port: number },
+  size: number,
+): Promise<void> {
+  const conn = await socksConnect(socksPort, dest);
+  try {
+    await writeAll(conn, encoder.encode(`download ${size}\n`));
+    const buf = new Uint8Array(256 * 1024);
+    for (let got = 0; got < size;) {
+      const k = await conn.read(buf);
+      if (k === null) throw new Error(`download ended after ${got} of ${size} bytes`);
+      got += k;
+    }
+  } finally {
+    conn.close();
+  }
+}
+
 function fmt(m: Mem): string {
   const f = (n: number) => (n / MIB).toFixed(1).padStart(6);
   const spaces = Object.entries(m.spaces)
@@ -362,6 +386,7 @@ async function main(): Promise<void> {
       "read-chunk": { type: "string", default: "16384" },
       "read-delay": { type: "string", default: "0" },
       json: { type: "string" },
+      bulk: { type: "string", default: "0" },
       "client-v8-flags": { type: "string", default: "" },
     },
   });
@@ -370,6 +395,7 @@ async function main(): Promise<void> {
   const size = parseSize(values.size);
   const readChunk = Number(values["read-chunk"]);
   const readDelay = Number(values["read-delay"]);
+  const bulk = parseSize(values.bulk);
   const server = values.server;
   if (server !== "v2ray" && server !== "dray") throw new TypeError("--server is v2ray or dray");
   if (!(n >= 1 && n <= 4096)) throw new RangeError("--n must be 1-4096");
@@ -471,7 +497,51 @@ async function main(): Promise<void> {
     const closedIdle = await measure("idle connections closed");
     console.log(perConn("after gc vs warm", warm.gc, closedIdle.gc, n));
 
-    // Phase 3: N downloads that stall first, then read.
+    // Phase 3: N downloads read as fast as possible, as the benchmark's parallel-N does.
+    {
+      let peak = 0;
+      let reading = true;
+      const sampler = (async () => {
+        while (reading) {
+          peak = Math.max(peak, procMemory(c.pid)?.rss ?? 0);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      const t0 = performance.now();
+      try {
+        await withTimeout(
+          Promise.all(Array.from({ length: n }, () => download(c.port, dest, size))),
+          PHASE_TIMEOUT_MS,
+          "fast downloads",
+        );
+      } finally {
+        reading = false;
+        await sampler;
+      }
+      const ms = performance.now() - t0;
+      console.log(
+        `fast: ${n} x ${size} B downloaded in ${ms.toFixed(0)} ms ` +
+          `(${((n * size) / MIB / (ms / 1000)).toFixed(0)} MiB/s); client RSS peak ` +
+          `${(peak / MIB).toFixed(1)} MiB`,
+      );
+      results.fastPeakRss = peak;
+      results.fastMs = ms;
+      await drained();
+      await measure(`fast downloads x${n} done`);
+    }
+    if (bulk > 0) {
+      const t0 = performance.now();
+      await withTimeout(download(c.port, dest, bulk), PHASE_TIMEOUT_MS, "bulk download");
+      const ms = performance.now() - t0;
+      console.log(
+        `bulk: one ${(bulk / MIB).toFixed(0)} MiB download in ${ms.toFixed(0)} ms (${
+          (bulk / MIB / (ms / 1000)).toFixed(0)
+        } MiB/s)`,
+      );
+      results.bulkMs = ms;
+    }
+
+    // Phase 4: N downloads that stall first, then read.
     const downloads: Deno.TcpConn[] = [];
     try {
       await withTimeout(
