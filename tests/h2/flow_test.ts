@@ -1,15 +1,26 @@
 import assert from "node:assert/strict";
-import { InboundWindow, OutboundWindow } from "../../lib/h2/flow.ts";
+import { defaultThreshold, InboundWindow, OutboundWindow } from "../../lib/h2/flow.ts";
 
-Deno.test("InboundWindow.consume() returns 0 until 64 KiB or half the window is unsent", () => {
+Deno.test("InboundWindow.consume() returns 0 until an eighth of the window (64 KiB-1 MiB) or half of it is unsent", () => {
   const w = new InboundWindow(4 * 1024 * 1024);
-  assert.equal(w.receive(100_000), true);
-  assert.equal(w.available, 4 * 1024 * 1024 - 100_000);
-  assert.equal(w.consume(60_000), 0);
-  assert.equal(w.unsent, 60_000);
-  assert.equal(w.consume(5_536), 65_536);
+  assert.equal(w.receive(600_000), true);
+  assert.equal(w.available, 4 * 1024 * 1024 - 600_000);
+  assert.equal(w.consume(500_000), 0);
+  assert.equal(w.unsent, 500_000);
+  assert.equal(w.consume(24_288), 524_288);
   assert.equal(w.unsent, 0);
-  assert.equal(w.available, 4 * 1024 * 1024 - 100_000 + 65_536);
+  assert.equal(w.available, 4 * 1024 * 1024 - 600_000 + 524_288);
+
+  // The floor: 64 KiB for a 256 KiB window; the ceiling: 1 MiB for a 16 MiB one.
+  assert.equal(defaultThreshold(256 * 1024), 64 * 1024);
+  assert.equal(defaultThreshold(16 * 1024 * 1024), 1024 * 1024);
+  assert.equal(defaultThreshold(1 << 30), 1024 * 1024);
+
+  // An explicit threshold wins.
+  const fixed = new InboundWindow(4 * 1024 * 1024, { threshold: 1000 });
+  assert.equal(fixed.receive(5000), true);
+  assert.equal(fixed.consume(999), 0);
+  assert.equal(fixed.consume(1), 1000);
 
   // A small window refreshes at half its size.
   const small = new InboundWindow(1000);
