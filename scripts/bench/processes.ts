@@ -12,6 +12,17 @@ const CERTS = new URL("tests/support/certs/", REPO);
 const V2RAY = Deno.env.get("V2RAY_BIN") ?? "/usr/bin/v2ray";
 /** dray's entry point; DRAY_MAIN=<path to another checkout's main.ts> measures that tree instead. */
 const DRAY_MAIN = Deno.env.get("DRAY_MAIN");
+/**
+ * V8 flags for dray, as `deno task start` and `deno task compile` pass them (see deno.json);
+ * DRAY_V8_FLAGS overrides them ("" for none) to measure a different setting.
+ */
+const V8_FLAGS = Deno.env.get("DRAY_V8_FLAGS") ?? startTaskV8Flags();
+
+function startTaskV8Flags(): string {
+  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)))
+    .tasks as Record<string, string>;
+  return /--v8-flags=(\S+)/.exec(tasks.start)?.[1] ?? "";
+}
 /** v2ray starts in ~50 ms and a dray process in well under a second; this only bounds failure. */
 const START_TIMEOUT_MS = 20_000;
 /** How much of a process's output is kept for error messages. */
@@ -253,7 +264,16 @@ export async function startProxy(
     ? Service.spawn(name, { command: V2RAY, args: ["-config", path], cwd: dir, dir })
     : Service.spawn(name, {
       command: Deno.execPath(),
-      args: ["run", "-A", ...denoFlags, DRAY_MAIN ?? repoPath("main.ts"), "run", "-c", path],
+      args: [
+        "run",
+        "-A",
+        ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
+        ...denoFlags,
+        DRAY_MAIN ?? repoPath("main.ts"),
+        "run",
+        "-c",
+        path,
+      ],
       dir,
     });
   await service.waitForPort(port);
