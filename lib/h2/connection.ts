@@ -62,6 +62,12 @@ export interface H2Request {
   headers?: Array<[string, string]>;
   /** No request body: HEADERS carries END_STREAM. */
   endStream?: boolean;
+  /**
+   * The only final status the caller accepts: any other fails the stream with
+   * `Error("unexpected status N")` and resets it (RST_STREAM CANCEL), as the response HEADERS
+   * arrive — the connection goes on serving its other streams.
+   */
+  expectStatus?: number;
 }
 
 /**
@@ -237,6 +243,7 @@ export class H2Connection implements StreamHost {
       sendWindow: this.#peer.initialWindowSize,
       recvWindow: this.#opts.initialWindowSize,
       endStream,
+      expectStatus: req.expectStatus,
     });
     this.#streams.set(id, stream);
     this.#writer.queue(

@@ -46,10 +46,35 @@ export interface StreamHost {
   streamClosed(stream: H2Stream): void;
 }
 
+export interface H2StreamOptions {
+  sendWindow: number;
+  recvWindow: number;
+  endStream: boolean;
+  /** The only final status accepted; any other fails the stream (see H2Request.expectStatus). */
+  expectStatus?: number;
+}
+
+/** A promise made on first use, settled when its outcome is known (most streams never ask). */
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: Error) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Whoever asked may not await it; a failure is also reported through the body streams.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
 export class H2Stream implements Duplex {
   readonly id: number;
-  readonly response: Promise<H2Response>;
-  readonly trailers: Promise<Array<[string, string]> | undefined>;
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   /** Send credit the peer gave this stream. */
@@ -60,38 +85,26 @@ export class H2Stream implements Duplex {
   #life: StreamStateMachine;
   #host: StreamHost;
   #error: Error | undefined;
+  #expectStatus: number;
 
-  #resolveResponse!: (r: H2Response) => void;
-  #rejectResponse!: (e: Error) => void;
-  #resolveTrailers!: (t: Array<[string, string]> | undefined) => void;
-  #rejectTrailers!: (e: Error) => void;
-  #gotResponse = false;
+  /** The final response, once its HEADERS arrived. */
+  #response: H2Response | undefined;
+  /** The trailers once known: a list, or null when the body ended without any. */
+  #trailers: Array<[string, string]> | null | undefined;
+  #responseWaiter: Deferred<H2Response> | undefined;
+  #trailersWaiter: Deferred<Array<[string, string]> | undefined> | undefined;
   #contentLength = -1;
   /** The response body. */
   #in: InboundBody;
   /** The request body. */
   #out: OutboundBody;
 
-  constructor(
-    id: number,
-    host: StreamHost,
-    options: { sendWindow: number; recvWindow: number; endStream: boolean },
-  ) {
+  constructor(id: number, host: StreamHost, options: H2StreamOptions) {
     this.id = id;
     this.#host = host;
+    this.#expectStatus = options.expectStatus ?? -1;
     this.sendWindow = new OutboundWindow(options.sendWindow);
     this.recvWindow = new InboundWindow(options.recvWindow);
-    this.response = new Promise((resolve, reject) => {
-      this.#resolveResponse = resolve;
-      this.#rejectResponse = reject;
-    });
-    this.trailers = new Promise((resolve, reject) => {
-      this.#resolveTrailers = resolve;
-      this.#rejectTrailers = reject;
-    });
-    // Nobody has to await these; a failure is also reported through the body streams.
-    this.response.catch(() => {});
-    this.trailers.catch(() => {});
 
     // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
     this.#life = new StreamStateMachine(id, {
@@ -118,6 +131,27 @@ export class H2Stream implements Duplex {
     this.readable = this.#in.readable;
     this.writable = this.#out.writable;
     if (options.endStream) this.writable.close().catch(() => {});
+  }
+
+  /** The final response (informational ones skipped); rejects if the stream fails before it. */
+  get response(): Promise<H2Response> {
+    if (this.#responseWaiter) return this.#responseWaiter.promise;
+    const waiter = this.#responseWaiter = deferred<H2Response>();
+    if (this.#response) waiter.resolve(this.#response);
+    else if (this.#error) waiter.reject(this.#error);
+    return waiter.promise;
+  }
+
+  /**
+   * The trailers, or undefined when the body ended without any; rejects if the stream fails
+   * before its body was received in full.
+   */
+  get trailers(): Promise<Array<[string, string]> | undefined> {
+    if (this.#trailersWaiter) return this.#trailersWaiter.promise;
+    const waiter = this.#trailersWaiter = deferred<Array<[string, string]> | undefined>();
+    if (this.#trailers !== undefined) waiter.resolve(this.#trailers ?? undefined);
+    else if (this.#error) waiter.reject(this.#error);
+    return waiter.promise;
   }
 
   get state(): StreamState {
@@ -148,7 +182,7 @@ export class H2Stream implements Duplex {
   /** A complete header block (response, informational response or trailers). */
   onHeaders(headers: Array<[string, string]>, endStream: boolean): void {
     this.#life.checkRemoteOpen("HEADERS");
-    if (!this.#gotResponse) {
+    if (!this.#response) {
       const status = this.#validate(headers, true);
       if (status >= 100 && status < 200) {
         // RFC 9113 §8.1: informational responses precede the final one and cannot end the stream.
@@ -159,15 +193,20 @@ export class H2Stream implements Duplex {
         }
         return;
       }
-      this.#gotResponse = true;
       const fields = headers.filter(([name]) => name[0] !== ":");
       this.#contentLength = contentLength(fields, (what) => this.#malformed(what));
-      this.#resolveResponse({ status, headers: fields });
+      const response = this.#response = { status, headers: fields };
+      this.#responseWaiter?.resolve(response);
+      if (this.#expectStatus !== -1 && status !== this.#expectStatus) {
+        this.#unexpectedStatus(status, endStream);
+        return;
+      }
     } else {
       // RFC 9113 §8.1: trailers are the last header block and carry END_STREAM.
       if (!endStream) throw this.#malformed("trailers HEADERS without END_STREAM");
       this.#validate(headers, false);
-      this.#resolveTrailers(headers);
+      this.#trailers = headers;
+      this.#trailersWaiter?.resolve(headers);
     }
     if (endStream) this.#endRemote();
   }
@@ -177,14 +216,14 @@ export class H2Stream implements Duplex {
     this.#life.checkRemoteOpen("DATA");
     this.#in.admit(flowLength);
     // RFC 9113 §8.1: a response is HEADERS, then DATA; DATA first is malformed.
-    if (!this.#gotResponse) throw this.#malformed("DATA before the response HEADERS");
+    if (!this.#response) throw this.#malformed("DATA before the response HEADERS");
     this.#in.push(data, flowLength);
     if (endStream) this.#endRemote();
   }
 
   /** The peer reset the stream. */
   onReset(code: number): void {
-    if (code === ErrorCode.REFUSED_STREAM && !this.#gotResponse) {
+    if (code === ErrorCode.REFUSED_STREAM && !this.#response) {
       this.fail(
         refusedStreamError(
           this.id,
@@ -222,14 +261,25 @@ export class H2Stream implements Duplex {
   fail(err: Error): void {
     if (this.#error) return;
     this.#error = err;
-    this.#rejectResponse(err);
-    if (!this.#in.ended) this.#rejectTrailers(err);
+    if (!this.#response) this.#responseWaiter?.reject(err);
+    if (!this.#in.ended) this.#trailersWaiter?.reject(err);
     this.#in.fail(err);
     this.#out.fail(err);
     this.#life.close();
   }
 
   // ---- internals ----
+
+  /**
+   * A final status the caller does not accept: the stream fails with "unexpected status N" and,
+   * unless the peer's END_STREAM just closed it, is reset with CANCEL. Its body is not wanted.
+   */
+  #unexpectedStatus(status: number, endStream: boolean): void {
+    if (!(endStream && this.#state === "half-closed-local")) {
+      this.#host.queueReset(this, ErrorCode.CANCEL);
+    }
+    this.fail(new Error(`unexpected status ${status}`));
+  }
 
   #malformed(what: string): StreamError {
     return new StreamError(
@@ -273,7 +323,10 @@ export class H2Stream implements Duplex {
       throw this.#malformed(`content-length ${this.#contentLength} but ${received} bytes of DATA`);
     }
     this.#in.end();
-    this.#resolveTrailers(undefined);
+    if (this.#trailers === undefined) {
+      this.#trailers = null;
+      this.#trailersWaiter?.resolve(undefined);
+    }
     this.#life.endRemote();
   }
 }

@@ -11,7 +11,6 @@
  * connection stays in use).
  */
 import { H2Pool } from "../h2/pool.ts";
-import type { H2Stream } from "../h2/stream.ts";
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
@@ -97,67 +96,23 @@ export class HttpTransport implements Transport {
     return new ConnDuplex(conn, { reuseReadBuffer: true });
   }
 
-  async open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
+  open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
     const key = formatHostPort(server.address, server.port);
     this.#servers.set(key, { address: server.address, port: server.port });
     const authority = this.#hosts[Math.floor(this.#random() * this.#hosts.length)];
-    const stream = await this.#pool.request(key, {
+    return this.#pool.request(key, {
       method: this.#method,
       scheme: "https",
       authority,
       path: this.#path,
       headers: this.#headers,
+      // The stream itself fails with "unexpected status N" on any other status (resetting only
+      // this stream), so it serves as the tunnel as it is: no wrapper stream per connection.
+      expectStatus: 200,
     }, signal);
-    return new HttpTunnel(stream);
   }
 
   close(): void {
     this.#pool.close();
-  }
-}
-
-/**
- * One request stream as a Duplex. The writable is the request body as is; the readable waits for
- * the response HEADERS, fails with "unexpected status N" (resetting only this stream) unless the
- * status is 200, then yields the response body.
- */
-class HttpTunnel implements Duplex {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  readonly #stream: H2Stream;
-
-  constructor(stream: H2Stream) {
-    this.#stream = stream;
-    this.writable = stream.writable;
-    let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    this.readable = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        if (!body) {
-          let status: number;
-          try {
-            status = (await stream.response).status;
-          } catch (err) {
-            stream.close();
-            throw err;
-          }
-          if (status !== 200) {
-            stream.close();
-            throw new Error(`unexpected status ${status}`);
-          }
-          body = stream.readable.getReader();
-        }
-        const { done, value } = await body.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      },
-      cancel: (reason) => {
-        if (body) body.cancel(reason).catch(() => {});
-        stream.close();
-      },
-    }, { highWaterMark: 0 });
-  }
-
-  close(): void {
-    this.#stream.close();
   }
 }

@@ -144,3 +144,88 @@ Deno.test("H2Stream cancelling the response body resets the stream", async () =>
   await s.readable.cancel();
   assert.deepEqual(host.resets, [ErrorCode.CANCEL]);
 });
+
+Deno.test('H2Stream with expectStatus fails with "unexpected status 404" and resets only itself', async () => {
+  const host = new FakeHost();
+  const s = new H2Stream(1, host, {
+    sendWindow: 65535,
+    recvWindow: 65535,
+    endStream: false,
+    expectStatus: 200,
+  });
+  const reader = s.readable.getReader();
+  const read = reader.read();
+  s.onHeaders([[":status", "404"], ["content-type", "text/plain"]], false);
+  assert.deepEqual(host.resets, [ErrorCode.CANCEL]);
+  assert.equal(s.state, "closed");
+  assert.equal(host.closedCount, 1);
+  await assert.rejects(read, /^Error: unexpected status 404$/);
+  await assert.rejects(s.writable.getWriter().write(new Uint8Array(1)), /unexpected status 404/);
+  // The response itself was received: only the caller's expectation failed.
+  assert.deepEqual(await s.response, { status: 404, headers: [["content-type", "text/plain"]] });
+  await assert.rejects(s.trailers, /unexpected status 404/);
+  s.close(); // already closed: no second RST_STREAM
+  assert.deepEqual(host.resets, [ErrorCode.CANCEL]);
+});
+
+Deno.test("H2Stream with expectStatus resets on a wrong status with END_STREAM only if it is still sending", async () => {
+  for (const endStream of [false, true]) {
+    const host = new FakeHost();
+    const s = new H2Stream(1, host, {
+      sendWindow: 65535,
+      recvWindow: 65535,
+      endStream,
+      expectStatus: 200,
+    });
+    s.onHeaders([[":status", "403"]], true);
+    assert.equal(s.state, "closed");
+    // A request still sending its body is told to stop; a finished exchange needs no reset.
+    assert.deepEqual(host.resets, endStream ? [] : [ErrorCode.CANCEL]);
+    await assert.rejects(s.readable.getReader().read(), /^Error: unexpected status 403$/);
+  }
+});
+
+Deno.test("H2Stream with expectStatus passes the expected status and skips informational ones", async () => {
+  const host = new FakeHost();
+  const s = new H2Stream(1, host, {
+    sendWindow: 65535,
+    recvWindow: 65535,
+    endStream: true,
+    expectStatus: 200,
+  });
+  s.onHeaders([[":status", "100"]], false);
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(new Uint8Array([7]), 1, true);
+  assert.deepEqual((await s.readable.getReader().read()).value, new Uint8Array([7]));
+  assert.deepEqual(host.resets, []);
+  assert.equal(s.error, undefined);
+});
+
+Deno.test("H2Stream.response and .trailers settle when first asked after the fact", async () => {
+  const host = new FakeHost();
+  const s = open(host, true);
+  s.onHeaders([[":status", "204"]], false);
+  s.onHeaders([["grpc-status", "0"]], true);
+  assert.equal(s.response, s.response, "one promise per stream");
+  assert.equal((await s.response).status, 204);
+  assert.deepEqual(await s.trailers, [["grpc-status", "0"]]);
+
+  const t = open(host, true);
+  t.onHeaders([[":status", "200"]], true);
+  assert.equal(await t.trailers, undefined);
+
+  const u = open(host);
+  u.onReset(ErrorCode.INTERNAL_ERROR);
+  await assert.rejects(u.response, /peer reset stream 1 \(INTERNAL_ERROR\)/);
+  await assert.rejects(u.trailers, /peer reset stream 1 \(INTERNAL_ERROR\)/);
+});
+
+Deno.test("H2Stream.response asked before the HEADERS resolves when they arrive", async () => {
+  const host = new FakeHost();
+  const s = open(host, true);
+  const response = s.response;
+  const trailers = s.trailers;
+  s.onHeaders([[":status", "200"], ["x", "1"]], true);
+  assert.deepEqual(await response, { status: 200, headers: [["x", "1"]] });
+  assert.equal(await trailers, undefined);
+});
