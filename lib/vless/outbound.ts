@@ -64,7 +64,8 @@ export class VlessOutbound implements Outbound {
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   #next = 0;
-  readonly #open = new Set<Duplex>();
+  readonly #open = new Set<VlessConnection>();
+  readonly #headerTimer = new HeaderTimer(FIRST_PAYLOAD_WAIT_MS);
 
   constructor(options: VlessOutboundOptions) {
     if (options.servers.length === 0) {
@@ -90,8 +91,8 @@ export class VlessOutbound implements Outbound {
       : dest.network === "udp"
       ? "udp"
       : "tcp";
-    const target = formatDestination(dest);
-    const failures: string[] = [];
+    const debug = this.#logger.enabled("debug");
+    let failures: string[] | undefined;
     for (let attempt = 0; attempt < DIAL_ATTEMPTS; attempt++) {
       signal?.throwIfAborted();
       const server = this.#servers[this.#next];
@@ -104,36 +105,37 @@ export class VlessOutbound implements Outbound {
         transport: this.#transport.name,
       });
       const header = encodeRequestHeader({ userId: user.id, command, dest, flow });
-      const where = formatHostPort(server.address, server.port);
       let inner: Duplex;
       try {
         inner = await this.#transport.open(server, signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         const message = err instanceof Error ? err.message : String(err);
-        failures.push(`#${attempt + 1} ${where}: ${message}`);
-        this.#logger.debug(`vless: dial ${where} for ${target} failed: ${message}`);
+        const where = formatHostPort(server.address, server.port);
+        (failures ??= []).push(`#${attempt + 1} ${where}: ${message}`);
+        if (debug) {
+          this.#logger.debug(
+            `vless: dial ${where} for ${formatDestination(dest)} failed: ${message}`,
+          );
+        }
         if (attempt + 1 < DIAL_ATTEMPTS) await this.#sleep(attempt * DIAL_BACKOFF_STEP_MS, signal);
         continue;
       }
-      this.#logger.debug(`vless: tunneling ${target} via ${where} (${this.#transport.name})`);
-      const conn = new VlessConnection(
-        inner,
-        header,
-        command === "udp",
-        this.#logger,
-        target,
-        () => {
-          this.#open.delete(conn);
-        },
-      );
+      if (debug) {
+        this.#logger.debug(
+          `vless: tunneling ${formatDestination(dest)} via ${
+            formatHostPort(server.address, server.port)
+          } (${this.#transport.name})`,
+        );
+      }
+      const conn = new VlessConnection(inner, header, command === "udp", dest, this);
       this.#open.add(conn);
+      this.#headerTimer.add(conn);
       return conn;
     }
     throw new Error(
-      `failed to reach a VLESS server for ${target} after ${DIAL_ATTEMPTS} attempts: ${
-        failures.join("; ")
-      }`,
+      `failed to reach a VLESS server for ${formatDestination(dest)} after ${DIAL_ATTEMPTS} ` +
+        `attempts: ${failures!.join("; ")}`,
     );
   }
 
@@ -142,6 +144,84 @@ export class VlessOutbound implements Outbound {
     this.#transport.close();
     return Promise.resolve();
   }
+
+  // ---- for VlessConnection ----
+
+  /** The connection's header left (or never will): it no longer needs the timer. */
+  headerGone(): void {
+    this.#headerTimer.done();
+  }
+
+  /** The connection was torn down. */
+  closed(conn: VlessConnection): void {
+    this.#open.delete(conn);
+  }
+
+  get logger(): Logger {
+    return this.#logger;
+  }
+}
+
+/**
+ * One timer for every connection of an outbound that still holds back its request header. Each
+ * waits the same time, so they are due in the order they were added: a FIFO whose head sets the
+ * timer. A connection whose first payload came is left in the queue (it is skipped when reached);
+ * once none is waiting the timer stops and the queue is dropped. A timer per connection cost a
+ * setTimeout/clearTimeout pair (and its Timeout object) on every new connection.
+ */
+class HeaderTimer {
+  readonly #wait: number;
+  #queue: VlessConnection[] = [];
+  #head = 0;
+  /** Connections in the queue still holding their header. */
+  #waiting = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(wait: number) {
+    this.#wait = wait;
+  }
+
+  add(conn: VlessConnection): void {
+    if (!conn.holdsHeader) return;
+    conn.headerDue = performance.now() + this.#wait;
+    this.#queue.push(conn);
+    this.#waiting++;
+    if (this.#timer === undefined) this.#arm(conn.headerDue);
+  }
+
+  /** One queued connection stopped waiting (its header left with its first write, or it closed). */
+  done(): void {
+    if (--this.#waiting > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#queue = [];
+    this.#head = 0;
+  }
+
+  #arm(due: number): void {
+    this.#timer = setTimeout(this.#fire, Math.max(0, due - performance.now()));
+  }
+
+  #fire = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    const queue = this.#queue;
+    // Bounded by the queue's length; every connection leaves it at most once.
+    while (this.#head < queue.length) {
+      const conn = queue[this.#head];
+      // A timer may fire a little early; a millisecond of slack keeps it from re-arming for 0 ms.
+      if (conn.holdsHeader && conn.headerDue > now + 1) break;
+      queue[this.#head++] = undefined!;
+      // Calls done() for the connection, which may empty the queue.
+      if (conn.holdsHeader) conn.sendHeaderAlone();
+      if (this.#queue !== queue) return;
+    }
+    if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
+      this.#queue = queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#head < this.#queue.length) this.#arm(this.#queue[this.#head].headerDue);
+  };
 }
 
 /**
@@ -152,142 +232,208 @@ export class VlessOutbound implements Outbound {
  * the request. Closing it half-closes the transport stream. Readable: the payload after the
  * response header, ending as soon as the transport stream ends. For UDP, one datagram per chunk
  * both ways, length-framed on the wire.
+ *
+ * The sink and source are this class's own methods (through two small adapters), not closures:
+ * fewer objects per connection.
  */
 class VlessConnection implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
+  /** When the header must leave alone, if the client is still silent (HeaderTimer's clock). */
+  headerDue = 0;
   readonly #inner: Duplex;
-  readonly #onClose: () => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #owner: VlessOutbound;
+  readonly #dest: Destination;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #stripper = new ResponseHeaderStripper(VLESS_VERSION);
+  readonly #packets: UdpPacketDecoder | null;
+  #header: Uint8Array | null;
   #closed = false;
 
   constructor(
     inner: Duplex,
     header: Uint8Array,
     udp: boolean,
-    logger: Logger,
-    target: string,
-    onClose: () => void,
+    dest: Destination,
+    owner: VlessOutbound,
   ) {
     this.#inner = inner;
-    this.#onClose = onClose;
-    const writer = inner.writable.getWriter();
-    let pendingHeader: Uint8Array | null = header;
-    const takeHeader = (): Uint8Array | null => {
-      const h = pendingHeader;
-      pendingHeader = null;
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      return h;
-    };
-    this.#timer = setTimeout(() => {
-      const h = takeHeader();
-      // A failure here fails the next write or close too, which is where the caller hears of it.
-      if (h) writer.write(h).catch(() => {});
-    }, FIRST_PAYLOAD_WAIT_MS);
+    this.#header = header;
+    this.#dest = dest;
+    this.#owner = owner;
+    this.#packets = udp ? new UdpPacketDecoder() : null;
+    this.#writer = inner.writable.getWriter();
+    this.#reader = inner.readable.getReader();
+    this.writable = new WritableStream<Uint8Array>(new Sink(this));
+    this.readable = new ReadableStream<Uint8Array>(new Source(this), { highWaterMark: 0 });
+  }
 
-    this.writable = new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        let data = chunk;
-        if (udp) {
-          if (chunk.byteLength === 0) return;
-          try {
-            data = encodeUdpPacket(chunk);
-          } catch (err) {
-            // UDP is lossy: drop the datagram, keep the association.
-            logger.warn(`vless: ${target}: dropped a datagram: ${(err as Error).message}`);
-            return;
-          }
-        }
-        const h = takeHeader();
-        if (h) {
-          const first = new Uint8Array(h.byteLength + data.byteLength);
-          first.set(h);
-          first.set(data, h.byteLength);
-          data = first;
-        }
-        // A copy was made: the reader may have the chunk's memory back now.
-        if (data !== chunk) giveBack(chunk);
-        // Wait for room in the transport's queue, not for the bytes to be consumed: backpressure
-        // still holds, and a failed write errors the stream, failing the next write or close.
-        await writer.ready;
-        writer.write(data).catch(() => {});
-      },
-      close: async () => {
-        const h = takeHeader();
-        if (h) writer.write(h).catch(() => {});
-        await writer.close();
-      },
-      abort: (reason) => {
-        takeHeader();
-        writer.abort(reason).catch(() => {});
-        this.close();
-      },
+  get holdsHeader(): boolean {
+    return this.#header !== null;
+  }
+
+  #takeHeader(): Uint8Array | null {
+    const h = this.#header;
+    if (h === null) return null;
+    this.#header = null;
+    this.#owner.headerGone();
+    return h;
+  }
+
+  /** The client stayed silent: the header goes alone. */
+  sendHeaderAlone(): void {
+    const h = this.#takeHeader();
+    // A failure here fails the next write or close too, which is where the caller hears of it.
+    if (h) this.#writer.write(h).catch(ignore);
+  }
+
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    let data = chunk;
+    if (this.#packets) {
+      if (chunk.byteLength === 0) return;
+      try {
+        data = encodeUdpPacket(chunk);
+      } catch (err) {
+        // UDP is lossy: drop the datagram, keep the association.
+        this.#owner.logger.warn(
+          `vless: ${formatDestination(this.#dest)}: dropped a datagram: ${(err as Error).message}`,
+        );
+        return;
+      }
+    }
+    if (this.#header !== null) {
+      const h = this.#takeHeader()!;
+      const first = new Uint8Array(h.byteLength + data.byteLength);
+      first.set(h);
+      first.set(data, h.byteLength);
+      data = first;
+    }
+    // A copy was made: the reader may have the chunk's memory back now.
+    if (data !== chunk) giveBack(chunk);
+    // Wait for room in the transport's queue, not for the bytes to be consumed: backpressure
+    // still holds, and a failed write errors the stream, failing the next write or close.
+    const writer = this.#writer;
+    if ((writer.desiredSize ?? 0) > 0) {
+      writer.write(data).catch(ignore);
+      return;
+    }
+    return writer.ready.then(() => {
+      writer.write(data).catch(ignore);
     });
+  }
 
-    const reader = inner.readable.getReader();
-    const stripper = new ResponseHeaderStripper(VLESS_VERSION);
-    const packets = udp ? new UdpPacketDecoder() : null;
-    this.readable = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        // Each round consumes one transport chunk; it repeats only while chunks carry no payload
-        // (header bytes, partial datagrams), so it ends at EOF at the latest.
-        for (;;) {
-          let result: ReadableStreamReadResult<Uint8Array>;
-          try {
-            result = await reader.read();
-            if (result.done) {
-              stripper.finish();
-              packets?.finish();
-              controller.close();
-              return;
-            }
-          } catch (err) {
-            this.close();
-            // A server refusing us (wrong user id) may cut the transport rather than end it
-            // cleanly (a TLS close without close_notify, a TCP reset): say what that means.
-            if (stripper.header === null && isCut(err)) {
-              throw new Error(
-                "server closed the connection before sending the VLESS response header " +
-                  "(wrong user id, target unreachable, or not a VLESS server)",
-                { cause: err },
-              );
-            }
-            throw err;
-          }
-          let payload: Uint8Array;
-          try {
-            payload = stripper.push(result.value);
-          } catch (err) {
-            this.close();
-            throw err;
-          }
-          if (packets) {
-            const got = packets.push(payload);
-            for (const p of got) controller.enqueue(p);
-            if (got.length > 0) return;
-          } else if (payload.byteLength > 0) {
-            controller.enqueue(payload);
-            return;
-          }
-        }
-      },
-      cancel: (reason) => {
-        reader.cancel(reason).catch(() => {});
+  async closeWritable(): Promise<void> {
+    const h = this.#takeHeader();
+    if (h) this.#writer.write(h).catch(ignore);
+    await this.#writer.close();
+  }
+
+  abortWritable(reason: unknown): void {
+    this.#takeHeader();
+    this.#writer.abort(reason).catch(ignore);
+    this.close();
+  }
+
+  async pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    const stripper = this.#stripper;
+    const packets = this.#packets;
+    // Each round consumes one transport chunk; it repeats only while chunks carry no payload
+    // (header bytes, partial datagrams), so it ends at EOF at the latest.
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await this.#reader.read();
+      } catch (err) {
         this.close();
-      },
-    }, { highWaterMark: 0 });
+        // A server refusing us (wrong user id) may cut the transport rather than end it
+        // cleanly (a TLS close without close_notify, a TCP reset): say what that means.
+        if (stripper.header === null && isCut(err)) {
+          throw new Error(
+            "server closed the connection before sending the VLESS response header " +
+              "(wrong user id, target unreachable, or not a VLESS server)",
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+      if (result.done) {
+        try {
+          stripper.finish();
+          packets?.finish();
+        } catch (err) {
+          this.close();
+          throw err;
+        }
+        controller.close();
+        return;
+      }
+      let payload = result.value;
+      if (stripper.header === null) {
+        try {
+          payload = stripper.push(payload);
+        } catch (err) {
+          this.close();
+          throw err;
+        }
+      }
+      if (packets) {
+        const got = packets.push(payload);
+        for (const p of got) controller.enqueue(p);
+        if (got.length > 0) return;
+      } else if (payload.byteLength > 0) {
+        controller.enqueue(payload);
+        return;
+      }
+    }
+  }
+
+  cancelReadable(reason: unknown): void {
+    this.#reader.cancel(reason).catch(ignore);
+    this.close();
   }
 
   close(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     if (this.#closed) return;
     this.#closed = true;
+    this.#takeHeader();
     this.#inner.close();
-    this.#onClose();
+    this.#owner.closed(this);
   }
 }
+
+/** The writable's sink: VlessConnection's methods, called with the sink as `this`. */
+class Sink implements UnderlyingSink<Uint8Array> {
+  readonly #conn: VlessConnection;
+  constructor(conn: VlessConnection) {
+    this.#conn = conn;
+  }
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    return this.#conn.write(chunk);
+  }
+  close(): Promise<void> {
+    return this.#conn.closeWritable();
+  }
+  abort(reason: unknown): void {
+    this.#conn.abortWritable(reason);
+  }
+}
+
+/** The readable's source. */
+class Source implements UnderlyingDefaultSource<Uint8Array> {
+  readonly #conn: VlessConnection;
+  constructor(conn: VlessConnection) {
+    this.#conn = conn;
+  }
+  pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    return this.#conn.pull(controller);
+  }
+  cancel(reason: unknown): void {
+    this.#conn.cancelReadable(reason);
+  }
+}
+
+function ignore(): void {}
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (ms <= 0) return Promise.resolve();

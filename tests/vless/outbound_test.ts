@@ -112,6 +112,50 @@ Deno.test("VlessOutbound.open() sends the header alone when the client is silent
   }
 });
 
+Deno.test("VlessOutbound.open() times each silent connection's header on its own, with one timer for all", async () => {
+  const t = new FakeTransport();
+  const ob = outbound(t);
+  const dest = { network: "tcp", host: "127.0.0.1", port: 25 } as const;
+  const header = encodeRequestHeader({ userId: ID_A, command: "tcp", dest });
+  const opened: number[] = [];
+  const conns: Duplex[] = [];
+  try {
+    // a: silent, then closed before its 100 ms are up; b: writes at once; c and d: silent,
+    // opened ~30 ms apart, so the timer has to re-arm for d after serving c.
+    for (let i = 0; i < 4; i++) {
+      if (i === 3) await new Promise((r) => setTimeout(r, 30));
+      opened.push(performance.now());
+      conns.push(await ob.open(dest));
+    }
+    const [a, b] = conns;
+    a.close();
+    const bw = b.writable.getWriter();
+    await bw.write(enc.encode("hi"));
+    const read = async (i: number) => {
+      const r = await t.peers[i].readable.getReader().read();
+      return { at: performance.now() - opened[i], value: r.value };
+    };
+    const [ra, rb, rc, rd] = await Promise.all([
+      t.peers[0].readable.getReader().read().catch((err) => err as Error),
+      read(1),
+      read(2),
+      read(3),
+    ]);
+    // a's header never left: its stream was reset before the wait was over.
+    ok(ra instanceof Error, `a's peer read ${JSON.stringify(ra)}`);
+    assertEquals(rb.value, concat(header, enc.encode("hi")));
+    ok(rb.at < 90, `b's first write waited ${rb.at} ms`);
+    for (const r of [rc, rd]) {
+      assertEquals(r.value, header);
+      ok(r.at >= 90, `a silent connection's header left after ${r.at} ms`);
+    }
+    bw.releaseLock();
+  } finally {
+    for (const conn of conns) conn.close();
+    await ob.close();
+  }
+});
+
 Deno.test("VlessOutbound.open() strips a split response header and ends the readable at server EOF", async () => {
   const t = new FakeTransport();
   const ob = outbound(t);
