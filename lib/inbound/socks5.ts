@@ -28,6 +28,7 @@ import {
   openOutbound,
   splitHostPort,
 } from "./inbound.ts";
+import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
 
 export const SOCKS_VERSION = 0x05;
 /** RFC 1929 §2: "The VER field contains the current version of the subnegotiation, which is X'01'." */
@@ -288,8 +289,6 @@ export interface Socks5Options {
 
 /** How many destinations one UDP association may talk to at once; the oldest flow makes room. */
 const MAX_UDP_FLOWS = 256;
-/** Datagrams held per destination while its outbound is still opening; more are dropped. */
-const MAX_PENDING_DATAGRAMS = 64;
 
 export class Socks5Inbound implements InboundHandler {
   readonly #password: boolean;
@@ -478,7 +477,7 @@ class UdpAssociation {
   #clientHost: string;
   #client: Deno.NetAddr | undefined;
   #clientPort: number;
-  #flows = new Map<string, UdpFlow>();
+  #flows = new UdpFlowTable(MAX_UDP_FLOWS);
   #closed = false;
 
   constructor(socket: Deno.DatagramConn, ctx: InboundContext, opts: AssociationOptions) {
@@ -515,28 +514,26 @@ class UdpAssociation {
       // RFC 1928 §7: "An implementation that does not support fragmentation MUST drop any
       // datagram whose FRAG field is other than X'00'."
       if (!dg || dg.frag !== 0) continue;
-      this.#flow(dg.host, dg.port).send(dg.payload);
-      this.up += dg.payload.byteLength;
+      this.#flow(dg.host, dg.port).send(dg.payload.slice());
     }
   }
 
   #flow(host: string, port: number): UdpFlow {
-    const key = `${host}|${port}`;
-    let flow = this.#flows.get(key);
-    if (flow) return flow;
-    if (this.#flows.size >= MAX_UDP_FLOWS) {
-      const [oldestKey, oldest] = this.#flows.entries().next().value!;
-      this.#flows.delete(oldestKey);
-      oldest.close();
-    }
-    flow = new UdpFlow(host, port, this.#ctx, (payload) => this.#reply(host, port, payload));
-    this.#flows.set(key, flow);
-    return flow;
+    return this.#flows.flow(`${host}|${port}`, (onClose) =>
+      new UdpFlow({
+        ctx: this.#ctx,
+        dest: { network: "udp", host, port },
+        onReply: (payload) => this.#reply(host, port, payload),
+        onClose: (flow) => {
+          onClose(flow);
+          this.up += flow.up;
+          this.down += flow.down;
+        },
+      }));
   }
 
   #reply(host: string, port: number, payload: Uint8Array): void {
     if (this.#closed || !this.#client) return;
-    this.down += payload.byteLength;
     this.#socket.send(encodeUdpDatagram(host, port, payload), this.#client).catch(() => {});
   }
 
@@ -548,61 +545,7 @@ class UdpAssociation {
     } catch {
       // already closed
     }
-    for (const flow of this.#flows.values()) flow.close();
-    this.#flows.clear();
-  }
-}
-
-/** Datagrams to one destination over one outbound UDP Duplex. */
-class UdpFlow {
-  #pending: Uint8Array[] = [];
-  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #duplex: Duplex | undefined;
-  #closed = false;
-
-  constructor(
-    host: string,
-    port: number,
-    ctx: InboundContext,
-    onReply: (payload: Uint8Array) => void,
-  ) {
-    openOutbound(ctx, { network: "udp", host, port }).then(
-      async (duplex) => {
-        if (this.#closed) return duplex.close();
-        this.#duplex = duplex;
-        this.#writer = duplex.writable.getWriter();
-        for (const p of this.#pending.splice(0)) this.send(p);
-        try {
-          for await (const chunk of duplex.readable) onReply(chunk);
-        } catch {
-          // The flow ends with its outbound; the association keeps going.
-        }
-        this.close();
-      },
-      (err) => {
-        ctx.logger.debug(`socks5 udp ${host}:${port}: ${errorMessage(err)}`);
-        this.close();
-      },
-    );
-  }
-
-  send(payload: Uint8Array): void {
-    if (this.#closed) return;
-    if (!this.#writer) {
-      if (this.#pending.length < MAX_PENDING_DATAGRAMS) this.#pending.push(payload.slice());
-      return;
-    }
-    // UDP semantics under pressure: queue a bounded burst (a resolver sends A and AAAA back to
-    // back), drop beyond it rather than queue without bound.
-    if ((this.#writer.desiredSize ?? 0) <= -MAX_PENDING_DATAGRAMS) return;
-    this.#writer.write(payload.slice()).catch(() => this.close());
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#pending = [];
-    this.#duplex?.close();
+    this.#flows.closeAll();
   }
 }
 

@@ -7,12 +7,12 @@ import {
   type DatagramHandler,
   describeRelay,
   errorMessage,
-  IdleTimer,
   type InboundContext,
   type InboundHandler,
   type InboundResult,
   openOutbound,
 } from "./inbound.ts";
+import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
 
 export interface TunnelOptions {
   /** v2ray dokodemo-door `address` and `port`: where every connection goes. */
@@ -22,8 +22,6 @@ export interface TunnelOptions {
 
 /** Client addresses served at once on the UDP side; the least recently active makes room. */
 const MAX_UDP_FLOWS = 1024;
-/** Datagrams held per client while its outbound is still opening. */
-const MAX_PENDING_DATAGRAMS = 64;
 
 /**
  * dokodemo-door: every TCP connection and every UDP client is forwarded to one fixed destination.
@@ -70,8 +68,9 @@ export class TunnelInbound implements InboundHandler, DatagramHandler {
   }
 
   async serveDatagrams(socket: Deno.DatagramConn, ctx: DatagramContext): Promise<void> {
-    const flows = new Map<string, UdpFlow>();
+    const flows = new UdpFlowTable(MAX_UDP_FLOWS);
     const dest: Destination = { network: "udp", host: this.#address, port: this.#port };
+    const destination = formatDestination(dest);
     const onAbort = () => {
       try {
         socket.close();
@@ -89,98 +88,29 @@ export class TunnelInbound implements InboundHandler, DatagramHandler {
           return; // closed
         }
         const from = addr as Deno.NetAddr;
-        const key = formatHostPort(from.hostname, from.port);
-        let flow = flows.get(key);
-        if (!flow) {
-          if (flows.size >= MAX_UDP_FLOWS) flows.values().next().value!.close();
-          flow = new UdpFlow(key, dest, ctx, (payload) => {
-            socket.send(payload, from).catch(() => {});
-          }, () => flows.delete(key));
-          flows.set(key, flow);
-        } else {
-          // Map order = recency, so eviction takes the least recently active client.
-          flows.delete(key);
-          flows.set(key, flow);
-        }
-        flow.send(data);
+        const source = formatHostPort(from.hostname, from.port);
+        flows.flow(source, (onClose) =>
+          new UdpFlow({
+            ctx: { ...ctx, source },
+            dest,
+            onReply: (payload) => {
+              socket.send(payload, from).catch(() => {});
+            },
+            onClose: (flow) => {
+              onClose(flow);
+              // One access line per client flow, as v2ray logs one per UDP "connection".
+              ctx.report(source, {
+                destination,
+                result: flow.error ?? "ok",
+                up: flow.up,
+                down: flow.down,
+              }, Date.now() - flow.started);
+            },
+          })).send(data);
       }
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
-      for (const flow of [...flows.values()]) flow.close();
+      flows.closeAll();
     }
-  }
-}
-
-/** One UDP client of the tunnel: its datagrams over one outbound stream, and the replies. */
-class UdpFlow {
-  #pending: Uint8Array[] = [];
-  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #duplex: Duplex | undefined;
-  #closed = false;
-  #timer: IdleTimer;
-  #started = Date.now();
-  #result: InboundResult;
-  #ctx: DatagramContext;
-  #source: string;
-  #onClose: () => void;
-
-  constructor(
-    source: string,
-    dest: Destination,
-    ctx: DatagramContext,
-    onReply: (payload: Uint8Array) => void,
-    onClose: () => void,
-  ) {
-    this.#source = source;
-    this.#ctx = ctx;
-    this.#onClose = onClose;
-    this.#result = { destination: formatDestination(dest), result: "ok", up: 0, down: 0 };
-    this.#timer = new IdleTimer(ctx.policy.connIdle, () => this.close());
-    openOutbound({ ...ctx, source }, dest).then(
-      async (duplex) => {
-        if (this.#closed) return duplex.close();
-        this.#duplex = duplex;
-        this.#writer = duplex.writable.getWriter();
-        for (const p of this.#pending.splice(0)) this.send(p);
-        try {
-          for await (const chunk of duplex.readable) {
-            this.#timer.touch();
-            this.#result.down += chunk.byteLength;
-            onReply(chunk);
-          }
-        } catch {
-          // The flow ends with its outbound.
-        }
-        this.close();
-      },
-      (err) => {
-        this.#result.result = errorMessage(err);
-        this.close();
-      },
-    );
-  }
-
-  send(payload: Uint8Array): void {
-    if (this.#closed) return;
-    this.#timer.touch();
-    if (!this.#writer) {
-      if (this.#pending.length < MAX_PENDING_DATAGRAMS) this.#pending.push(payload);
-      return;
-    }
-    // UDP under pressure: queue a bounded burst (a resolver sends A and AAAA back to back),
-    // drop beyond it rather than queue without bound.
-    if ((this.#writer.desiredSize ?? 0) <= -MAX_PENDING_DATAGRAMS) return;
-    this.#result.up += payload.byteLength;
-    this.#writer.write(payload).catch(() => this.close());
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#timer.stop();
-    this.#pending = [];
-    this.#duplex?.close();
-    this.#onClose();
-    this.#ctx.report(this.#source, this.#result, Date.now() - this.#started);
   }
 }

@@ -348,6 +348,55 @@ Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destinatio
   }
 });
 
+Deno.test("Socks5Inbound UDP ASSOCIATE reopens a destination whose outbound ended", async () => {
+  const outbound = new FakeOutbound();
+  const [client, server] = duplexPair();
+  const handled = new Socks5Inbound({ udp: true }).handle(
+    server,
+    testContext(outbound, { source: "127.0.0.1:50000", localAddress: "127.0.0.1" }),
+  );
+  const w = client.writable.getWriter();
+  await w.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0));
+  const reader = client.readable.getReader();
+  await readN(reader, 2);
+  const reply = await readN(reader, 10);
+  const relayAddr: Deno.NetAddr = {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: (reply[8] << 8) | reply[9],
+  };
+  const app = udpSocket();
+  try {
+    await app.send(encodeUdpDatagram("dns.example", 53, enc.encode("q1")), relayAddr);
+    const first = await outbound.next();
+    const r1 = first.peer.readable.getReader();
+    assert.equal(dec.decode((await r1.read()).value), "q1");
+    r1.releaseLock();
+    // The server ends that stream (its idle timeout): the next query must not vanish into it.
+    first.peer.close();
+    let second: Awaited<ReturnType<typeof outbound.next>> | undefined;
+    const opened = outbound.next().then((o) => (second = o));
+    // The flow's end is noticed asynchronously: resend (bounded) until a new stream opens.
+    for (let i = 0; i < 50 && !second; i++) {
+      await app.send(encodeUdpDatagram("dns.example", 53, enc.encode("q2")), relayAddr);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([opened, new Promise((r) => (timer = setTimeout(r, 20)))]);
+      clearTimeout(timer);
+    }
+    assert.ok(second, "no new outbound for the destination");
+    assert.deepEqual(second.dest, { network: "udp", host: "dns.example", port: 53 });
+    const r2 = second.peer.readable.getReader();
+    assert.equal(dec.decode((await r2.read()).value), "q2");
+    r2.releaseLock();
+    await w.close();
+    await handled;
+  } finally {
+    app.close();
+    client.close();
+    await outbound.close();
+  }
+});
+
 Deno.test("Socks5Inbound UDP ASSOCIATE ignores datagrams from other ports than the client's", async () => {
   const outbound = new FakeOutbound();
   const [client, server] = duplexPair();
