@@ -32,6 +32,21 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof Error && (err as { retryable?: unknown }).retryable === true;
 }
 
+/**
+ * The error of a stream we reset ourselves with CANCEL: every proxied connection that ends before
+ * the peer's END_STREAM gets one, and its stack would only ever point at close(). Built without
+ * one: capturing it (with async frames) cost ~5-10 µs per connection.
+ */
+function cancelledError(streamId: number): StreamError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new StreamError(streamId, ErrorCode.CANCEL, `reset stream ${streamId}: cancelled`);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** What a stream needs from its connection. */
 export interface StreamHost {
   /** Takes up to `want` bytes of send credit (stream, connection, max frame size); 0 = wait. */
@@ -174,7 +189,7 @@ export class H2Stream implements Duplex {
       return;
     }
     this.#host.queueReset(this, ErrorCode.CANCEL);
-    this.fail(new StreamError(this.id, ErrorCode.CANCEL, `reset stream ${this.id}: cancelled`));
+    this.fail(cancelledError(this.id));
   }
 
   // ---- called by the connection for frames from the peer ----
