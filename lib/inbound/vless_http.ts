@@ -19,6 +19,7 @@
  * "www.example.com" then); and the downlink's end is sent as END_STREAM the moment the handler
  * ends it (v2ray's listener holds a finished stream for about a second).
  */
+import { ConnectionError, ErrorCode } from "../h2/errors.ts";
 import { H2ServerConnection, type H2ServerStream } from "../h2/server_connection.ts";
 import type { Logger } from "../log.ts";
 import { ConnDuplex } from "../net/conn_duplex.ts";
@@ -200,9 +201,13 @@ export class VlessHttpServer {
     const err = await conn.closed;
     this.#conns.delete(conn);
     if (err) {
-      this.#options.logger.debug(
-        `inbound "${this.tag}": HTTP/2 connection from ${source} ended: ${errorMessage(err)}`,
-      );
+      // Cut off for abuse (rapid reset, unread ACK floods): worth an operator's attention.
+      const abusive = err instanceof ConnectionError && err.code === ErrorCode.ENHANCE_YOUR_CALM;
+      const line = `inbound "${this.tag}": HTTP/2 connection from ${source} ended: ${
+        errorMessage(err)
+      }`;
+      if (abusive) this.#options.logger.warn(line);
+      else this.#options.logger.debug(line);
     }
   }
 
