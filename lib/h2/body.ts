@@ -49,8 +49,8 @@ export class InboundBody {
   #streamId: number;
   #window: InboundWindow;
   #peerName: string;
-  #onConsumed: (n: number, streamToo: boolean) => void;
-  #onCancel: () => void;
+  /** The options, kept for their callbacks (called as methods: they may be one shared object). */
+  #events: InboundBodyOptions;
   #received = 0;
   #chunks: Uint8Array[] = [];
   #tail: Uint8Array | undefined;
@@ -69,8 +69,7 @@ export class InboundBody {
     this.#streamId = options.streamId;
     this.#window = options.window;
     this.#peerName = options.peerName;
-    this.#onConsumed = options.onConsumed;
-    this.#onCancel = options.onCancel;
+    this.#events = options;
     this.readable = new ReadableStream<Uint8Array>({
       pull: (controller) => this.#pull(controller),
       cancel: () => this.#cancel(),
@@ -111,12 +110,12 @@ export class InboundBody {
    * (`flowLength` beyond the data) is credited back at once.
    */
   push(data: Uint8Array, flowLength: number): void {
-    if (flowLength > data.byteLength) this.#onConsumed(flowLength - data.byteLength, true);
+    if (flowLength > data.byteLength) this.#events.onConsumed(flowLength - data.byteLength, true);
     if (data.byteLength === 0) return;
     this.#received += data.byteLength;
     if (this.#done || this.#error) {
       // Nobody will read it: credit it back at once.
-      this.#onConsumed(data.byteLength, !this.#ended);
+      this.#events.onConsumed(data.byteLength, !this.#ended);
       return;
     }
     // Copied even when the consumer is waiting: the frame is a view of the connection's read
@@ -194,7 +193,7 @@ export class InboundBody {
 
   /** Drops buffered bytes and credits them back to the connection only. */
   drop(): void {
-    if (this.#buffered > 0) this.#onConsumed(this.#buffered, false);
+    if (this.#buffered > 0) this.#events.onConsumed(this.#buffered, false);
     this.#chunks = [];
     if (this.#pooledTail) this.#lender!.put(this.#pooledTail);
     this.#pooledTail = undefined;
@@ -220,7 +219,7 @@ export class InboundBody {
       for (const chunk of this.#chunks) controller.enqueue(chunk);
       this.#chunks = [];
       this.#buffered = 0;
-      this.#onConsumed(n, !this.#ended);
+      this.#events.onConsumed(n, !this.#ended);
       return;
     }
     if (this.#ended) {
@@ -241,7 +240,7 @@ export class InboundBody {
   #cancel(): void {
     this.#done = true;
     this.drop();
-    if (!this.#ended) this.#onCancel();
+    if (!this.#ended) this.#events.onCancel();
   }
 }
 

@@ -6,11 +6,12 @@
  * to queue frames, and the connection feeds it the frames the peer sends.
  */
 import type { Duplex } from "../net/duplex.ts";
-import { InboundBody, OutboundBody } from "./body.ts";
+import { type BodySender, InboundBody, type InboundBodyOptions, OutboundBody } from "./body.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { InboundWindow, OutboundWindow } from "./flow.ts";
 import { contentLength, fieldProblem } from "./header_fields.ts";
-import { type StreamState, StreamStateMachine } from "./stream_state.ts";
+import { type OpenedStreamState, type StreamState, StreamStateMachine } from "./stream_state.ts";
+import type { TakenListener } from "./writer.ts";
 
 export type { StreamState };
 
@@ -44,6 +45,69 @@ function cancelledError(streamId: number): StreamError {
     return new StreamError(streamId, ErrorCode.CANCEL, `reset stream ${streamId}: cancelled`);
   } finally {
     Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * Every callback of one stream's state machine and body halves, as the methods of one object
+ * (they are the options of all three) instead of a closure each: streams are opened per proxied
+ * connection, and most live long and idle.
+ */
+class StreamLinks implements InboundBodyOptions, BodySender {
+  readonly streamId: number;
+  readonly window: InboundWindow;
+  readonly peerName = "peer";
+  readonly state: OpenedStreamState;
+  life!: StreamStateMachine;
+  #stream: H2Stream;
+  #host: StreamHost;
+
+  constructor(stream: H2Stream, host: StreamHost, state: OpenedStreamState) {
+    this.#stream = stream;
+    this.#host = host;
+    this.streamId = stream.id;
+    this.window = stream.recvWindow;
+    this.state = state;
+  }
+
+  // ---- StreamStateMachine ----
+
+  onClosed(): void {
+    this.#host.streamClosed(this.#stream);
+  }
+
+  // ---- InboundBody: the response body ----
+
+  onConsumed(n: number, streamToo: boolean): void {
+    this.#host.consumed(this.#stream, n, streamToo);
+  }
+
+  /** The consumer does not want the rest of the response: tell the peer to stop sending it. */
+  onCancel(): void {
+    this.#stream.close();
+  }
+
+  // ---- OutboundBody: the request body ----
+
+  reserve(want: number): number {
+    return this.#host.reserve(this.#stream, want);
+  }
+
+  queueData(data: Uint8Array, endStream: boolean, notify: TakenListener | undefined): void {
+    this.#host.queueData(this.#stream, data, endStream, notify !== undefined);
+  }
+
+  beforeEnd(): boolean {
+    const state = this.life.state;
+    return state === "open" || state === "half-closed-remote";
+  }
+
+  ended(): void {
+    this.life.endLocal();
+  }
+
+  abort(): void {
+    this.#stream.close();
   }
 }
 
@@ -122,27 +186,10 @@ export class H2Stream implements Duplex {
     this.recvWindow = new InboundWindow(options.recvWindow);
 
     // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
-    this.#life = new StreamStateMachine(id, {
-      state: options.endStream ? "half-closed-local" : "open",
-      peerName: "peer",
-      onClosed: () => this.#host.streamClosed(this),
-    });
-    this.#in = new InboundBody({
-      streamId: id,
-      window: this.recvWindow,
-      peerName: "peer",
-      onConsumed: (n, streamToo) => this.#host.consumed(this, n, streamToo),
-      // The consumer does not want the rest of the response: tell the peer to stop sending it.
-      onCancel: () => this.close(),
-    });
-    this.#out = new OutboundBody({
-      reserve: (want) => this.#host.reserve(this, want),
-      queueData: (data, endStream, notify) =>
-        this.#host.queueData(this, data, endStream, notify !== undefined),
-      beforeEnd: () => this.#state === "open" || this.#state === "half-closed-remote",
-      ended: () => this.#life.endLocal(),
-      abort: () => this.close(),
-    });
+    const links = new StreamLinks(this, host, options.endStream ? "half-closed-local" : "open");
+    this.#life = links.life = new StreamStateMachine(id, links);
+    this.#in = new InboundBody(links);
+    this.#out = new OutboundBody(links);
     this.readable = this.#in.readable;
     this.writable = this.#out.writable;
     if (options.endStream) this.writable.close().catch(() => {});

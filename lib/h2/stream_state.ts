@@ -22,7 +22,8 @@ export class StreamStateMachine {
   #id: number;
   #peerName: string;
   #state: OpenedStreamState;
-  #onClosed: () => void;
+  /** The options, kept for `onClosed` (called as a method: it may be a shared object's). */
+  #events: { onClosed(): void };
 
   /**
    * `state` is where the opening HEADERS left the stream; `onClosed` is called once it reaches
@@ -35,7 +36,7 @@ export class StreamStateMachine {
     this.#id = id;
     this.#state = options.state;
     this.#peerName = options.peerName;
-    this.#onClosed = options.onClosed;
+    this.#events = options;
   }
 
   get state(): OpenedStreamState {
@@ -74,6 +75,6 @@ export class StreamStateMachine {
   #set(next: OpenedStreamState): void {
     if (this.#state === "closed") return;
     this.#state = next;
-    if (next === "closed") this.#onClosed();
+    if (next === "closed") this.#events.onClosed();
   }
 }
