@@ -34,21 +34,6 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /**
- * The error of a stream we reset ourselves with CANCEL: every proxied connection that ends before
- * the peer's END_STREAM gets one, and its stack would only ever point at close(). Built without
- * one: capturing it (with async frames) cost ~5-10 µs per connection.
- */
-function cancelledError(streamId: number): StreamError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new StreamError(streamId, ErrorCode.CANCEL, `reset stream ${streamId}: cancelled`);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
-
-/**
  * Every callback of one stream's state machine and body halves, as the methods of one object
  * (they are the options of all three) instead of a closure each: streams are opened per proxied
  * connection, and most live long and idle.
@@ -236,7 +221,7 @@ export class H2Stream implements Duplex {
       return;
     }
     this.#host.queueReset(this, ErrorCode.CANCEL);
-    this.fail(cancelledError(this.id));
+    this.fail(new StreamError(this.id, ErrorCode.CANCEL, `reset stream ${this.id}: cancelled`));
   }
 
   // ---- called by the connection for frames from the peer ----
