@@ -367,6 +367,11 @@ export class ResponseHeaderStripper {
     this.expectedVersion = expectedVersion;
   }
 
+  /** True once the header is complete: every further chunk is payload. */
+  get done(): boolean {
+    return this.#header !== null;
+  }
+
   /** The parsed header once it is complete. */
   get header(): ResponseHeader | null {
     return this.#header;

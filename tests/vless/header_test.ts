@@ -186,8 +186,12 @@ Deno.test("ResponseHeaderStripper.push() strips a header split across many chunk
   for (let cut = 0; cut <= wire.byteLength; cut++) {
     const s = new ResponseHeaderStripper();
     const out: number[] = [];
-    for (let i = 0; i < cut; i++) out.push(...s.push(wire.subarray(i, i + 1)));
+    for (let i = 0; i < cut; i++) {
+      out.push(...s.push(wire.subarray(i, i + 1)));
+      assertEquals(s.done, i >= 4, `done after byte ${i}`);
+    }
     out.push(...s.push(wire.subarray(cut)));
+    assertEquals(s.done, true);
     s.finish();
     assertEquals(Uint8Array.from(out), payload, `cut at ${cut}`);
     assertEquals(s.header?.addons.flow, "a");

@@ -4,7 +4,12 @@ import type { Duplex } from "../../lib/net/duplex.ts";
 import type { ServerAddress, Transport } from "../../lib/transport/transport.ts";
 import { resolveFlow } from "../../lib/vless/flow.ts";
 import { encodeRequestHeader, parseRequestHeader } from "../../lib/vless/header.ts";
-import { VlessOutbound, type VlessServer } from "../../lib/vless/outbound.ts";
+import {
+  type HeaderHooks,
+  type HeadStripper,
+  VlessOutbound,
+  type VlessServer,
+} from "../../lib/vless/outbound.ts";
 import { encodeUdpPacket } from "../../lib/vless/udp.ts";
 
 const ID_A = new Uint8Array(16).fill(0xaa);
@@ -32,6 +37,77 @@ class FakeTransport implements Transport {
   }
   close(): void {
     for (const p of this.peers) p.close();
+  }
+}
+
+/**
+ * A transport stream offering {@link HeaderHooks} over an in-memory pair, as an HTTP/2 stream
+ * would: the prefix joins the first write, the stripper sees every chunk until it is done.
+ */
+class HookedEnd implements Duplex, HeaderHooks {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly #end: Duplex;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #prefix: Uint8Array | null = null;
+  #head: HeadStripper | null = null;
+  flushes = 0;
+
+  constructor(end: Duplex) {
+    this.#end = end;
+    this.#writer = end.writable.getWriter();
+    this.writable = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        const p = this.#prefix;
+        this.#prefix = null;
+        return this.#writer.write(p ? concat(p, chunk) : chunk);
+      },
+      close: async () => {
+        this.flushPrefix();
+        await this.#writer.close();
+      },
+    });
+    const reader = end.readable.getReader();
+    this.readable = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (let i = 0; i < 100; i++) {
+          const { done, value } = await reader.read();
+          if (done) {
+            this.#head?.finish();
+            controller.close();
+            return;
+          }
+          const head = this.#head;
+          if (head && head.done) this.#head = null;
+          const payload = head && !head.done ? head.push(value) : value;
+          if (payload.byteLength > 0) return controller.enqueue(payload);
+        }
+      },
+    }, { highWaterMark: 0 });
+  }
+  prefixWrites(bytes: Uint8Array): void {
+    this.#prefix = bytes;
+  }
+  flushPrefix(): void {
+    this.flushes++;
+    const p = this.#prefix;
+    this.#prefix = null;
+    if (p) this.#writer.write(p).catch(() => {});
+  }
+  stripHead(head: HeadStripper): void {
+    this.#head = head;
+  }
+  close(): void {
+    this.#end.close();
+  }
+}
+
+class HookedTransport extends FakeTransport {
+  readonly ends: HookedEnd[] = [];
+  override async open(server: ServerAddress): Promise<Duplex> {
+    const end = new HookedEnd(await super.open(server));
+    this.ends.push(end);
+    return end;
   }
 }
 
@@ -207,6 +283,88 @@ Deno.test("VlessOutbound writable close is a half-close after the header", async
     assertEquals(await sent, encodeRequestHeader({ userId: ID_A, command: "tcp", dest }));
     const fed = feed(t.peers[0], [Uint8Array.of(0, 0, 7)]);
     assertEquals(await readAll(conn.readable), Uint8Array.of(7));
+    await fed;
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() hands out a transport stream with header hooks as it is", async () => {
+  const t = new HookedTransport("http");
+  const ob = outbound(t);
+  const dest = { network: "tcp", host: "example.com", port: 80 } as const;
+  const conn = await ob.open(dest);
+  try {
+    // No stream layer of its own: the transport adds the request header, strips the response's.
+    equal(conn.readable, t.ends[0].readable);
+    equal(conn.writable, t.ends[0].writable);
+    const w = conn.writable.getWriter();
+    await w.write(enc.encode("ping"));
+    const peer = t.peers[0].readable.getReader();
+    const header = encodeRequestHeader({ userId: ID_A, command: "tcp", dest });
+    assertEquals((await peer.read()).value, concat(header, enc.encode("ping")));
+    peer.releaseLock();
+    const fed = feed(t.peers[0], [
+      Uint8Array.of(0),
+      Uint8Array.of(2, 0x0a, 0, 112),
+      enc.encode("ong"),
+    ]);
+    assertEquals(dec.decode(await readAll(conn.readable)), "pong");
+    await fed;
+    await w.close();
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() asks a hooked transport to flush the header after 100 ms of silence", async () => {
+  const t = new HookedTransport("http");
+  const ob = outbound(t);
+  const dest = { network: "tcp", host: "127.0.0.1", port: 25 } as const;
+  const started = performance.now();
+  const conn = await ob.open(dest);
+  try {
+    const peer = t.peers[0].readable.getReader();
+    const first = await peer.read();
+    const waited = performance.now() - started;
+    assertEquals(first.value, encodeRequestHeader({ userId: ID_A, command: "tcp", dest }));
+    ok(waited >= 90, `header left after ${waited} ms`);
+    equal(t.ends[0].flushes, 1);
+    peer.releaseLock();
+    // A wrong response version fails the readable through the transport's stripper.
+    const fed = feed(t.peers[0], [Uint8Array.of(1, 0)]);
+    await rejects(readAll(conn.readable), /unexpected response version: want 0, got 1/);
+    await fed;
+  } finally {
+    conn.close();
+    await ob.close();
+  }
+  // Closed before its 100 ms: never flushed, and the timer is gone (the sanitizers check).
+  const t2 = new HookedTransport("http");
+  const ob2 = outbound(t2);
+  const early = await ob2.open(dest);
+  early.close();
+  await ob2.close();
+  equal(t2.ends[0].flushes, 0);
+});
+
+Deno.test("VlessOutbound.open() keeps its own framing for UDP over a hooked transport", async () => {
+  const t = new HookedTransport("http");
+  const ob = outbound(t);
+  const dest = { network: "udp", host: "8.8.8.8", port: 53 } as const;
+  const conn = await ob.open(dest);
+  try {
+    ok(conn.readable !== t.ends[0].readable);
+    const sent = readAll(t.peers[0].readable);
+    const w = conn.writable.getWriter();
+    await w.write(Uint8Array.of(1, 2, 3));
+    await w.close();
+    const header = encodeRequestHeader({ userId: ID_A, command: "udp", dest });
+    assertEquals(await sent, concat(header, encodeUdpPacket(Uint8Array.of(1, 2, 3))));
+    const fed = feed(t.peers[0], [concat(Uint8Array.of(0, 0), encodeUdpPacket(Uint8Array.of(9)))]);
+    assertEquals(await readAll(conn.readable), Uint8Array.of(9));
     await fed;
   } finally {
     conn.close();
