@@ -291,8 +291,12 @@ function udpSocket(): Deno.DatagramConn {
   return Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
 }
 
-Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destination", async () => {
-  const outbound = new FakeOutbound();
+/**
+ * Runs a UDP ASSOCIATE (client port unknown: DST 0.0.0.0:0) on a fresh Socks5Inbound over an
+ * in-memory connection; returns the control connection's writer and reader, the relay address
+ * from the reply, and the handler's result.
+ */
+async function associate(outbound: FakeOutbound) {
   const [client, server] = duplexPair();
   const handled = new Socks5Inbound({ udp: true }).handle(
     server,
@@ -303,12 +307,18 @@ Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destinatio
   const reader = client.readable.getReader();
   assert.deepEqual([...await readN(reader, 2)], [5, 0]);
   const reply = await readN(reader, 10);
-  assert.deepEqual([...reply.subarray(0, 8)], [5, 0, 0, 1, 127, 0, 0, 1]);
   const relayAddr: Deno.NetAddr = {
     transport: "udp",
     hostname: "127.0.0.1",
     port: (reply[8] << 8) | reply[9],
   };
+  return { client, w, reply, relayAddr, handled };
+}
+
+Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destination", async () => {
+  const outbound = new FakeOutbound();
+  const { client, w, reply, relayAddr, handled } = await associate(outbound);
+  assert.deepEqual([...reply.subarray(0, 8)], [5, 0, 0, 1, 127, 0, 0, 1]);
   assert.ok(relayAddr.port > 0);
   const app = udpSocket();
   try {
@@ -350,21 +360,7 @@ Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destinatio
 
 Deno.test("Socks5Inbound UDP ASSOCIATE reopens a destination whose outbound ended", async () => {
   const outbound = new FakeOutbound();
-  const [client, server] = duplexPair();
-  const handled = new Socks5Inbound({ udp: true }).handle(
-    server,
-    testContext(outbound, { source: "127.0.0.1:50000", localAddress: "127.0.0.1" }),
-  );
-  const w = client.writable.getWriter();
-  await w.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0));
-  const reader = client.readable.getReader();
-  await readN(reader, 2);
-  const reply = await readN(reader, 10);
-  const relayAddr: Deno.NetAddr = {
-    transport: "udp",
-    hostname: "127.0.0.1",
-    port: (reply[8] << 8) | reply[9],
-  };
+  const { client, w, relayAddr, handled } = await associate(outbound);
   const app = udpSocket();
   try {
     await app.send(encodeUdpDatagram("dns.example", 53, enc.encode("q1")), relayAddr);
