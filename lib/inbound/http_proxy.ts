@@ -8,7 +8,7 @@
  */
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination, formatHostPort } from "../net/destination.ts";
-import type { Duplex } from "../net/duplex.ts";
+import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { relay } from "../net/relay.ts";
 import {
   describeRelay,
@@ -706,12 +706,7 @@ export class HttpProxyInbound implements InboundHandler {
       result.result = errorMessage(err);
       return result;
     }
-    writer.releaseLock();
-    const client: Duplex = {
-      readable: reader.rest(),
-      writable: conn.writable,
-      close: () => conn.close(),
-    };
+    const client: HeldDuplex = { reader: reader.restReader(), writer, close: () => conn.close() };
     const r = await relay(client, remote, { ...ctx.policy, signal: ctx.signal });
     result.up += r.up;
     result.down += r.down;

@@ -14,7 +14,7 @@ import {
   ipv6ToBytes,
   ipv6ToString,
 } from "../net/destination.ts";
-import type { Duplex } from "../net/duplex.ts";
+import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { relay } from "../net/relay.ts";
 import {
   deadline,
@@ -383,12 +383,7 @@ export class Socks5Inbound implements InboundHandler {
         remote.close();
         return fail(errorMessage(err));
       }
-      writer.releaseLock();
-      const client: Duplex = {
-        readable: reader.rest(),
-        writable: conn.writable,
-        close: () => conn.close(),
-      };
+      const client: HeldDuplex = { reader: reader.restReader(), writer, close: () => conn.close() };
       const r = await relay(client, remote, { ...ctx.policy, signal: ctx.signal });
       result.up = r.up;
       result.down = r.down;

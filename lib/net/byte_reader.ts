@@ -149,6 +149,19 @@ export class ByteReader {
     }, { highWaterMark: 0 });
   }
 
+  /**
+   * Like {@link rest}, as a reader: the source's own reader, still locked, when nothing was read
+   * ahead — no lock released, no stream made (see HeldDuplex). The ByteReader must not be used
+   * afterwards.
+   */
+  restReader(): ReadableStreamDefaultReader<Uint8Array> {
+    if (this.#chunks.length === 0 && !this.#eof && !this.#released) {
+      this.#released = true;
+      return this.#reader;
+    }
+    return this.rest().getReader();
+  }
+
   /** Cancels the underlying stream (for error paths). */
   async cancel(reason?: unknown): Promise<void> {
     this.#chunks = [];

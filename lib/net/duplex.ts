@@ -12,3 +12,15 @@ export interface Duplex {
   readonly writable: WritableStream<Uint8Array>;
   close(): void;
 }
+
+/**
+ * A Duplex whose reader and writer someone already holds: a proxy handshake read and wrote
+ * through them, and hands them on as they are. Releasing a stream lock builds a TypeError with a
+ * stack trace for the released reader's or writer's `closed` promise (~12 µs each, measured, and
+ * kept alive as long as the connection); handing the locked ends on costs nothing.
+ */
+export interface HeldDuplex {
+  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  close(): void;
+}

@@ -1,4 +1,4 @@
-import type { Duplex } from "./duplex.ts";
+import type { Duplex, HeldDuplex } from "./duplex.ts";
 
 /**
  * Copies bytes both ways between an inbound connection and an outbound one, the heart of every
@@ -53,8 +53,8 @@ export interface RelayResult {
  * are closed when the relay ends. Never throws.
  */
 export async function relay(
-  client: Duplex,
-  remote: Duplex,
+  client: Duplex | HeldDuplex,
+  remote: Duplex | HeldDuplex,
   opts: RelayOptions,
 ): Promise<RelayResult> {
   const state = { up: 0, down: 0 };
@@ -67,10 +67,10 @@ export async function relay(
   /** Directions still copying. */
   let open = 2;
 
-  const upReader = client.readable.getReader();
-  const upWriter = remote.writable.getWriter();
-  const downReader = remote.readable.getReader();
-  const downWriter = client.writable.getWriter();
+  const upReader = "reader" in client ? client.reader : client.readable.getReader();
+  const upWriter = "writer" in remote ? remote.writer : remote.writable.getWriter();
+  const downReader = "reader" in remote ? remote.reader : remote.readable.getReader();
+  const downWriter = "writer" in client ? client.writer : client.writable.getWriter();
 
   const teardown = (why: RelayEnding, err?: unknown) => {
     if (ended !== undefined) return;

@@ -71,6 +71,33 @@ Deno.test("ByteReader.rest() after EOF ends after the buffered bytes", async () 
   assert.deepEqual(await collect(r.rest()), [7, 8]);
 });
 
+async function drain(r: ReadableStreamDefaultReader<Uint8Array>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const { done, value } = await r.read();
+    if (done) break;
+    out.push(...value);
+  }
+  return out;
+}
+
+Deno.test("ByteReader.restReader() hands on the source's own locked reader when nothing is buffered", async () => {
+  const source = streamOf([1, 2], [3], [4]);
+  const r = new ByteReader(source);
+  assert.deepEqual([...(await r.readExact(2))!], [1, 2]);
+  const rest = r.restReader();
+  // Still locked by the same reader: no lock was released on the way.
+  assert.equal(source.locked, true);
+  assert.deepEqual(await drain(rest), [3, 4]);
+  assert.throws(() => r.rest(), TypeError);
+});
+
+Deno.test("ByteReader.restReader() yields read-ahead bytes first, then the rest of the source", async () => {
+  const r = new ByteReader(streamOf([1, 2, 3], [4]));
+  assert.deepEqual([...(await r.readExact(1))!], [1]);
+  assert.deepEqual(await drain(r.restReader()), [2, 3, 4]);
+});
+
 Deno.test("ByteReader.cancel() cancels the source", async () => {
   let canceled = false;
   const r = new ByteReader(new ReadableStream({ cancel: () => void (canceled = true) }));

@@ -64,6 +64,30 @@ Deno.test("relay() copies both ways and passes half-close on", async () => {
   assert.deepEqual(r, { up: 12, down: 9, ended: "eof" });
 });
 
+Deno.test("relay() takes a HeldDuplex: the reader and writer a handshake already holds", async () => {
+  const [app, inboundSide] = duplexPair();
+  const [outboundSide, server] = duplexPair();
+  // A handshake read a greeting and answered it through these very ends.
+  const reader = inboundSide.readable.getReader();
+  const writer = inboundSide.writable.getWriter();
+  const aw = app.writable.getWriter();
+  await aw.write(enc.encode("hi"));
+  assert.equal(dec.decode((await reader.read()).value), "hi");
+  await writer.write(enc.encode("ok"));
+  const ar = app.readable.getReader();
+  assert.equal(dec.decode((await ar.read()).value), "ok");
+  const done = relay({ reader, writer, close: () => inboundSide.close() }, outboundSide, LONG);
+  await aw.write(enc.encode("payload"));
+  await aw.close();
+  assert.equal(dec.decode(await readAll(server.readable)), "payload");
+  const sw = server.writable.getWriter();
+  await sw.write(enc.encode("answer"));
+  await sw.close();
+  assert.equal(dec.decode((await ar.read()).value), "answer");
+  assert.equal((await ar.read()).done, true);
+  assert.deepEqual(await done, { up: 7, down: 6, ended: "eof" });
+});
+
 Deno.test("relay() stops reading the remote when the client stops reading", async () => {
   const [app, inboundSide] = duplexPair(16 * 1024);
   const [outboundSide, server] = duplexPair(16 * 1024);
