@@ -17,7 +17,7 @@
 import { giveBack } from "../net/buffer_lender.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination } from "../net/destination.ts";
-import type { Duplex } from "../net/duplex.ts";
+import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { relay } from "../net/relay.ts";
 import { encodeResponseHeader, parseRequestHeader, VLESS_VERSION } from "../vless/header.ts";
 import { encodeUdpPacket, UdpPacketDecoderStream } from "../vless/udp.ts";
@@ -126,10 +126,11 @@ export class VlessInbound implements InboundHandler {
       `vless: ${ctx.source}${user.email ? ` (${user.email})` : ""} → ${result.destination}`,
     );
     const udp = dest.network === "udp";
-    const uplink = udp ? reader.rest().pipeThrough(new UdpPacketDecoderStream()) : reader.rest();
-    const client: Duplex = {
-      readable: uplink,
-      writable: responseWriter(conn, encodeResponseHeader(version), udp, ctx),
+    const client: HeldDuplex = {
+      reader: udp
+        ? reader.rest().pipeThrough(new UdpPacketDecoderStream()).getReader()
+        : reader.restReader(),
+      writer: new ResponseWriter(conn, encodeResponseHeader(version), udp, ctx),
       close: () => conn.close(),
     };
     const r = await relay(client, remote, { ...policy, signal: ctx.signal });
@@ -192,54 +193,79 @@ function idKey(id: Uint8Array): string {
 }
 
 /**
- * The client's writable as the relay sees it: the response header goes out with the first chunk
+ * The client's side as the relay writes it: the response header goes out with the first chunk
  * (or alone right before the half-close when there is none); for UDP every chunk is one datagram,
- * framed with its 2-byte length. Each write waits for the connection's, so at most one chunk is
- * held here.
+ * framed with its 2-byte length. A writer over the connection's own writer rather than a stream
+ * of its own, so chunks take no extra hop; backpressure is the connection's (`ready`).
  */
-function responseWriter(
-  conn: Duplex,
-  header: Uint8Array,
-  udp: boolean,
-  ctx: InboundContext,
-): WritableStream<Uint8Array> {
-  const writer = conn.writable.getWriter();
-  let pending: Uint8Array | null = header;
-  return new WritableStream<Uint8Array>({
-    write: async (chunk) => {
-      let data = chunk;
-      if (udp) {
-        if (chunk.byteLength === 0) return;
-        try {
-          data = encodeUdpPacket(chunk);
-        } catch (err) {
-          // UDP is lossy: drop the datagram, keep the association.
-          ctx.logger.warn(`vless: ${ctx.source}: dropped a datagram: ${errorMessage(err)}`);
-          return;
-        }
+class ResponseWriter implements WritableStreamDefaultWriter<Uint8Array> {
+  #conn: Duplex;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #pending: Uint8Array | null;
+  #udp: boolean;
+  #ctx: InboundContext;
+
+  constructor(conn: Duplex, header: Uint8Array, udp: boolean, ctx: InboundContext) {
+    this.#conn = conn;
+    this.#writer = conn.writable.getWriter();
+    this.#pending = header;
+    this.#udp = udp;
+    this.#ctx = ctx;
+  }
+
+  get closed(): Promise<void> {
+    return this.#writer.closed;
+  }
+
+  get ready(): Promise<void> {
+    return this.#writer.ready;
+  }
+
+  get desiredSize(): number | null {
+    return this.#writer.desiredSize;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    let data = chunk;
+    if (this.#udp) {
+      if (chunk.byteLength === 0) return Promise.resolve();
+      try {
+        data = encodeUdpPacket(chunk);
+      } catch (err) {
+        // UDP is lossy: drop the datagram, keep the association.
+        this.#ctx.logger.warn(
+          `vless: ${this.#ctx.source}: dropped a datagram: ${errorMessage(err)}`,
+        );
+        return Promise.resolve();
       }
-      if (pending) {
-        const first = new Uint8Array(pending.byteLength + data.byteLength);
-        first.set(pending);
-        first.set(data, pending.byteLength);
-        data = first;
-        pending = null;
-      }
-      // A copy was made: the reader may have the chunk's memory back now.
-      if (data !== chunk) giveBack(chunk);
-      await writer.write(data);
-    },
-    close: async () => {
-      if (pending) {
-        const h = pending;
-        pending = null;
-        await writer.write(h);
-      }
-      await writer.close();
-    },
-    abort: (reason) => {
-      writer.abort(reason).catch(() => {});
-      conn.close();
-    },
-  });
+    }
+    const header = this.#pending;
+    if (header) {
+      this.#pending = null;
+      const first = new Uint8Array(header.byteLength + data.byteLength);
+      first.set(header);
+      first.set(data, header.byteLength);
+      data = first;
+    }
+    // A copy was made: the reader may have the chunk's memory back now.
+    if (data !== chunk) giveBack(chunk);
+    return this.#writer.write(data);
+  }
+
+  close(): Promise<void> {
+    const header = this.#pending;
+    this.#pending = null;
+    if (header) this.#writer.write(header).catch(() => {});
+    return this.#writer.close();
+  }
+
+  abort(reason?: unknown): Promise<void> {
+    this.#writer.abort(reason).catch(() => {});
+    this.#conn.close();
+    return Promise.resolve();
+  }
+
+  releaseLock(): void {
+    this.#writer.releaseLock();
+  }
 }

@@ -155,11 +155,16 @@ export class ByteReader {
    * afterwards.
    */
   restReader(): ReadableStreamDefaultReader<Uint8Array> {
-    if (this.#chunks.length === 0 && !this.#eof && !this.#released) {
-      this.#released = true;
-      return this.#reader;
-    }
-    return this.rest().getReader();
+    if (this.#released) throw new TypeError("ByteReader.rest() was already called");
+    this.#released = true;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.#buffered = 0;
+    if (chunks.length === 0 && !this.#eof) return this.#reader;
+    // Read ahead (a VLESS request header arrives with the first payload): those bytes first, then
+    // the source's reader itself — a wrapper reader, not a wrapper stream, so later chunks take no
+    // extra hop.
+    return new PrefixedReader(chunks, this.#reader, this.#eof);
   }
 
   /** Cancels the underlying stream (for error paths). */
@@ -167,5 +172,38 @@ export class ByteReader {
     this.#chunks = [];
     this.#buffered = 0;
     if (!this.#released) await this.#reader.cancel(reason).catch(() => {});
+  }
+}
+
+/** A reader that yields `chunks`, then reads on from `reader` (unless the source had ended). */
+class PrefixedReader implements ReadableStreamDefaultReader<Uint8Array> {
+  #chunks: Uint8Array[];
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #eof: boolean;
+
+  constructor(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>, eof: boolean) {
+    this.#chunks = chunks;
+    this.#reader = reader;
+    this.#eof = eof;
+  }
+
+  get closed(): Promise<void> {
+    return this.#reader.closed;
+  }
+
+  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    const next = this.#chunks.shift();
+    if (next) return Promise.resolve({ done: false, value: next });
+    if (this.#eof) return Promise.resolve({ done: true, value: undefined });
+    return this.#reader.read();
+  }
+
+  cancel(reason?: unknown): Promise<void> {
+    this.#chunks = [];
+    return this.#reader.cancel(reason);
+  }
+
+  releaseLock(): void {
+    this.#reader.releaseLock();
   }
 }
