@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { ConnectionError, ErrorCode } from "../../lib/h2/errors.ts";
+import { encodeData, type FrameHeader } from "../../lib/h2/frame.ts";
+import { FrameSplitter } from "../../lib/h2/frame_splitter.ts";
+
+/** DATA frames on stream 1 with payloads of `sizes` bytes, each filled with its index + 1. */
+function dataFrames(sizes: number[]): Uint8Array {
+  const frames = sizes.map((n, i) => encodeData(1, new Uint8Array(n).fill(i + 1)));
+  const out = new Uint8Array(frames.reduce((a, f) => a + f.byteLength, 0));
+  let o = 0;
+  for (const f of frames) {
+    out.set(f, o);
+    o += f.byteLength;
+  }
+  return out;
+}
+
+/** Feeds `wire` in reads of `step` bytes; returns each frame's payload as copied in the handler. */
+function split(wire: Uint8Array, step: number, max = 64 * 1024): Uint8Array[] {
+  const splitter = new FrameSplitter(max);
+  const got: Uint8Array[] = [];
+  for (let off = 0; off < wire.byteLength; off += step) {
+    splitter.feed(wire.subarray(off, off + step), (_h: FrameHeader, payload) => {
+      // A payload is valid only during the call: keep a copy, as the connections do.
+      got.push(payload.slice());
+      return true;
+    });
+  }
+  return got;
+}
+
+Deno.test("FrameSplitter cuts frames out of reads of any size, whole or split", () => {
+  const sizes = [40_000, 10, 0, 65_536, 3, 20_000];
+  const wire = dataFrames(sizes);
+  for (const step of [1, 7, 9, 1000, 16_384, 16_393, wire.byteLength]) {
+    const got = split(wire, step);
+    assert.deepEqual(got.map((p) => p.byteLength), sizes, `reads of ${step}`);
+    got.forEach((p, i) => assert.ok(p.every((b) => b === i + 1), `frame ${i}, reads of ${step}`));
+  }
+});
+
+Deno.test("FrameSplitter refuses a frame beyond SETTINGS_MAX_FRAME_SIZE before buffering it", () => {
+  const wire = dataFrames([20_000]);
+  assert.throws(
+    () => split(wire, 100, 16_384),
+    (e) => e instanceof ConnectionError && e.code === ErrorCode.FRAME_SIZE_ERROR,
+  );
+});
