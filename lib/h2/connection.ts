@@ -5,7 +5,6 @@
  * Only this file reads and writes the socket, and only this file catches `ConnectionError` (→ GOAWAY,
  * every stream fails) and `StreamError` (→ RST_STREAM, one stream fails).
  */
-import { ConnDuplex } from "../net/conn_duplex.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { ConnectionFlow } from "./connection_flow.ts";
@@ -136,7 +135,7 @@ export class H2Connection implements StreamHost {
         );
       },
       // A socket is done with a write's bytes when it resolves; an in-memory pipe is not.
-      reuseBuffer: duplex instanceof ConnDuplex,
+      reuseBuffer: duplex.copiesWrites === true,
     });
 
     // RFC 9113 §3.4: the client preface is the magic octets followed by a SETTINGS frame.

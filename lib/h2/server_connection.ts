@@ -14,7 +14,6 @@
  * it, repeat — each one started a handler), and one that lets more than MAX_QUEUED_URGENT replies
  * to its SETTINGS and PINGs pile up unread (abuse_limit.ts has the numbers and why).
  */
-import { ConnDuplex } from "../net/conn_duplex.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { AbuseLimit, MAX_QUEUED_URGENT, RESET_BURST, RESET_PER_SECOND } from "./abuse_limit.ts";
 import { ConnectionError, ErrorCode, errorCodeName, StreamError } from "./errors.ts";
@@ -178,7 +177,7 @@ export class H2ServerConnection implements ServerStreamHost {
         );
       },
       // A socket is done with a write's bytes when it resolves; an in-memory pipe is not.
-      reuseBuffer: duplex instanceof ConnDuplex,
+      reuseBuffer: duplex.copiesWrites === true,
     });
 
     // RFC 9113 §3.4: "The server connection preface consists of a potentially empty SETTINGS

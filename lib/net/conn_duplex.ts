@@ -51,6 +51,8 @@ export class ConnDuplex implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly conn: Deno.Conn;
+  /** A socket write copies the bytes out before it resolves. */
+  readonly copiesWrites = true;
   #closed = false;
   #slab = EMPTY;
   #offset = 0;

@@ -11,6 +11,13 @@ export interface Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   close(): void;
+  /**
+   * True when `writable` is done with a chunk's memory once its write resolves (a socket: the
+   * bytes were copied into the kernel or the TLS session), so a writer may reuse that buffer for
+   * its next write. False or absent for writables that keep the chunk (an in-memory pipe hands the
+   * very array to its reader).
+   */
+  readonly copiesWrites?: boolean;
 }
 
 /**

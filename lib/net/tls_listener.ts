@@ -233,6 +233,8 @@ function tcpHandleOf(socket: tls.TLSSocket): ReadControl | undefined {
 class TlsSocketDuplex implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
+  /** A write resolves on node's callback, once the TLS layer is done with the chunk. */
+  readonly copiesWrites = true;
   readonly #socket: tls.TLSSocket;
 
   constructor(socket: tls.TLSSocket) {
