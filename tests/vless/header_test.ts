@@ -24,6 +24,13 @@ Deno.test("encodeRequestHeader() writes TCP/IPv4 with port before address and ty
     dest: { network: "tcp", host: "127.0.0.1", port: 443 },
   });
   assertEquals(got, hex(`00 ${ID_HEX} 00 01 01bb 01 7f000001`));
+  const edges = encodeRequestHeader({
+    userId: ID,
+    command: "tcp",
+    dest: { network: "tcp", host: "255.0.10.199", port: 65535 },
+    flow: "x",
+  });
+  assertEquals(edges, hex(`00 ${ID_HEX} 03 0a0178 01 ffff 01 ff000ac7`));
 });
 
 Deno.test("encodeRequestHeader() writes TCP/domain with type 2 and a length byte", () => {
