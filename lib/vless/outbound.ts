@@ -42,8 +42,10 @@ export interface HeadStripper {
 /**
  * What a transport stream may offer so that VLESS adds and strips its headers inside the
  * transport's own streams instead of wrapping each connection in one more ReadableStream and
- * WritableStream (measured through an HTTP/2 stream: ~4.8 KiB less heap per idle connection, and
- * no extra stream hop per chunk either way). A stream without them gets the wrapper.
+ * WritableStream. Prototyped on H2Stream: 4.8 KiB less heap per idle connection (31.3 → 26.5),
+ * ~45 µs less Web Streams work per new connection, no extra stream hop per chunk either way. A
+ * stream without them gets the wrapper. (These would sit best beside `Duplex` as optional
+ * members, once a transport offers them.)
  */
 export interface HeaderHooks {
   /**
