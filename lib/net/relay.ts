@@ -67,10 +67,10 @@ export async function relay(
   /** Directions still copying. */
   let open = 2;
 
-  const upReader = "reader" in client ? client.reader : client.readable.getReader();
-  const upWriter = "writer" in remote ? remote.writer : remote.writable.getWriter();
-  const downReader = "reader" in remote ? remote.reader : remote.readable.getReader();
-  const downWriter = "writer" in client ? client.writer : client.writable.getWriter();
+  const upReader = readerOf(client);
+  const upWriter = writerOf(remote);
+  const downReader = readerOf(remote);
+  const downWriter = writerOf(client);
 
   const teardown = (why: RelayEnding, err?: unknown) => {
     if (ended !== undefined) return;
@@ -177,6 +177,15 @@ export async function relay(
   const result: RelayResult = { up: state.up, down: state.down, ended: ended ?? "eof" };
   if (error) result.error = error;
   return result;
+}
+
+/** The held reader if the side offers one (a Duplex may offer both), else a new one. */
+function readerOf(d: Duplex | HeldDuplex): ReadableStreamDefaultReader<Uint8Array> {
+  return (d as Partial<HeldDuplex>).reader ?? (d as Duplex).readable.getReader();
+}
+
+function writerOf(d: Duplex | HeldDuplex): WritableStreamDefaultWriter<Uint8Array> {
+  return (d as Partial<HeldDuplex>).writer ?? (d as Duplex).writable.getWriter();
 }
 
 /**
