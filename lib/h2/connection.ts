@@ -297,6 +297,21 @@ export class H2Connection implements StreamHost {
       this.#handle(h, payload);
       return !this.#closing;
     };
+    // The common case only: credit for the connection or a stream we have open, after SETTINGS,
+    // outside a header block. Anything else (a zero increment, an idle or closed stream, a
+    // CONTINUATION expected) takes the full path, with its checks and errors.
+    const onWindowUpdate = (streamId: number, increment: number): boolean => {
+      if (
+        increment === 0 || this.#closing || !this.#gotSettings || this.#blocks.inProgress ||
+        (streamId !== 0 && !this.#streams.has(streamId))
+      ) return false;
+      try {
+        this.#flow.onWindowUpdate(streamId, increment, this.#streams);
+      } catch (err) {
+        this.#onStreamError(err);
+      }
+      return true;
+    };
     try {
       for (;;) {
         let r: ReadableStreamReadResult<Uint8Array>;
@@ -319,7 +334,7 @@ export class H2Connection implements StreamHost {
         }
         if (this.#closing) break;
         this.#health.read();
-        this.#splitter.feed(r.value, onFrame);
+        this.#splitter.feed(r.value, onFrame, onWindowUpdate);
         if (this.#closing) break;
       }
     } catch (err) {
@@ -342,11 +357,16 @@ export class H2Connection implements StreamHost {
     try {
       this.#dispatch(h, payload);
     } catch (err) {
-      if (!(err instanceof StreamError)) throw err;
-      const stream = this.#streams.get(err.streamId);
-      this.#writer.urgent(encodeRstStream(err.streamId, err.code));
-      stream?.fail(err);
+      this.#onStreamError(err);
     }
+  }
+
+  /** A `StreamError` resets that stream; anything else propagates (and fails the connection). */
+  #onStreamError(err: unknown): void {
+    if (!(err instanceof StreamError)) throw err;
+    const stream = this.#streams.get(err.streamId);
+    this.#writer.urgent(encodeRstStream(err.streamId, err.code));
+    stream?.fail(err);
   }
 
   #dispatch(h: FrameHeader, payload: Uint8Array): void {

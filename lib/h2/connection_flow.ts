@@ -118,6 +118,8 @@ export class ConnectionFlow {
           `connection send window ${this.#sendWindow.size} + ${increment} exceeds 2^31-1`,
         );
       }
+      // Most updates find nobody blocked (v2ray sends one per 2 KiB read): no copy then.
+      if (this.#blocked.size === 0) return;
       const blocked = [...this.#blocked];
       this.#blocked.clear();
       // A stream still short of credit asks again and lands back in the set.

@@ -32,6 +32,11 @@ export class HeaderBlockAssembler {
     this.#maxSize = maxSize;
   }
 
+  /** True while a header block waits for its CONTINUATION frames. */
+  get inProgress(): boolean {
+    return this.#pending !== undefined;
+  }
+
   /** Throws unless a frame of this type may arrive now; call it for every frame. */
   checkNext(h: FrameHeader): void {
     const p = this.#pending;

@@ -318,6 +318,22 @@ export class H2ServerConnection implements ServerStreamHost {
       this.#handle(h, payload);
       return !this.#closing;
     };
+    // The common case only, as in the client (Go's HTTP/2 client credits every small read: one
+    // WINDOW_UPDATE per stream and per connection): credit for the connection or an open stream,
+    // after SETTINGS, outside a header block. Anything else takes the full path.
+    const onWindowUpdate = (streamId: number, increment: number): boolean => {
+      if (
+        increment === 0 || this.#closing || !this.#gotSettings || this.#blocks.inProgress ||
+        (streamId !== 0 && !this.#streams.has(streamId))
+      ) return false;
+      try {
+        this.#flow.onWindowUpdate(streamId, increment, this.#streams);
+      } catch (err) {
+        this.#onStreamError(err);
+        this.#checkUrgentFlood();
+      }
+      return true;
+    };
     try {
       for (;;) {
         let r: ReadableStreamReadResult<Uint8Array> | undefined;
@@ -342,7 +358,7 @@ export class H2ServerConnection implements ServerStreamHost {
         this.#health.read();
         let chunk = r.value;
         if (this.#prefaceLeft > 0) chunk = this.#checkPreface(chunk);
-        this.#splitter.feed(chunk, onFrame);
+        this.#splitter.feed(chunk, onFrame, onWindowUpdate);
         if (this.#closing) break;
       }
     } catch (err) {
@@ -384,14 +400,23 @@ export class H2ServerConnection implements ServerStreamHost {
     try {
       this.#dispatch(h, payload);
     } catch (err) {
-      if (!(err instanceof StreamError)) throw err;
-      this.#rememberReset(err.streamId);
-      this.#writer.urgent(encodeRstStream(err.streamId, err.code));
-      this.#streams.get(err.streamId)?.fail(err);
-      // Every stream error here was the client's doing (a malformed request, a refused stream,
-      // a flow-control violation), except a handler that threw: our bug, not its abuse.
-      if (err.code !== ErrorCode.INTERNAL_ERROR) this.#spendReset(err.streamId);
+      this.#onStreamError(err);
     }
+    this.#checkUrgentFlood();
+  }
+
+  /** A `StreamError` resets that stream; anything else propagates (and fails the connection). */
+  #onStreamError(err: unknown): void {
+    if (!(err instanceof StreamError)) throw err;
+    this.#rememberReset(err.streamId);
+    this.#writer.urgent(encodeRstStream(err.streamId, err.code));
+    this.#streams.get(err.streamId)?.fail(err);
+    // Every stream error here was the client's doing (a malformed request, a refused stream,
+    // a flow-control violation), except a handler that threw: our bug, not its abuse.
+    if (err.code !== ErrorCode.INTERNAL_ERROR) this.#spendReset(err.streamId);
+  }
+
+  #checkUrgentFlood(): void {
     // RFC 9113 §10.5: replies the client makes us queue (SETTINGS ACK, PING ACK, resets) and never
     // reads would grow without bound; past MAX_QUEUED_URGENT it is not a slow reader but a flood.
     if (this.#writer.urgentQueued > MAX_QUEUED_URGENT) {

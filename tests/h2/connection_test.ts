@@ -451,6 +451,42 @@ Deno.test("H2Connection fails with FLOW_CONTROL_ERROR when WINDOW_UPDATE or SETT
   }
 });
 
+Deno.test("H2Connection: a zero WINDOW_UPDATE is PROTOCOL_ERROR (stream: RST_STREAM, connection: GOAWAY); credit on an open stream wakes its writer", async () => {
+  {
+    await using t = await setup();
+    const stream = t.conn.request(POST);
+    await t.peer.expect(T.HEADERS);
+    // RFC 9113 §6.9: "A receiver MUST treat the receipt of a WINDOW_UPDATE frame with a
+    // flow-control window increment of 0 as a stream error of type PROTOCOL_ERROR".
+    await t.peer.windowUpdate(1, 0);
+    const rst = await t.peer.expect(T.RST_STREAM);
+    assert.equal(readU32(rst.payload), ErrorCode.PROTOCOL_ERROR);
+    assert.ok((await rejection(stream.response)) instanceof StreamError);
+  }
+  {
+    await using t = await setup();
+    await t.peer.windowUpdate(0, 0);
+    assert.equal(goAwayCode(await t.peer.expect(T.GOAWAY)), ErrorCode.PROTOCOL_ERROR);
+  }
+  {
+    // The stream window starts at 10 bytes; 25 bytes go out as credit arrives in small updates.
+    await using t = await setup({}, [[4, 10]]);
+    const stream = t.conn.request(POST);
+    await t.peer.expect(T.HEADERS);
+    const w = stream.writable.getWriter();
+    const writing = w.write(new Uint8Array(25).fill(9));
+    let got = (await t.peer.expect(T.DATA)).payload.byteLength;
+    assert.equal(got, 10);
+    for (let i = 0; i < 3; i++) await t.peer.windowUpdate(1, 5);
+    for (let i = 0; i < 10 && got < 25; i++) {
+      got += (await t.peer.expect(T.DATA)).payload.byteLength;
+    }
+    assert.equal(got, 25);
+    await writing;
+    w.releaseLock();
+  }
+});
+
 Deno.test("H2Connection answers PING with the same 8 bytes, ahead of queued DATA", async () => {
   // A 16 KiB pipe: the client's writes stall while the peer is not reading.
   const { client, peer } = H2Peer.pair(16 * 1024);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionError, ErrorCode } from "../../lib/h2/errors.ts";
-import { encodeData, type FrameHeader } from "../../lib/h2/frame.ts";
+import { encodeData, encodeWindowUpdate, type FrameHeader } from "../../lib/h2/frame.ts";
 import { FrameSplitter } from "../../lib/h2/frame_splitter.ts";
 
 /** DATA frames on stream 1 with payloads of `sizes` bytes, each filled with its index + 1. */
@@ -46,3 +46,63 @@ Deno.test("FrameSplitter refuses a frame beyond SETTINGS_MAX_FRAME_SIZE before b
     (e) => e instanceof ConnectionError && e.code === ErrorCode.FRAME_SIZE_ERROR,
   );
 });
+
+Deno.test("FrameSplitter offers whole WINDOW_UPDATEs to onWindowUpdate as numbers, else to onFrame", () => {
+  // Reserved bits set on both fields: they must be cleared (RFC 9113 §6.9).
+  const reserved = encodeWindowUpdate(5, 1000);
+  reserved[5] |= 0x80;
+  reserved[9] |= 0x80;
+  const wire = concat(
+    encodeWindowUpdate(0, 70_000),
+    reserved,
+    encodeWindowUpdate(3, 0x7fff_ffff),
+    encodeData(1, Uint8Array.of(1, 2, 3)),
+    encodeWindowUpdate(7, 42),
+  );
+  const fast: Array<[number, number]> = [];
+  const slow: number[] = [];
+  new FrameSplitter(16_384).feed(
+    wire,
+    (h) => {
+      slow.push(h.type);
+      return true;
+    },
+    (streamId, increment) => {
+      fast.push([streamId, increment]);
+      // Declined: stream 7 goes the full way.
+      return streamId !== 7;
+    },
+  );
+  assert.deepEqual(fast, [[0, 70_000], [5, 1000], [3, 0x7fff_ffff], [7, 42]]);
+  assert.deepEqual(slow, [0x0, 0x8]);
+});
+
+Deno.test("FrameSplitter: a WINDOW_UPDATE split across reads or of a wrong length goes to onFrame", () => {
+  const update = encodeWindowUpdate(1, 500);
+  const long = new Uint8Array(9 + 5);
+  long.set(update.subarray(0, 9));
+  long[2] = 5; // length 5: the full path reports FRAME_SIZE_ERROR
+  const splitter = new FrameSplitter(16_384);
+  const slow: number[] = [];
+  const onFrame = (h: FrameHeader) => {
+    slow.push(h.length);
+    return true;
+  };
+  const fast = () => {
+    throw new Error("not offered");
+  };
+  splitter.feed(update.subarray(0, 6), onFrame, fast);
+  splitter.feed(update.subarray(6), onFrame, fast);
+  splitter.feed(long, onFrame, fast);
+  assert.deepEqual(slow, [4, 5]);
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
