@@ -24,9 +24,10 @@ interface QueuedFrame {
 export const MAX_BATCH = 512 * 1024;
 /**
  * Batches at least this big go through the reusable buffer (when the writable allows it); smaller
- * ones are allocated as before.
+ * ones are allocated as before. An upload through a v2ray server, whose credit trickles in 2 KiB
+ * at a time, writes batches of ~30 KiB: at 32 KiB most of them were fresh zeroed allocations.
  */
-export const REUSE_MIN = 32 * 1024;
+export const REUSE_MIN = 8 * 1024;
 /** Small batches in a row after which the reusable buffer is let go: the bulk transfer is over. */
 const SMALL_BATCHES_TO_RELEASE = 16;
 
@@ -153,7 +154,9 @@ export class FrameWriter {
     }
     this.#smallBatches = 0;
     if (!this.#spare || this.#spare.byteLength < size) {
-      this.#spare = new Uint8Array(Math.max(size, MAX_BATCH));
+      // Sized to the batches seen (a power of two), not MAX_BATCH at once: a server with many
+      // clients keeps one per connection in use.
+      this.#spare = new Uint8Array(Math.max(size, 2 ** Math.ceil(Math.log2(size))));
     }
     return this.#spare.subarray(0, size);
   }

@@ -34,16 +34,21 @@ async function writeBatch(w: FrameWriter, bodySize: number, fill: number): Promi
 Deno.test("FrameWriter with reuseBuffer builds large batches in one reused buffer, small ones fresh", async () => {
   const r = recorder();
   const w = new FrameWriter(r.writable, { onError: () => {}, reuseBuffer: true });
-  await writeBatch(w, REUSE_MIN, 1);
-  await writeBatch(w, REUSE_MIN * 2, 2);
+  await writeBatch(w, REUSE_MIN * 2, 1);
+  await writeBatch(w, REUSE_MIN, 2);
   await writeBatch(w, 100, 3);
-  assert.equal(r.copies.length, 3);
-  for (const [i, fill] of [1, 2, 3].entries()) {
+  await writeBatch(w, REUSE_MIN * 8, 4);
+  assert.equal(r.copies.length, 4);
+  for (const [i, fill] of [1, 2, 3, 4].entries()) {
     assert.ok(r.copies[i].subarray(0, 9).every((b) => b === 0xee), `batch ${i} head`);
     assert.ok(r.copies[i].subarray(9).every((b) => b === fill), `batch ${i} body`);
   }
   assert.equal(r.views[0].buffer, r.views[1].buffer, "the second large batch reuses the buffer");
   assert.notEqual(r.views[2].buffer, r.views[0].buffer, "a small batch gets its own buffer");
+  // Sized to what it carries (the next power of two), grown when a bigger batch comes.
+  assert.equal(r.views[0].buffer.byteLength, 2 ** Math.ceil(Math.log2(REUSE_MIN * 2 + 9)));
+  assert.notEqual(r.views[3].buffer, r.views[0].buffer);
+  assert.ok(r.views[3].buffer.byteLength >= REUSE_MIN * 8 + 9);
   w.release();
 });
 
