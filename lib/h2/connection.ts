@@ -297,20 +297,15 @@ export class H2Connection implements StreamHost {
       this.#handle(h, payload);
       return !this.#closing;
     };
-    // The common case only: credit for the connection or a stream we have open, after SETTINGS,
-    // outside a header block. Anything else (a zero increment, an idle or closed stream, a
-    // CONTINUATION expected) takes the full path, with its checks and errors.
+    // WINDOW_UPDATEs without allocations, when nothing else is going on (see applyWindowUpdate).
     const onWindowUpdate = (streamId: number, increment: number): boolean => {
-      if (
-        increment === 0 || this.#closing || !this.#gotSettings || this.#blocks.inProgress ||
-        (streamId !== 0 && !this.#streams.has(streamId))
-      ) return false;
+      if (this.#closing || !this.#gotSettings || this.#blocks.inProgress) return false;
       try {
-        this.#flow.onWindowUpdate(streamId, increment, this.#streams);
+        return this.#flow.applyWindowUpdate(streamId, increment, this.#streams);
       } catch (err) {
         this.#onStreamError(err);
+        return true;
       }
-      return true;
     };
     try {
       for (;;) {

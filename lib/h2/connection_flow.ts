@@ -104,6 +104,23 @@ export class ConnectionFlow {
   }
 
   /**
+   * A WINDOW_UPDATE that arrived whole (FrameSplitter's onWindowUpdate): applies it when it is the
+   * common case — credit for the connection or a stream in `streams` — and returns true; false for
+   * anything that needs the full path and its checks (a zero increment, a stream not open). The
+   * caller has checked the connection may take frames now (after SETTINGS, outside a header block,
+   * not closing). Throws as {@link onWindowUpdate}.
+   */
+  applyWindowUpdate(
+    streamId: number,
+    increment: number,
+    streams: Map<number, FlowStream>,
+  ): boolean {
+    if (increment === 0 || (streamId !== 0 && !streams.has(streamId))) return false;
+    this.onWindowUpdate(streamId, increment, streams);
+    return true;
+  }
+
+  /**
    * The peer's WINDOW_UPDATE for the connection (stream 0) or one of `streams` (the caller has
    * checked the stream is not idle); wakes the writers it unblocks.
    */

@@ -318,21 +318,17 @@ export class H2ServerConnection implements ServerStreamHost {
       this.#handle(h, payload);
       return !this.#closing;
     };
-    // The common case only, as in the client (Go's HTTP/2 client credits every small read: one
-    // WINDOW_UPDATE per stream and per connection): credit for the connection or an open stream,
-    // after SETTINGS, outside a header block. Anything else takes the full path.
+    // WINDOW_UPDATEs without allocations, when nothing else is going on (see applyWindowUpdate):
+    // Go's HTTP/2 client credits every small read, per stream and per connection.
     const onWindowUpdate = (streamId: number, increment: number): boolean => {
-      if (
-        increment === 0 || this.#closing || !this.#gotSettings || this.#blocks.inProgress ||
-        (streamId !== 0 && !this.#streams.has(streamId))
-      ) return false;
+      if (this.#closing || !this.#gotSettings || this.#blocks.inProgress) return false;
       try {
-        this.#flow.onWindowUpdate(streamId, increment, this.#streams);
+        return this.#flow.applyWindowUpdate(streamId, increment, this.#streams);
       } catch (err) {
         this.#onStreamError(err);
         this.#checkUrgentFlood();
+        return true;
       }
-      return true;
     };
     try {
       for (;;) {

@@ -2,17 +2,11 @@ import assert from "node:assert/strict";
 import { ConnectionError, ErrorCode } from "../../lib/h2/errors.ts";
 import { encodeData, encodeWindowUpdate, type FrameHeader } from "../../lib/h2/frame.ts";
 import { FrameSplitter } from "../../lib/h2/frame_splitter.ts";
+import { concat } from "../support/fake_outbound.ts";
 
 /** DATA frames on stream 1 with payloads of `sizes` bytes, each filled with its index + 1. */
 function dataFrames(sizes: number[]): Uint8Array {
-  const frames = sizes.map((n, i) => encodeData(1, new Uint8Array(n).fill(i + 1)));
-  const out = new Uint8Array(frames.reduce((a, f) => a + f.byteLength, 0));
-  let o = 0;
-  for (const f of frames) {
-    out.set(f, o);
-    o += f.byteLength;
-  }
-  return out;
+  return concat(sizes.map((n, i) => encodeData(1, new Uint8Array(n).fill(i + 1))));
 }
 
 /** Feeds `wire` in reads of `step` bytes; returns each frame's payload as copied in the handler. */
@@ -52,13 +46,13 @@ Deno.test("FrameSplitter offers whole WINDOW_UPDATEs to onWindowUpdate as number
   const reserved = encodeWindowUpdate(5, 1000);
   reserved[5] |= 0x80;
   reserved[9] |= 0x80;
-  const wire = concat(
+  const wire = concat([
     encodeWindowUpdate(0, 70_000),
     reserved,
     encodeWindowUpdate(3, 0x7fff_ffff),
     encodeData(1, Uint8Array.of(1, 2, 3)),
     encodeWindowUpdate(7, 42),
-  );
+  ]);
   const fast: Array<[number, number]> = [];
   const slow: number[] = [];
   new FrameSplitter(16_384).feed(
@@ -96,13 +90,3 @@ Deno.test("FrameSplitter: a WINDOW_UPDATE split across reads or of a wrong lengt
   splitter.feed(long, onFrame, fast);
   assert.deepEqual(slow, [4, 5]);
 });
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
