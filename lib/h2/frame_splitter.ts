@@ -34,7 +34,10 @@ export class FrameSplitter {
   #header: FrameHeader | undefined;
   #partial: Uint8Array | undefined;
   #partialFill = 0;
-  /** Backing memory for split frames, grown to the largest seen (at most maxFrameSize). */
+  /**
+   * Backing memory for split frames, grown to the largest seen (at most maxFrameSize); let go
+   * whenever a read ends on a frame boundary, so a quiet connection holds none.
+   */
   #spare: Uint8Array | undefined;
 
   /** `maxFrameSize` is our SETTINGS_MAX_FRAME_SIZE: the largest payload we accept. */
@@ -47,6 +50,13 @@ export class FrameSplitter {
    * `onWindowUpdate` first, if given). Throws `ConnectionError`.
    */
   feed(chunk: Uint8Array, onFrame: FrameHandler, onWindowUpdate?: WindowUpdateHandler): void {
+    this.#feed(chunk, onFrame, onWindowUpdate);
+    // Ended on a frame boundary: no split frame in progress needs the spare (payloads are only
+    // valid during their handler). A bulk transfer mostly ends reads mid-frame and keeps it.
+    if (this.#header === undefined && this.#headFill === 0) this.#spare = undefined;
+  }
+
+  #feed(chunk: Uint8Array, onFrame: FrameHandler, onWindowUpdate?: WindowUpdateHandler): void {
     let off = 0;
     const len = chunk.byteLength;
     while (off < len) {

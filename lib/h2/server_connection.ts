@@ -488,10 +488,12 @@ export class H2ServerConnection implements ServerStreamHost {
         this.#checkNotIdle(h, "RST_STREAM");
         const stream = this.#streams.get(h.streamId);
         if (!stream) break;
+        // Only a stream still being served counts: resetting one that already ended — or whose
+        // response we have sent in full (half-closed local: only the client's upload was open) —
+        // costs us nothing, and a client may well cancel a request body once the answer is in.
+        const served = stream.state !== "half-closed-local";
         stream.onReset(code);
-        // Only a stream still being served counts: resetting one that already ended costs us
-        // nothing, and a client may well cancel a request whose response crossed its RST_STREAM.
-        this.#spendReset(h.streamId);
+        if (served) this.#spendReset(h.streamId);
         break;
       }
       case FrameType.SETTINGS:

@@ -156,7 +156,11 @@ export class FrameWriter {
     if (!this.#spare || this.#spare.byteLength < size) {
       // Sized to the batches seen (a power of two), not MAX_BATCH at once: a server with many
       // clients keeps one per connection in use.
-      this.#spare = new Uint8Array(Math.max(size, 2 ** Math.ceil(Math.log2(size))));
+      // A bulk batch is a little over MAX_BATCH (frames are added while below it): no rounding up
+      // to the next power of two there.
+      this.#spare = new Uint8Array(
+        Math.max(size, Math.min(2 ** Math.ceil(Math.log2(size)), MAX_BATCH)),
+      );
     }
     return this.#spare.subarray(0, size);
   }

@@ -945,6 +945,26 @@ Deno.test("H2ServerConnection: resets the client provokes count too (malformed r
   }
 });
 
+Deno.test("H2ServerConnection: cancelling a request whose response was complete does not spend the reset budget", async () => {
+  // A tunnel's response can end while its request body (the uplink) is still open; the client
+  // then cancels the upload. 20 of those on a budget of 10 must not cut the connection off.
+  await using s = await setup({ maxResetBurst: 10, maxResetRate: 0 }, [], (stream) => {
+    const w = stream.writable.getWriter();
+    w.write(enc.encode("done")).then(() => w.close()).catch(() => {});
+  });
+  for (let id = 1; id <= 39; id += 2) {
+    await s.peer.request(id, requestFields());
+    // The whole response, to its END_STREAM.
+    await s.peer.expectOn(T.HEADERS, id);
+    assert.equal(dec.decode(await readBody(s.peer, id)), "done");
+    await s.peer.rst(id, ErrorCode.CANCEL);
+  }
+  // Still served: one more request gets its answer.
+  await s.peer.request(41, requestFields());
+  await s.peer.expectOn(T.HEADERS, 41);
+  assert.equal(dec.decode(await readBody(s.peer, 41)), "done");
+});
+
 Deno.test("H2ServerConnection.accept() rejects a reset budget below one or a negative rate", async () => {
   for (const bad of [{ maxResetBurst: 0 }, { maxResetRate: -1 }, { maxResetBurst: NaN }]) {
     const { server, peer } = H2ClientPeer.pairWithServer();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FrameWriter, REUSE_MIN } from "../../lib/h2/writer.ts";
+import { FrameWriter, MAX_BATCH, REUSE_MIN } from "../../lib/h2/writer.ts";
 
 /** A writable that records each chunk: a copy of its bytes and the buffer it lives in. */
 function recorder(): {
@@ -74,5 +74,19 @@ Deno.test("FrameWriter without reuseBuffer gives every batch its own buffer", as
   // What a writable kept (an in-memory pipe keeps the chunk itself) stays intact.
   assert.ok(r.views[0].subarray(9).every((b) => b === 1));
   assert.ok(r.views[1].subarray(9).every((b) => b === 2));
+  w.release();
+});
+
+Deno.test("FrameWriter with reuseBuffer: a bulk batch just over MAX_BATCH gets a buffer of its size, not the next power of two", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {}, reuseBuffer: true });
+  // 33 DATA frames of 16 KiB queued in one tick, as a bulk download queues them.
+  const body = new Uint8Array(16 * 1024).fill(5);
+  for (let i = 0; i < 33; i++) w.queue(new Uint8Array(9).fill(0xee), body);
+  await Promise.resolve();
+  await w.idle();
+  const biggest = Math.max(...r.views.map((v) => v.buffer.byteLength));
+  assert.ok(biggest >= MAX_BATCH, `a batch of ${r.views[0].byteLength} bytes`);
+  assert.ok(biggest < MAX_BATCH + 64 * 1024, `a ${biggest}-byte buffer`);
   w.release();
 });
