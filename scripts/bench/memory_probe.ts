@@ -25,7 +25,7 @@
  *
  *   deno run -A scripts/bench/memory_probe.ts [--n 512] [--size 256KiB] [--server v2ray|dray]
  *     [--snapshot /tmp/probe] [--read-chunk 16384] [--read-delay 0] [--bulk 0]
- *     [--client-v8-flags=--max-semi-space-size=1] [--json out.json]
+ *     [--client-v8-flags=<flags>] [--json out.json]   (default: the start task's V8 flags)
  */
 import v8 from "node:v8";
 import { parseArgs } from "node:util";
@@ -40,6 +40,7 @@ import {
   type Service,
   startHelper,
   startProxy,
+  V8_FLAGS,
 } from "./processes.ts";
 import { memory as procMemory, tcpConnectionsTo } from "./proc_stats.ts";
 import { readExact, socksConnect, writeAll } from "./socks_client.ts";
@@ -387,7 +388,7 @@ async function main(): Promise<void> {
       "read-delay": { type: "string", default: "0" },
       json: { type: "string" },
       bulk: { type: "string", default: "0" },
-      "client-v8-flags": { type: "string", default: "" },
+      "client-v8-flags": { type: "string", default: V8_FLAGS },
     },
   });
   if (values.child) return await runChild(values.child);
@@ -499,15 +500,9 @@ async function main(): Promise<void> {
 
     // Phase 3: N downloads read as fast as possible, as the benchmark's parallel-N does.
     {
-      let peak = 0;
-      let reading = true;
-      const sampler = (async () => {
-        while (reading) {
-          peak = Math.max(peak, procMemory(c.pid)?.rss ?? 0);
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      })();
+      const sampler = samplePeakRss(c.pid);
       const t0 = performance.now();
+      let peak: number;
       try {
         await withTimeout(
           Promise.all(Array.from({ length: n }, () => download(c.port, dest, size))),
@@ -515,8 +510,7 @@ async function main(): Promise<void> {
           "fast downloads",
         );
       } finally {
-        reading = false;
-        await sampler;
+        peak = await sampler.stop();
       }
       const ms = performance.now() - t0;
       console.log(
@@ -583,17 +577,10 @@ async function main(): Promise<void> {
       }
 
       // Now read everything, sampling the client's RSS for its peak.
-      let peak = 0;
-      let reading = true;
-      const sampler = (async () => {
-        while (reading) {
-          peak = Math.max(peak, procMemory(c.pid)?.rss ?? 0);
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      })();
+      const sampler = samplePeakRss(c.pid);
       const t1 = performance.now();
       let total = 0;
-      await withTimeout(
+      const reading = withTimeout(
         Promise.all(downloads.map(async (conn) => {
           const buf = new Uint8Array(readChunk);
           for (let got = 1; got < size;) {
@@ -606,8 +593,13 @@ async function main(): Promise<void> {
         })),
         PHASE_TIMEOUT_MS,
         "reading downloads",
-      ).finally(() => (reading = false));
-      await sampler;
+      );
+      let peak: number;
+      try {
+        await reading;
+      } finally {
+        peak = await sampler.stop();
+      }
       const ms = performance.now() - t1;
       console.log(
         `read ${(total / MIB).toFixed(1)} MiB in ${ms.toFixed(0)} ms; client RSS peak while ` +
@@ -630,3 +622,25 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.main) await main();
+
+/**
+ * Samples a process's RSS every 20 ms until `stop()`, which resolves with the highest seen. Bounded
+ * by PHASE_TIMEOUT_MS of samples even if nobody stops it.
+ */
+function samplePeakRss(pid: number): { stop(): Promise<number> } {
+  let peak = 0;
+  let sampling = true;
+  const done = (async () => {
+    for (let i = 0; sampling && i < PHASE_TIMEOUT_MS / 20; i++) {
+      peak = Math.max(peak, procMemory(pid)?.rss ?? 0);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    stop: async () => {
+      sampling = false;
+      await done;
+      return peak;
+    },
+  };
+}

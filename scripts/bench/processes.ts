@@ -16,7 +16,7 @@ const DRAY_MAIN = Deno.env.get("DRAY_MAIN");
  * V8 flags for dray, as `deno task start` and `deno task compile` pass them (see deno.json);
  * DRAY_V8_FLAGS overrides them ("" for none) to measure a different setting.
  */
-const V8_FLAGS = Deno.env.get("DRAY_V8_FLAGS") ?? startTaskV8Flags();
+export const V8_FLAGS = Deno.env.get("DRAY_V8_FLAGS") ?? startTaskV8Flags();
 
 function startTaskV8Flags(): string {
   const tasks = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)))
