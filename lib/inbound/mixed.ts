@@ -7,13 +7,14 @@ import {
   type InboundHandler,
   type InboundResult,
 } from "./inbound.ts";
+import { SOCKS4_VERSION } from "./socks4.ts";
 import { Socks5Inbound, type Socks5Options, SOCKS_VERSION } from "./socks5.ts";
 
 export interface MixedOptions extends Socks5Options {}
 
 /**
- * SOCKS5 and HTTP proxy on one port, told apart by the first byte: a SOCKS5 greeting starts with
- * its version, 0x05, which no HTTP method token can start with.
+ * SOCKS (5, 4 and 4a) and HTTP proxy on one port, told apart by the first byte: a SOCKS request
+ * starts with its version, 0x05 or 0x04, which no HTTP method token can start with.
  */
 export class MixedInbound implements InboundHandler {
   readonly #socks: Socks5Inbound;
@@ -58,7 +59,7 @@ export class MixedInbound implements InboundHandler {
     } finally {
       disarm();
     }
-    return first === SOCKS_VERSION
+    return first === SOCKS_VERSION || first === SOCKS4_VERSION
       ? this.#socks.serve(conn, reader, ctx)
       : this.#http.serve(conn, reader, ctx);
   }

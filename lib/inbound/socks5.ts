@@ -28,6 +28,16 @@ import {
   openOutbound,
   splitHostPort,
 } from "./inbound.ts";
+import {
+  encodeSocks4Reply,
+  parseSocks4Request,
+  SOCKS4_MAX_FIELD,
+  SOCKS4_VERSION,
+  Socks4Command,
+  Socks4Error,
+  Socks4Reply,
+  type Socks4Request,
+} from "./socks4.ts";
 import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
 
 export const SOCKS_VERSION = 0x05;
@@ -334,51 +344,55 @@ export class Socks5Inbound implements InboundHandler {
       return result;
     };
     try {
-      const greeting = await readParsed(reader, parseGreeting);
-      if (!greeting) return fail("closed before greeting");
-      const want = this.#password ? Method.userPass : Method.noAuth;
-      if (!greeting.methods.includes(want)) {
-        // RFC 1928 §3: "If the selected METHOD is X'FF', none of the methods listed by the
-        // client are acceptable, and the client MUST close the connection."
-        return fail(
-          "no acceptable authentication method",
-          Uint8Array.of(SOCKS_VERSION, Method.noAcceptable),
-        );
-      }
-      await writer.write(Uint8Array.of(SOCKS_VERSION, want));
-      if (this.#password) {
-        const creds = await readParsed(reader, parseUserPass);
-        if (!creds) return fail("closed before authentication");
-        const pass = this.#accounts.get(creds.user);
-        // RFC 1929 §2: "A STATUS field of X'00' indicates success. If the server returns a
-        // `failure' (STATUS value other than X'00') status, it MUST close the connection."
-        if (pass === undefined || pass !== creds.pass) {
-          return fail("authentication failed", Uint8Array.of(USERPASS_VERSION, 0x01));
+      if (!(await reader.ensure(1))) return fail("closed before greeting");
+      let dest: Destination;
+      let granted: Uint8Array;
+      let refusal: (err: unknown) => Uint8Array;
+      if (reader.peek(1)[0] === SOCKS4_VERSION) {
+        const rejected = encodeSocks4Reply(Socks4Reply.rejected);
+        // SOCKS4 has no authentication: refused where a password is required (as v2ray does).
+        if (this.#password) return fail("SOCKS4 refused: a password is required", rejected);
+        let req4: Socks4Request | null;
+        try {
+          req4 = await readParsed(reader, parseSocks4Request, 8 + 2 * (SOCKS4_MAX_FIELD + 1));
+        } catch (err) {
+          if (err instanceof Socks4Error) return fail(err.message, rejected);
+          throw err;
         }
-        await writer.write(Uint8Array.of(USERPASS_VERSION, 0x00));
-      }
-      const req = await readParsed(reader, parseRequest);
-      if (!req) return fail("closed before request");
-      disarm();
-      if (req.command === Command.udpAssociate) {
-        if (!this.#udp) {
-          return fail("UDP ASSOCIATE not enabled", encodeReply(Reply.commandNotSupported));
+        if (!req4) return fail("closed before request");
+        disarm();
+        if (req4.command !== Socks4Command.connect) {
+          return fail(`Cannot serve SOCKS4 command ${req4.command}: only CONNECT`, rejected);
         }
-        writer.releaseLock();
-        return await this.#associate(conn, reader, req, ctx, result);
+        dest = { network: "tcp", host: req4.host, port: req4.port };
+        granted = encodeSocks4Reply(Socks4Reply.granted);
+        refusal = () => rejected;
+      } else {
+        const req = await this.#socks5Request(reader, writer, fail);
+        if (!("command" in req)) return req;
+        disarm();
+        if (req.command === Command.udpAssociate) {
+          if (!this.#udp) {
+            return fail("UDP ASSOCIATE not enabled", encodeReply(Reply.commandNotSupported));
+          }
+          writer.releaseLock();
+          return await this.#associate(conn, reader, req, ctx, result);
+        }
+        dest = { network: "tcp", host: req.host, port: req.port };
+        // CONNECT: BND.ADDR/BND.PORT would be the outbound's local address, which a proxied path
+        // does not have; 0.0.0.0:0 is what v2ray sends and what clients accept.
+        granted = encodeReply(Reply.succeeded);
+        refusal = (err) => encodeReply(replyFor(err));
       }
-      const dest: Destination = { network: "tcp", host: req.host, port: req.port };
       result.destination = formatDestination(dest);
       let remote: Duplex;
       try {
         remote = await openOutbound(ctx, dest);
       } catch (err) {
-        return fail(errorMessage(err), encodeReply(replyFor(err)));
+        return fail(errorMessage(err), refusal(err));
       }
-      // CONNECT: BND.ADDR/BND.PORT would be the outbound's local address, which a proxied path
-      // does not have; 0.0.0.0:0 is what v2ray sends and what clients accept.
       try {
-        await writer.write(encodeReply(Reply.succeeded));
+        await writer.write(granted);
       } catch (err) {
         remote.close();
         return fail(errorMessage(err));
@@ -395,6 +409,43 @@ export class Socks5Inbound implements InboundHandler {
         : undefined;
       return fail(errorMessage(err), reply);
     }
+  }
+
+  /**
+   * The SOCKS5 greeting, method selection, password check and request. Returns the request, or
+   * the result of `fail` when the client was refused or went away.
+   */
+  async #socks5Request(
+    reader: ByteReader,
+    writer: WritableStreamDefaultWriter<Uint8Array>,
+    fail: (message: string, reply?: Uint8Array) => Promise<InboundResult>,
+  ): Promise<Request | InboundResult> {
+    const greeting = await readParsed(reader, parseGreeting);
+    if (!greeting) return fail("closed before greeting");
+    const want = this.#password ? Method.userPass : Method.noAuth;
+    if (!greeting.methods.includes(want)) {
+      // RFC 1928 §3: "If the selected METHOD is X'FF', none of the methods listed by the
+      // client are acceptable, and the client MUST close the connection."
+      return fail(
+        "no acceptable authentication method",
+        Uint8Array.of(SOCKS_VERSION, Method.noAcceptable),
+      );
+    }
+    await writer.write(Uint8Array.of(SOCKS_VERSION, want));
+    if (this.#password) {
+      const creds = await readParsed(reader, parseUserPass);
+      if (!creds) return fail("closed before authentication");
+      const pass = this.#accounts.get(creds.user);
+      // RFC 1929 §2: "A STATUS field of X'00' indicates success. If the server returns a
+      // `failure' (STATUS value other than X'00') status, it MUST close the connection."
+      if (pass === undefined || pass !== creds.pass) {
+        return fail("authentication failed", Uint8Array.of(USERPASS_VERSION, 0x01));
+      }
+      await writer.write(Uint8Array.of(USERPASS_VERSION, 0x00));
+    }
+    const req = await readParsed(reader, parseRequest);
+    if (!req) return fail("closed before request");
+    return req;
   }
 
   async #associate(

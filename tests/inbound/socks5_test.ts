@@ -170,7 +170,23 @@ Deno.test("Socks5Inbound answers malformed input correctly at every split point"
       input: Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0),
       reply: [5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0],
     },
-    { name: "version 4", input: Uint8Array.of(4, 1, 0, 80, 1, 2, 3, 4, 0), reply: [] },
+    { name: "version 6", input: Uint8Array.of(6, 1, 0), reply: [] },
+    {
+      name: "SOCKS4 BIND",
+      input: Uint8Array.of(4, 2, 0, 80, 1, 2, 3, 4, 0),
+      reply: [0, 91, 0, 0, 0, 0, 0, 0],
+    },
+    {
+      name: "SOCKS4a with an empty host name",
+      input: Uint8Array.of(4, 1, 0, 80, 0, 0, 0, 1, 0x75, 0, 0),
+      reply: [0, 91, 0, 0, 0, 0, 0, 0],
+    },
+    {
+      name: "SOCKS4 where a password is required",
+      input: Uint8Array.of(4, 1, 0, 80, 1, 2, 3, 4, 0),
+      reply: [0, 91, 0, 0, 0, 0, 0, 0],
+      auth: true,
+    },
     { name: "truncated request", input: Uint8Array.of(5, 1, 0, 5, 1, 0, 1, 1, 2), reply: [5, 0] },
     {
       name: "wrong password",

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import {
+  encodeSocks4Reply,
+  parseSocks4Request,
+  SOCKS4_MAX_FIELD,
+  Socks4Error,
+  Socks4Reply,
+} from "../../lib/inbound/socks4.ts";
+import { MixedInbound } from "../../lib/inbound/mixed.ts";
+import { Socks5Inbound } from "../../lib/inbound/socks5.ts";
+import { duplexPair } from "../../lib/net/duplex_pair.ts";
+import { concat, FakeOutbound, readN, testContext } from "../support/fake_outbound.ts";
+import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** VN CD DSTPORT DSTIP USERID NUL [HOST NUL] */
+function request4(
+  opts: { cmd?: number; ip: number[]; port: number; user?: string; host?: string },
+) {
+  const user = enc.encode(opts.user ?? "");
+  const host = opts.host === undefined ? [] : [...enc.encode(opts.host), 0];
+  return Uint8Array.of(
+    4,
+    opts.cmd ?? 1,
+    opts.port >> 8,
+    opts.port & 0xff,
+    ...opts.ip,
+    ...user,
+    0,
+    ...host,
+  );
+}
+
+Deno.test("parseSocks4Request() reads SOCKS4 and SOCKS4a requests, and null for every strict prefix", () => {
+  const v4 = request4({ ip: [10, 0, 0, 7], port: 8080, user: "bob" });
+  const v4a = request4({ ip: [0, 0, 0, 9], port: 443, user: "", host: "example.com" });
+  for (
+    const [bytes, want] of [
+      [v4, { command: 1, host: "10.0.0.7", port: 8080, user: "bob" }],
+      [v4a, { command: 1, host: "example.com", port: 443, user: "" }],
+    ] as const
+  ) {
+    for (let n = 0; n < bytes.byteLength; n++) {
+      assert.equal(parseSocks4Request(bytes.subarray(0, n)), null, `prefix of ${n} bytes`);
+    }
+    const r = parseSocks4Request(concat([bytes, enc.encode("payload")]));
+    assert.deepEqual(r, { ...want, next: bytes.byteLength });
+  }
+});
+
+Deno.test("parseSocks4Request() refuses a wrong version, an empty SOCKS4a host and overlong fields", () => {
+  assert.throws(() => parseSocks4Request(Uint8Array.of(5, 1)), /version 5 at byte 0, want 4/);
+  assert.throws(
+    () => parseSocks4Request(request4({ ip: [0, 0, 0, 1], port: 80, host: "" })),
+    (e) => e instanceof Socks4Error && /empty host name at byte 9/.test(e.message),
+  );
+  const longUser = request4({ ip: [1, 2, 3, 4], port: 80, user: "u".repeat(SOCKS4_MAX_FIELD + 1) });
+  assert.throws(() => parseSocks4Request(longUser), /USERID at byte 8 longer than 255 bytes/);
+  // Still incomplete but already too long: refused before the NUL arrives.
+  assert.throws(
+    () => parseSocks4Request(longUser.subarray(0, 8 + SOCKS4_MAX_FIELD + 1)),
+    /longer than 255/,
+  );
+  assert.deepEqual(
+    [...encodeSocks4Reply(Socks4Reply.granted)],
+    [0, 90, 0, 0, 0, 0, 0, 0],
+  );
+});
+
+Deno.test("Socks5Inbound serves SOCKS4a CONNECT at every split of the request", async () => {
+  const request = request4({ ip: [0, 0, 0, 1], port: 80, user: "app", host: "example.com" });
+  for (let split = 0; split <= request.byteLength; split++) {
+    const outbound = new FakeOutbound();
+    const [client, server] = duplexPair();
+    const handled = new Socks5Inbound().handle(server, testContext(outbound));
+    const w = client.writable.getWriter();
+    await w.write(request.slice(0, split));
+    await w.write(concat([request.slice(split), enc.encode("ping")]));
+    const reader = client.readable.getReader();
+    assert.deepEqual([...await readN(reader, 8)], [0, 90, 0, 0, 0, 0, 0, 0]);
+    const { dest, peer } = await outbound.next();
+    assert.deepEqual(dest, { network: "tcp", host: "example.com", port: 80 });
+    const pr = peer.readable.getReader();
+    assert.equal(dec.decode(await readN(pr, 4)), "ping");
+    const pw = peer.writable.getWriter();
+    await pw.write(enc.encode("pong"));
+    await pw.close();
+    assert.equal(dec.decode(await readN(reader, 4)), "pong");
+    await w.close();
+    assert.equal((await pr.read()).done, true);
+    assert.equal((await reader.read()).done, true);
+    const result = await handled;
+    assert.deepEqual(result, { destination: "tcp:example.com:80", result: "ok", up: 4, down: 4 });
+    client.close();
+    await outbound.close();
+  }
+});
+
+Deno.test("Socks5Inbound answers a failed SOCKS4 CONNECT with 91 (rejected or failed)", async () => {
+  const outbound = new FakeOutbound();
+  outbound.fail = new Deno.errors.ConnectionRefused("refused");
+  const [client, server] = duplexPair();
+  const handled = new Socks5Inbound().handle(server, testContext(outbound));
+  const w = client.writable.getWriter();
+  await w.write(request4({ ip: [127, 0, 0, 1], port: 9 }));
+  const reader = client.readable.getReader();
+  assert.deepEqual([...await readN(reader, 8)], [0, 91, 0, 0, 0, 0, 0, 0]);
+  await w.close();
+  assert.equal((await reader.read()).done, true);
+  assert.match((await handled).result, /refused/);
+  client.close();
+});
+
+Deno.test("SOCKS4 and SOCKS4a end to end: curl --socks4 / --socks4a through freedom, mixed port too", async () => {
+  const target = startTarget();
+  const socks = startInbound(new Socks5Inbound());
+  const mixed = startInbound(new MixedInbound());
+  try {
+    const size = 1024 * 1024 + 3;
+    const want = await sha256(bodyOf(size));
+    for (const [flag, port] of [["--socks4", socks.port], ["--socks4a", mixed.port]] as const) {
+      const r = await curl([
+        flag,
+        `127.0.0.1:${port}`,
+        `http://127.0.0.1:${target.addr.port}/bytes/${size}`,
+      ]);
+      assert.equal(r.code, 0, `${flag}: ${r.stderr}`);
+      assert.equal(await sha256(r.stdout), want, flag);
+    }
+  } finally {
+    await socks.close();
+    await mixed.close();
+    await target.shutdown();
+  }
+});
