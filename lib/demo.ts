@@ -21,6 +21,7 @@ import { Logger } from "./log.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
 import { HttpTransport } from "./transport/v2ray_http.ts";
 import { VlessOutbound } from "./vless/outbound.ts";
+import { closeQuietly } from "./net/close_quietly.ts";
 
 export interface DemoOptions {
   /** Where the demo's report goes, one line per call (main.ts passes a stdout writer). */
@@ -345,12 +346,4 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }

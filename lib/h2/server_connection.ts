@@ -50,6 +50,7 @@ import {
 } from "./server_stream.ts";
 import { PeerSettings, requireSettingsFirst, resolveSettings } from "./settings.ts";
 import { FrameWriter, type TakenListener } from "./writer.ts";
+import { waitAtMost } from "../net/wait_at_most.ts";
 
 export { H2ServerStream };
 export type { H2ServerRequest };
@@ -239,13 +240,8 @@ export class H2ServerConnection implements ServerStreamHost {
     if (this.#closing) return void await this.closed;
     this.#sendGoAway();
     if (this.#streams.size > 0 && graceMs > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => (this.#drained = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-        this.closed,
-      ]);
-      clearTimeout(timer);
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      await waitAtMost(Promise.race([drained, this.closed]), graceMs);
     }
     this.close();
     await this.closed;

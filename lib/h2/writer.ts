@@ -8,6 +8,7 @@
  * in the same tick go out in one write (up to MAX_BATCH bytes): a header block and the first DATA
  * share a TCP segment, and a bulk transfer pays one write per ~512 KiB instead of one per frame.
  */
+import { waitAtMost } from "../net/wait_at_most.ts";
 
 /** Told when a queued frame's bytes have been copied out of the queue. */
 export interface TakenListener {
@@ -97,15 +98,12 @@ export class FrameWriter {
    */
   async finish(last: Uint8Array | undefined, timeoutMs: number, flush = false): Promise<void> {
     if (!flush) this.clear();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     const write = async () => {
       await this.#done.catch(() => {});
       if (last) await this.#writer.write(last);
       await this.#writer.close();
     };
-    await Promise.race([write().catch(() => {}), expired]);
-    clearTimeout(timer);
+    await waitAtMost(write(), timeoutMs);
   }
 
   /** Resolves once the writer is idle: the write in progress, if any, has settled. */

@@ -3,6 +3,7 @@ import type { Duplex } from "../net/duplex.ts";
 import type { RelayResult } from "../net/relay.ts";
 import type { Logger } from "../log.ts";
 import type { Outbound } from "../outbound/outbound.ts";
+import { waitAtMost } from "../net/wait_at_most.ts";
 
 /** v2ray's per-level timeouts, in milliseconds. */
 export interface Policy {
@@ -162,8 +163,6 @@ export async function lingeringClose(
   writer: WritableStreamDefaultWriter<Uint8Array>,
   reader: { read(): Promise<Uint8Array | null> },
 ): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, LINGER_MS)));
   const drain = async () => {
     await writer.close().catch(() => {});
     try {
@@ -176,8 +175,7 @@ export async function lingeringClose(
       // A reset is an ending too.
     }
   };
-  await Promise.race([drain(), expired]);
-  clearTimeout(timer);
+  await waitAtMost(drain(), LINGER_MS);
   conn.close();
 }
 

@@ -13,6 +13,8 @@ import {
   type Policy,
   serveOne,
 } from "./inbound.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
+import { waitAtMost } from "../net/wait_at_most.ts";
 
 export interface InboundServerOptions {
   /** The inbound's tag, for the access log. */
@@ -244,24 +246,13 @@ export class InboundServer {
   }
 
   async #close(graceMs: number): Promise<void> {
-    try {
-      this.#listener?.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#listener);
     if (graceMs > 0 && this.#tasks.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const expired = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
-      await Promise.race([Promise.all([...this.#tasks]), expired]);
-      clearTimeout(timer);
+      await waitAtMost(Promise.all([...this.#tasks]), graceMs);
     }
     this.#shutdown.abort(new Deno.errors.Interrupted("inbound closing"));
     for (const c of this.#conns) c.close();
-    try {
-      this.#udp?.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#udp);
     await Promise.all([...this.#tasks, ...this.#loops]);
   }
 }

@@ -39,6 +39,7 @@ import {
   type Socks4Request,
 } from "./socks4.ts";
 import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
 
 export const SOCKS_VERSION = 0x05;
 /** RFC 1929 §2: "The VER field contains the current version of the subnegotiation, which is X'01'." */
@@ -586,11 +587,7 @@ class UdpAssociation {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#socket.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#socket);
     this.#flows.closeAll();
   }
 }

@@ -13,6 +13,7 @@ import {
   openOutbound,
 } from "./inbound.ts";
 import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
 
 export interface TunnelOptions {
   /** v2ray dokodemo-door `address` and `port`: where every connection goes. */
@@ -71,13 +72,7 @@ export class TunnelInbound implements InboundHandler, DatagramHandler {
     const flows = new UdpFlowTable(MAX_UDP_FLOWS);
     const dest: Destination = { network: "udp", host: this.#address, port: this.#port };
     const destination = formatDestination(dest);
-    const onAbort = () => {
-      try {
-        socket.close();
-      } catch {
-        // already closed
-      }
-    };
+    const onAbort = () => closeQuietly(socket);
     ctx.signal.addEventListener("abort", onAbort, { once: true });
     try {
       for (let n = 0; n < Number.MAX_SAFE_INTEGER; n++) {

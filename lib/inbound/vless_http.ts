@@ -34,6 +34,8 @@ import {
   type Policy,
   serveOne,
 } from "./inbound.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
+import { waitAtMost } from "../net/wait_at_most.ts";
 
 export interface VlessHttpServerOptions {
   /** The inbound's tag, for the access log. */
@@ -269,10 +271,7 @@ export class VlessHttpServer {
     const conns = [...this.#conns];
     const drained = conns.map((c) => c.shutdown(graceMs));
     if (graceMs > 0 && this.#tasks.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const expired = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
-      await Promise.race([Promise.all([...this.#tasks]), expired]);
-      clearTimeout(timer);
+      await waitAtMost(Promise.all([...this.#tasks]), graceMs);
     }
     this.#shutdown.abort(new Deno.errors.Interrupted("inbound closing"));
     for (const s of this.#streams) s.close();
@@ -307,14 +306,6 @@ function bindDeno(options: VlessHttpServerOptions): { listener: Listener; addr: 
     },
     addr: l.addr,
   };
-}
-
-function closeQuietly(l: { close(): void }): void {
-  try {
-    l.close();
-  } catch {
-    // Closed already.
-  }
 }
 
 /** The request's host for matching: lowercase, without the scheme's default port (as URL does). */

@@ -1,4 +1,5 @@
 import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "./buffer_lender.ts";
+import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
 
 /** Most bytes one read may return; large reads keep per-chunk overhead low on bulk transfers. */
@@ -146,10 +147,6 @@ export class ConnDuplex implements Duplex {
     if (this.#closed) return;
     this.#closed = true;
     this.#idle();
-    try {
-      this.conn.close();
-    } catch {
-      // Closing an already-closed resource is not an error for us.
-    }
+    closeQuietly(this.conn);
   }
 }

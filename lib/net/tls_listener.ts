@@ -16,6 +16,7 @@ import type { Socket } from "node:net";
 import tls from "node:tls";
 import { giveBack } from "./buffer_lender.ts";
 import type { Duplex } from "./duplex.ts";
+import { closeQuietly } from "./close_quietly.ts";
 
 export interface TlsListenerOptions {
   hostname: string;
@@ -160,11 +161,7 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#server.close();
-    } catch {
-      // Closed already.
-    }
+    closeQuietly(this.#server);
     for (const a of this.#queue.splice(0)) a.duplex.close();
     for (const w of this.#waiters.splice(0)) {
       w.reject(new Deno.errors.BadResource("Listener has been closed"));

@@ -2,6 +2,7 @@ import { ConnDuplex } from "../net/conn_duplex.ts";
 import { addressKind, type Destination, formatDestination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import type { OpenOptions, Outbound } from "./outbound.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
 
 export interface FreedomOptions {
   tag?: string;
@@ -117,11 +118,7 @@ class UdpSocketDuplex implements Duplex {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#socket.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#socket);
   }
 }
 

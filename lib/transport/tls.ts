@@ -3,6 +3,7 @@ import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { connectTcp } from "./tcp.ts";
 import type { ServerAddress, Transport } from "./transport.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
 
 /** `streamSettings.tlsSettings`, in dray's words. */
 export interface TlsOptions {
@@ -108,12 +109,4 @@ export class TlsTransport implements Transport {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }
