@@ -11,9 +11,9 @@ import { Socks5Inbound } from "../../lib/inbound/socks5.ts";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import { concat, FakeOutbound, readN, testContext } from "../support/fake_outbound.ts";
 import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
+import { assertConnectAtEverySplit } from "../support/connect_split.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 /** VN CD DSTPORT DSTIP USERID NUL [HOST NUL] */
 function request4(
@@ -70,32 +70,13 @@ Deno.test("parseSocks4Request() refuses a wrong version, an empty SOCKS4a host a
 });
 
 Deno.test("Socks5Inbound serves SOCKS4a CONNECT at every split of the request", async () => {
-  const request = request4({ ip: [0, 0, 0, 1], port: 80, user: "app", host: "example.com" });
-  for (let split = 0; split <= request.byteLength; split++) {
-    const outbound = new FakeOutbound();
-    const [client, server] = duplexPair();
-    const handled = new Socks5Inbound().handle(server, testContext(outbound));
-    const w = client.writable.getWriter();
-    await w.write(request.slice(0, split));
-    await w.write(concat([request.slice(split), enc.encode("ping")]));
-    const reader = client.readable.getReader();
-    assert.deepEqual([...await readN(reader, 8)], [0, 90, 0, 0, 0, 0, 0, 0]);
-    const { dest, peer } = await outbound.next();
-    assert.deepEqual(dest, { network: "tcp", host: "example.com", port: 80 });
-    const pr = peer.readable.getReader();
-    assert.equal(dec.decode(await readN(pr, 4)), "ping");
-    const pw = peer.writable.getWriter();
-    await pw.write(enc.encode("pong"));
-    await pw.close();
-    assert.equal(dec.decode(await readN(reader, 4)), "pong");
-    await w.close();
-    assert.equal((await pr.read()).done, true);
-    assert.equal((await reader.read()).done, true);
-    const result = await handled;
-    assert.deepEqual(result, { destination: "tcp:example.com:80", result: "ok", up: 4, down: 4 });
-    client.close();
-    await outbound.close();
-  }
+  await assertConnectAtEverySplit(
+    () => new Socks5Inbound(),
+    request4({ ip: [0, 0, 0, 1], port: 80, user: "app", host: "example.com" }),
+    [[0, 90, 0, 0, 0, 0, 0, 0]],
+    { network: "tcp", host: "example.com", port: 80 },
+    "tcp:example.com:80",
+  );
 });
 
 Deno.test("Socks5Inbound answers a failed SOCKS4 CONNECT with 91 (rejected or failed)", async () => {

@@ -18,6 +18,7 @@ import { concat, FakeOutbound, readAll, readN, testContext } from "../support/fa
 import { EchoServer } from "../support/echo_server.ts";
 import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
 import { socksConnect } from "../support/socks_client.ts";
+import { assertConnectAtEverySplit } from "../support/connect_split.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -208,33 +209,13 @@ Deno.test("Socks5Inbound answers malformed input correctly at every split point"
 });
 
 Deno.test("Socks5Inbound CONNECT relays to the outbound at every split of the request", async () => {
-  const request = concat([Uint8Array.of(5, 1, 0), domainRequest(1, "example.com", 80)]);
-  for (let split = 0; split <= request.byteLength; split++) {
-    const outbound = new FakeOutbound();
-    const [client, server] = duplexPair();
-    const handled = new Socks5Inbound().handle(server, testContext(outbound));
-    const w = client.writable.getWriter();
-    await w.write(request.slice(0, split));
-    await w.write(concat([request.slice(split), enc.encode("ping")]));
-    const reader = client.readable.getReader();
-    assert.deepEqual([...await readN(reader, 2)], [5, 0]);
-    assert.deepEqual([...await readN(reader, 10)], [...encodeReply(Reply.succeeded)]);
-    const { dest, peer } = await outbound.next();
-    assert.deepEqual(dest, { network: "tcp", host: "example.com", port: 80 });
-    const pr = peer.readable.getReader();
-    assert.equal(dec.decode(await readN(pr, 4)), "ping");
-    const pw = peer.writable.getWriter();
-    await pw.write(enc.encode("pong"));
-    await pw.close();
-    assert.equal(dec.decode(await readN(reader, 4)), "pong");
-    await w.close();
-    assert.equal((await pr.read()).done, true);
-    assert.equal((await reader.read()).done, true);
-    const result = await handled;
-    assert.deepEqual(result, { destination: "tcp:example.com:80", result: "ok", up: 4, down: 4 });
-    client.close();
-    await outbound.close();
-  }
+  await assertConnectAtEverySplit(
+    () => new Socks5Inbound(),
+    concat([Uint8Array.of(5, 1, 0), domainRequest(1, "example.com", 80)]),
+    [[5, 0], [...encodeReply(Reply.succeeded)]],
+    { network: "tcp", host: "example.com", port: 80 },
+    "tcp:example.com:80",
+  );
 });
 
 Deno.test("Socks5Inbound accepts the right password and relays", async () => {

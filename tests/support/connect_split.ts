@@ -1,0 +1,48 @@
+/**
+ * Drives a proxy handshake split at every byte: for each split point, a fresh handler gets the
+ * first part, then the rest with "ping" behind it; the test then checks the replies, that the
+ * outbound was asked for `dest`, and that "ping"/"pong" and both EOFs cross the relay.
+ */
+import assert from "node:assert/strict";
+import type { InboundHandler } from "../../lib/inbound/inbound.ts";
+import type { Destination } from "../../lib/net/destination.ts";
+import { duplexPair } from "../../lib/net/duplex_pair.ts";
+import { concat, FakeOutbound, readN, testContext } from "./fake_outbound.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export async function assertConnectAtEverySplit(
+  makeHandler: () => InboundHandler,
+  request: Uint8Array,
+  replies: number[][],
+  dest: Destination,
+  destination: string,
+): Promise<void> {
+  for (let split = 0; split <= request.byteLength; split++) {
+    const outbound = new FakeOutbound();
+    const [client, server] = duplexPair();
+    const handled = makeHandler().handle(server, testContext(outbound));
+    const w = client.writable.getWriter();
+    await w.write(request.slice(0, split));
+    await w.write(concat([request.slice(split), enc.encode("ping")]));
+    const reader = client.readable.getReader();
+    for (const reply of replies) {
+      assert.deepEqual([...await readN(reader, reply.length)], reply, `split at ${split}`);
+    }
+    const opened = await outbound.next();
+    assert.deepEqual(opened.dest, dest);
+    const pr = opened.peer.readable.getReader();
+    assert.equal(dec.decode(await readN(pr, 4)), "ping");
+    const pw = opened.peer.writable.getWriter();
+    await pw.write(enc.encode("pong"));
+    await pw.close();
+    assert.equal(dec.decode(await readN(reader, 4)), "pong");
+    await w.close();
+    assert.equal((await pr.read()).done, true);
+    assert.equal((await reader.read()).done, true);
+    assert.deepEqual(await handled, { destination, result: "ok", up: 4, down: 4 });
+    client.close();
+    await outbound.close();
+  }
+}
