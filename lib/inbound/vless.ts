@@ -15,6 +15,7 @@
  * stream for about a second), and Mux (command 3) is refused with a log line saying so.
  */
 import { giveBack } from "../net/buffer_lender.ts";
+import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination } from "../net/destination.ts";
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
@@ -198,34 +199,21 @@ function idKey(id: Uint8Array): string {
  * framed with its 2-byte length. A writer over the connection's own writer rather than a stream
  * of its own, so chunks take no extra hop; backpressure is the connection's (`ready`).
  */
-class ResponseWriter implements WritableStreamDefaultWriter<Uint8Array> {
+class ResponseWriter extends ForwardingWriter {
   #conn: Duplex;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
   #pending: Uint8Array | null;
   #udp: boolean;
   #ctx: InboundContext;
 
   constructor(conn: Duplex, header: Uint8Array, udp: boolean, ctx: InboundContext) {
+    super(conn.writable.getWriter());
     this.#conn = conn;
-    this.#writer = conn.writable.getWriter();
     this.#pending = header;
     this.#udp = udp;
     this.#ctx = ctx;
   }
 
-  get closed(): Promise<void> {
-    return this.#writer.closed;
-  }
-
-  get ready(): Promise<void> {
-    return this.#writer.ready;
-  }
-
-  get desiredSize(): number | null {
-    return this.#writer.desiredSize;
-  }
-
-  write(chunk: Uint8Array): Promise<void> {
+  override write(chunk: Uint8Array): Promise<void> {
     let data = chunk;
     if (this.#udp) {
       if (chunk.byteLength === 0) return Promise.resolve();
@@ -249,23 +237,19 @@ class ResponseWriter implements WritableStreamDefaultWriter<Uint8Array> {
     }
     // A copy was made: the reader may have the chunk's memory back now.
     if (data !== chunk) giveBack(chunk);
-    return this.#writer.write(data);
+    return this.inner.write(data);
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     const header = this.#pending;
     this.#pending = null;
-    if (header) this.#writer.write(header).catch(() => {});
-    return this.#writer.close();
+    if (header) this.inner.write(header).catch(() => {});
+    return this.inner.close();
   }
 
-  abort(reason?: unknown): Promise<void> {
-    this.#writer.abort(reason).catch(() => {});
+  override abort(reason?: unknown): Promise<void> {
+    this.inner.abort(reason).catch(() => {});
     this.#conn.close();
     return Promise.resolve();
-  }
-
-  releaseLock(): void {
-    this.#writer.releaseLock();
   }
 }

@@ -11,6 +11,7 @@
  * - UDP datagrams up to 65535 bytes are carried (4.34 drops those over 2046 bytes silently).
  */
 import { giveBack } from "../net/buffer_lender.ts";
+import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { formatDestination, formatHostPort } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
@@ -539,34 +540,21 @@ class HeldReader implements ReadableStreamDefaultReader<Uint8Array> {
  * chunk (or alone, at close or after the first-payload wait); then straight to the transport,
  * whose `ready` is the backpressure.
  */
-class HeldWriter implements WritableStreamDefaultWriter<Uint8Array> {
+class HeldWriter extends ForwardingWriter {
   readonly #conn: VlessConnection;
-  readonly #inner: WritableStreamDefaultWriter<Uint8Array>;
   constructor(conn: VlessConnection, inner: WritableStreamDefaultWriter<Uint8Array>) {
+    super(inner);
     this.#conn = conn;
-    this.#inner = inner;
   }
-  get closed(): Promise<void> {
-    return this.#inner.closed;
+  override write(chunk: Uint8Array): Promise<void> {
+    return this.inner.write(this.#conn.holdsHeader ? this.#conn.withHeader(chunk) : chunk);
   }
-  get ready(): Promise<void> {
-    return this.#inner.ready;
-  }
-  get desiredSize(): number | null {
-    return this.#inner.desiredSize;
-  }
-  write(chunk: Uint8Array): Promise<void> {
-    return this.#inner.write(this.#conn.holdsHeader ? this.#conn.withHeader(chunk) : chunk);
-  }
-  close(): Promise<void> {
+  override close(): Promise<void> {
     return this.#conn.closeWritable();
   }
-  abort(reason?: unknown): Promise<void> {
+  override abort(reason?: unknown): Promise<void> {
     this.#conn.abortWritable(reason);
     return Promise.resolve();
-  }
-  releaseLock(): void {
-    this.#inner.releaseLock();
   }
 }
 
