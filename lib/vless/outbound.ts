@@ -386,13 +386,7 @@ class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
         return;
       }
     }
-    if (this.#header !== null) {
-      const h = this.#takeHeader()!;
-      const first = new Uint8Array(h.byteLength + data.byteLength);
-      first.set(h);
-      first.set(data, h.byteLength);
-      data = first;
-    }
+    if (this.#header !== null) data = this.withHeader(data);
     // A copy was made: the reader may have the chunk's memory back now.
     if (data !== chunk) giveBack(chunk);
     // Wait for room in the transport's queue, not for the bytes to be consumed: backpressure
