@@ -22,16 +22,16 @@ import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
 import { TunnelInbound } from "./inbound/tunnel.ts";
 import { VlessInbound } from "./inbound/vless.ts";
-import { VlessHttpServer } from "./inbound/vless_http.ts";
+import { V2rayHttpServer } from "./transport/v2ray_http_server.ts";
 import { BlackholeOutbound } from "./outbound/blackhole.ts";
-import { Socks5Inbound } from "./inbound/socks5.ts";
+import { SocksInbound } from "./inbound/socks.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
 import type { Outbound } from "./outbound/outbound.ts";
 import { TcpTransport } from "./transport/tcp.ts";
 import { type TlsOptions, TlsTransport } from "./transport/tls.ts";
 import type { Transport } from "./transport/transport.ts";
-import { HttpTransport } from "./transport/v2ray_http.ts";
-import { VlessOutbound } from "./vless/outbound.ts";
+import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
+import { VlessOutbound } from "./outbound/vless.ts";
 
 /** A running inbound listener: the accept loop of a proxy inbound, or the VLESS HTTP/2 server. */
 export interface RunningInbound {
@@ -127,7 +127,7 @@ async function startInbound(
         ...base,
         policy: policyFor(config, s.userLevel),
         handler: inbound.protocol === "socks"
-          ? new Socks5Inbound(options)
+          ? new SocksInbound(options)
           : new MixedInbound(options),
       });
     }
@@ -170,7 +170,7 @@ async function startInbound(
       if (stream.network === "http") {
         // listen(), not the constructor: over TLS it binds a node:tls listener whose sockets
         // have TCP_NODELAY (Deno.listenTls sockets keep Nagle on: ~40 ms per new stream).
-        return await VlessHttpServer.listen({
+        return await V2rayHttpServer.listen({
           ...base,
           tls,
           host: stream.http.host,
@@ -224,7 +224,7 @@ function tlsOptions(tls: TlsClientConfig): TlsOptions {
 
 function createTransport(stream: StreamConfig): Transport {
   if (stream.network === "http") {
-    return new HttpTransport({
+    return new V2rayHttpTransport({
       tls: tlsOptions(stream.tls),
       host: stream.http.host,
       path: stream.http.path,

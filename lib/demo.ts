@@ -14,13 +14,13 @@ import { DEMO_CA_PEM, DEMO_CERT_PEM, DEMO_KEY_PEM } from "./demo/certs.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { DEFAULT_POLICY, errorMessage } from "./inbound/inbound.ts";
 import { InboundServer } from "./inbound/server.ts";
-import { Socks5Inbound } from "./inbound/socks5.ts";
+import { SocksInbound } from "./inbound/socks.ts";
 import { VlessInbound } from "./inbound/vless.ts";
-import { VlessHttpServer } from "./inbound/vless_http.ts";
+import { V2rayHttpServer } from "./transport/v2ray_http_server.ts";
 import { Logger } from "./log.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
-import { HttpTransport } from "./transport/v2ray_http.ts";
-import { VlessOutbound } from "./vless/outbound.ts";
+import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
+import { VlessOutbound } from "./outbound/vless.ts";
 import { closeQuietly } from "./net/close_quietly.ts";
 
 export interface DemoOptions {
@@ -87,7 +87,7 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
 
     const id = crypto.getRandomValues(new Uint8Array(16));
     const freedom = new FreedomOutbound();
-    const server = await VlessHttpServer.listen({
+    const server = await V2rayHttpServer.listen({
       tag: "demo-server",
       hostname: HOST,
       port: 0,
@@ -104,7 +104,7 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
     const vless = new VlessOutbound({
       tag: "demo-vless",
       servers: [{ address: HOST, port: server.port, users: [{ id }] }],
-      transport: new HttpTransport({
+      transport: new V2rayHttpTransport({
         tls: { serverName: SERVER_NAME, caCerts: [DEMO_CA_PEM] },
         host: [SERVER_NAME],
         path: HTTP_PATH,
@@ -112,7 +112,7 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
       logger,
     });
     closers.push(() => vless.close());
-    const client = (tag: string, handler: Socks5Inbound | HttpProxyInbound) => {
+    const client = (tag: string, handler: SocksInbound | HttpProxyInbound) => {
       const s = new InboundServer({
         tag,
         hostname: HOST,
@@ -125,7 +125,7 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
       closers.push(() => s.close());
       return s;
     };
-    const socks = client("demo-socks", new Socks5Inbound({ udp: true }));
+    const socks = client("demo-socks", new SocksInbound({ udp: true }));
     const http = client("demo-http", new HttpProxyInbound());
 
     return {

@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { startApp } from "../lib/app.ts";
 import { parseConfig } from "../lib/config/parse.ts";
-import { encodeUdpDatagram, parseUdpDatagram } from "../lib/inbound/socks5.ts";
+import { encodeUdpDatagram, parseUdpDatagram } from "../lib/socks/socks5.ts";
 import { Logger } from "../lib/log.ts";
 import { ConnDuplex } from "../lib/net/conn_duplex.ts";
 import { BlackholeOutbound } from "../lib/outbound/blackhole.ts";
 import { FreedomOutbound } from "../lib/outbound/freedom.ts";
-import { VlessOutbound } from "../lib/vless/outbound.ts";
+import { VlessOutbound } from "../lib/outbound/vless.ts";
 import {
   assertNotServed,
   freePort,

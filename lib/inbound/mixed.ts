@@ -7,21 +7,22 @@ import {
   type InboundHandler,
   type InboundResult,
 } from "./inbound.ts";
-import { SOCKS4_VERSION } from "./socks4.ts";
-import { Socks5Inbound, type Socks5Options, SOCKS_VERSION } from "./socks5.ts";
+import { SOCKS4_VERSION } from "../socks/socks4.ts";
+import { SocksInbound, type SocksOptions } from "./socks.ts";
+import { SOCKS_VERSION } from "../socks/socks5.ts";
 
-export interface MixedOptions extends Socks5Options {}
+export interface MixedOptions extends SocksOptions {}
 
 /**
  * SOCKS (5, 4 and 4a) and HTTP proxy on one port, told apart by the first byte: a SOCKS request
  * starts with its version, 0x05 or 0x04, which no HTTP method token can start with.
  */
 export class MixedInbound implements InboundHandler {
-  readonly #socks: Socks5Inbound;
+  readonly #socks: SocksInbound;
   readonly #http: HttpProxyInbound;
 
   constructor(options: MixedOptions = {}) {
-    this.#socks = new Socks5Inbound(options);
+    this.#socks = new SocksInbound(options);
     // The same accounts guard both protocols.
     this.#http = new HttpProxyInbound({
       accounts: options.auth === "password" ? options.accounts : undefined,

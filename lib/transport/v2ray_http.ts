@@ -17,7 +17,7 @@ import type { Duplex } from "../net/duplex.ts";
 import { connectTls, type TlsOptions } from "./tls.ts";
 import type { ServerAddress, Transport } from "./transport.ts";
 
-export interface HttpTransportOptions {
+export interface V2rayHttpTransportOptions {
   /** `tlsSettings`: required, as in v2ray ("TLS must be enabled for http transport"). */
   tls?: TlsOptions;
   /** `httpSettings.host`: `:authority` values, one picked at random per stream. */
@@ -44,7 +44,7 @@ export function normalizeHttpPath(path: string | undefined): string {
   return path.startsWith("/") ? path : `/${path}`;
 }
 
-export class HttpTransport implements Transport {
+export class V2rayHttpTransport implements Transport {
   readonly name = "http";
   readonly #tls: TlsOptions;
   readonly #hosts: string[];
@@ -55,7 +55,7 @@ export class HttpTransport implements Transport {
   readonly #servers = new Map<string, ServerAddress>();
   readonly #pool: H2Pool;
 
-  constructor(options: HttpTransportOptions) {
+  constructor(options: V2rayHttpTransportOptions) {
     if (!options.tls) throw new TypeError("TLS must be enabled for http transport");
     // The http transport only speaks HTTP/2, so offer exactly "h2" whatever else is configured.
     this.#tls = { ...options.tls, alpn: ["h2"] };

@@ -11,7 +11,7 @@ import { FakeOutbound } from "../support/fake_outbound.ts";
 import { TEST_POLICY } from "../support/proxy_e2e.ts";
 import { EchoServer } from "../support/echo_server.ts";
 import { TlsTransport } from "../../lib/transport/tls.ts";
-import { VlessOutbound } from "../../lib/vless/outbound.ts";
+import { VlessOutbound } from "../../lib/outbound/vless.ts";
 
 const CERTS = new URL("../support/certs/", import.meta.url);
 const CERT = Deno.readTextFileSync(new URL("server.pem", CERTS));

@@ -9,7 +9,7 @@
  * beside a 32 MiB transfer. Bytes are verified by sha256.
  */
 import assert from "node:assert/strict";
-import { encodeUdpDatagram, parseUdpDatagram } from "../../lib/inbound/socks5.ts";
+import { encodeUdpDatagram, parseUdpDatagram } from "../../lib/socks/socks5.ts";
 import {
   certPath,
   freePort,

@@ -1,21 +1,21 @@
 /**
  * Our HTTP/2 server (H2ServerConnection) against other clients: nghttp (nghttp2) over h2c with
  * prior knowledge, curl over TLS with ALPN h2, and dray's VLESS client against
- * `VlessHttpServer.listen()` (node:tls with TCP_NODELAY). Bytes verified by sha256.
+ * `V2rayHttpServer.listen()` (node:tls with TCP_NODELAY). Bytes verified by sha256.
  */
 import { equal, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { H2ServerConnection, type H2ServerStream } from "../../lib/h2/server_connection.ts";
 import { DEFAULT_POLICY } from "../../lib/inbound/inbound.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
-import { VlessHttpServer } from "../../lib/inbound/vless_http.ts";
+import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { TlsListener } from "../../lib/net/tls_listener.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
-import { HttpTransport } from "../../lib/transport/v2ray_http.ts";
-import { VlessOutbound } from "../../lib/vless/outbound.ts";
+import { V2rayHttpTransport } from "../../lib/transport/v2ray_http.ts";
+import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import { patternChunks, sha256OfPattern, startTarget } from "../support/target.ts";
 import { CA_PEM, uuidBytes } from "../support/v2ray.ts";
 
@@ -239,10 +239,10 @@ Deno.test("curl --http2 over TLS (ALPN h2) downloads and uploads through our ser
   equal(dec.decode(nf.out), "2 404");
 });
 
-Deno.test("VlessHttpServer.listen() (node:tls, TCP_NODELAY): dray client → server, 16 MiB each way, sha256-verified", async () => {
+Deno.test("V2rayHttpServer.listen() (node:tls, TCP_NODELAY): dray client → server, 16 MiB each way, sha256-verified", async () => {
   const id = crypto.randomUUID();
   await using target = startTarget();
-  const server = await VlessHttpServer.listen({
+  const server = await V2rayHttpServer.listen({
     tag: "vless-h2",
     port: 0,
     tls: { cert: CERT, key: KEY },
@@ -256,7 +256,7 @@ Deno.test("VlessHttpServer.listen() (node:tls, TCP_NODELAY): dray client → ser
   const client = new VlessOutbound({
     tag: "proxy",
     servers: [{ address: "127.0.0.1", port: server.port, users: [{ id: uuidBytes(id) }] }],
-    transport: new HttpTransport({
+    transport: new V2rayHttpTransport({
       tls: { serverName: "localhost", caCerts: [CA_PEM] },
       host: ["dray.test"],
       path: "/v",

@@ -1,8 +1,8 @@
 /**
- * dray's VLESS server (VlessInbound behind InboundServer for tcp / tcp+tls, behind VlessHttpServer
+ * dray's VLESS server (VlessInbound behind InboundServer for tcp / tcp+tls, behind V2rayHttpServer
  * for http+tls and h2c) → freedom → our target, driven by:
  * - the real v2ray 4.34 client (SOCKS5 inbound → vless outbound), through its SOCKS port;
- * - dray's own client (VlessOutbound over TcpTransport / TlsTransport / HttpTransport);
+ * - dray's own client (VlessOutbound over TcpTransport / TlsTransport / V2rayHttpTransport);
  * - raw sockets and HTTP/2 streams for the misbehaving clients.
  * Bytes are verified by sha256 both ways.
  */
@@ -11,9 +11,9 @@ import { createHash } from "node:crypto";
 import { H2Connection } from "../../lib/h2/connection.ts";
 import { DEFAULT_POLICY, type Policy } from "../../lib/inbound/inbound.ts";
 import { InboundServer } from "../../lib/inbound/server.ts";
-import { encodeUdpDatagram, parseUdpDatagram } from "../../lib/inbound/socks5.ts";
+import { encodeUdpDatagram, parseUdpDatagram } from "../../lib/socks/socks5.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
-import { VlessHttpServer } from "../../lib/inbound/vless_http.ts";
+import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
@@ -21,9 +21,9 @@ import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
 import { TcpTransport } from "../../lib/transport/tcp.ts";
 import { TlsTransport } from "../../lib/transport/tls.ts";
 import type { Transport } from "../../lib/transport/transport.ts";
-import { HttpTransport } from "../../lib/transport/v2ray_http.ts";
+import { V2rayHttpTransport } from "../../lib/transport/v2ray_http.ts";
 import { encodeRequestHeader } from "../../lib/vless/header.ts";
-import { VlessOutbound } from "../../lib/vless/outbound.ts";
+import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import { socksConnect } from "../support/socks_client.ts";
 import {
   patternChunks,
@@ -65,7 +65,7 @@ function startDray(
     logger: Logger.silent(),
   };
   if (kind === "http" || kind === "h2c") {
-    return VlessHttpServer.listen({
+    return V2rayHttpServer.listen({
       ...common,
       ...(kind === "http" ? { tls: { cert: CERT, key: KEY } } : {}),
       host: [HTTP_HOST],
@@ -85,7 +85,7 @@ function transportFor(kind: "tcp" | "tls" | "http"): Transport {
     case "tls":
       return new TlsTransport({ serverName: "localhost", caCerts: [CA_PEM] });
     case "http":
-      return new HttpTransport({
+      return new V2rayHttpTransport({
         tls: { serverName: "localhost", caCerts: [CA_PEM] },
         host: [HTTP_HOST],
         path: HTTP_PATH,
@@ -616,7 +616,7 @@ Deno.test('dray client → dray server (http): a wrong host or path gets "unexpe
       "http",
       s.server.port,
       s.id,
-      new HttpTransport({
+      new V2rayHttpTransport({
         tls: { serverName: "localhost", caCerts: [CA_PEM] },
         host: [host],
         path,

@@ -7,9 +7,9 @@ import { createHash } from "node:crypto";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { TcpTransport } from "../../lib/transport/tcp.ts";
 import { TlsTransport } from "../../lib/transport/tls.ts";
-import { HttpTransport } from "../../lib/transport/v2ray_http.ts";
+import { V2rayHttpTransport } from "../../lib/transport/v2ray_http.ts";
 import type { Transport } from "../../lib/transport/transport.ts";
-import { VlessOutbound } from "../../lib/vless/outbound.ts";
+import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import {
   patternChunks,
   sha256OfPattern,
@@ -35,7 +35,7 @@ function transportFor(kind: Kind): Transport {
     case "tls":
       return new TlsTransport({ serverName: "localhost", caCerts: [CA_PEM] });
     case "http":
-      return new HttpTransport({
+      return new V2rayHttpTransport({
         tls: { serverName: "localhost", caCerts: [CA_PEM] },
         host: [HTTP_HOST],
         path: HTTP_PATH.slice(1), // normalized back to "/vless"
@@ -336,7 +336,7 @@ Deno.test('interop http: a wrong host gets "unexpected status 404"; the pooled c
   const outbound = new VlessOutbound({
     tag: "proxy",
     servers: [{ address: "127.0.0.1", port: forwarder.port, users: [{ id: uuidBytes(id) }] }],
-    transport: new HttpTransport({
+    transport: new V2rayHttpTransport({
       tls: { serverName: "localhost", caCerts: [CA_PEM] },
       host: hosts,
       path: HTTP_PATH,
@@ -363,7 +363,7 @@ Deno.test('interop http: a wrong host gets "unexpected status 404"; the pooled c
 
 Deno.test('interop http: a wrong path gets "unexpected status 404"', async () => {
   await using s = await setup("http", {
-    transport: new HttpTransport({
+    transport: new V2rayHttpTransport({
       tls: { serverName: "localhost", caCerts: [CA_PEM] },
       host: [HTTP_HOST],
       path: "/elsewhere",

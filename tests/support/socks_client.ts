@@ -1,6 +1,6 @@
 /** A minimal SOCKS5 client for end-to-end tests (no auth, CONNECT or UDP ASSOCIATE). */
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
-import { encodeAddress } from "../../lib/inbound/socks5.ts";
+import { encodeAddress } from "../../lib/socks/socks5.ts";
 import { concat, readN } from "./fake_outbound.ts";
 
 export interface SocksConn {

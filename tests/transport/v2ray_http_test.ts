@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, equal, rejects, throws } from "node:assert/strict";
-import { HttpTransport, normalizeHttpPath } from "../../lib/transport/v2ray_http.ts";
+import { normalizeHttpPath, V2rayHttpTransport } from "../../lib/transport/v2ray_http.ts";
 
 const certs = new URL("../support/certs/", import.meta.url);
 const CA = Deno.readTextFileSync(new URL("ca.pem", certs));
@@ -59,14 +59,14 @@ Deno.test("normalizeHttpPath() adds the leading slash and defaults to /", () => 
   equal(normalizeHttpPath("/a/b"), "/a/b");
 });
 
-Deno.test("new HttpTransport() requires TLS", () => {
-  throws(() => new HttpTransport({}), /^TypeError: TLS must be enabled for http transport$/);
+Deno.test("new V2rayHttpTransport() requires TLS", () => {
+  throws(() => new V2rayHttpTransport({}), /^TypeError: TLS must be enabled for http transport$/);
 });
 
-Deno.test("HttpTransport.open() sends PUT to the normalized path with a random host and identity encoding", async () => {
+Deno.test("V2rayHttpTransport.open() sends PUT to the normalized path with a random host and identity encoding", async () => {
   await using server = h2Server();
   const picks = [0.7, 0.2];
-  const t = new HttpTransport({
+  const t = new V2rayHttpTransport({
     tls: TLS,
     host: ["a.dray.test", "b.dray.test"],
     path: "tunnel",
@@ -96,9 +96,9 @@ Deno.test("HttpTransport.open() sends PUT to the normalized path with a random h
   }
 });
 
-Deno.test("HttpTransport.open() uses the configured method and the default host", async () => {
+Deno.test("V2rayHttpTransport.open() uses the configured method and the default host", async () => {
   await using server = h2Server();
-  const t = new HttpTransport({ tls: TLS, path: "/tunnel", method: "POST" });
+  const t = new V2rayHttpTransport({ tls: TLS, path: "/tunnel", method: "POST" });
   try {
     const d = await t.open({ address: "127.0.0.1", port: server.port });
     await d.writable.close();
@@ -111,9 +111,9 @@ Deno.test("HttpTransport.open() uses the configured method and the default host"
   }
 });
 
-Deno.test('HttpTransport stream fails with "unexpected status 404"; the connection stays usable', async () => {
+Deno.test('V2rayHttpTransport stream fails with "unexpected status 404"; the connection stays usable', async () => {
   await using server = h2Server();
-  const wrong = new HttpTransport({ tls: TLS, path: "/wrong" });
+  const wrong = new V2rayHttpTransport({ tls: TLS, path: "/wrong" });
   try {
     const d = await wrong.open({ address: "127.0.0.1", port: server.port });
     await rejects(readText(d.readable), /^Error: unexpected status 404$/);
@@ -123,8 +123,8 @@ Deno.test('HttpTransport stream fails with "unexpected status 404"; the connecti
   }
   // Same transport, right path after a wrong one: one connection serves both.
   const paths = ["/nope", "/tunnel"];
-  const t = new HttpTransport({ tls: TLS, path: "/tunnel" });
-  const t404 = new HttpTransport({ tls: TLS, path: paths[0] });
+  const t = new V2rayHttpTransport({ tls: TLS, path: "/tunnel" });
+  const t404 = new V2rayHttpTransport({ tls: TLS, path: paths[0] });
   t404.close();
   try {
     const a = await t.open({ address: "127.0.0.1", port: server.port });
@@ -136,7 +136,7 @@ Deno.test('HttpTransport stream fails with "unexpected status 404"; the connecti
   }
 });
 
-Deno.test("HttpTransport.open() refuses a server that does not negotiate h2, pooling nothing", async () => {
+Deno.test("V2rayHttpTransport.open() refuses a server that does not negotiate h2, pooling nothing", async () => {
   // One server offers only http/1.1 (the handshake fails), one offers no ALPN at all.
   for (const alpnProtocols of [["http/1.1"], undefined]) {
     const listener = Deno.listenTls({
@@ -159,7 +159,7 @@ Deno.test("HttpTransport.open() refuses a server that does not negotiate h2, poo
       ? `TLS handshake with ${where} failed: received fatal alert: NoApplicationProtocol ` +
         `(the server does not offer ALPN "h2")`
       : `TLS with ${where}: server negotiated no ALPN protocol, want "h2"`;
-    const t = new HttpTransport({ tls: TLS, path: "/tunnel" });
+    const t = new V2rayHttpTransport({ tls: TLS, path: "/tunnel" });
     try {
       for (let i = 0; i < 2; i++) {
         await rejects(t.open({ address: "127.0.0.1", port: listener.addr.port }), (err: Error) => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ErrorCode } from "../../lib/h2/errors.ts";
 import { DEFAULT_POLICY } from "../../lib/inbound/inbound.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
-import { VlessHttpServer } from "../../lib/inbound/vless_http.ts";
+import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
@@ -37,9 +37,9 @@ class WarningLog extends Logger {
   }
 }
 
-Deno.test("VlessHttpServer (h2c): a rapid-reset client is cut off with ENHANCE_YOUR_CALM and logged as a warning; others keep being served", async () => {
+Deno.test("V2rayHttpServer (h2c): a rapid-reset client is cut off with ENHANCE_YOUR_CALM and logged as a warning; others keep being served", async () => {
   const logger = new WarningLog();
-  const server = await VlessHttpServer.listen({
+  const server = await V2rayHttpServer.listen({
     tag: "vless-h2c",
     port: 0,
     path: "/",

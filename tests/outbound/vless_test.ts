@@ -2,11 +2,10 @@ import { deepStrictEqual as assertEquals, equal, ok, rejects, throws } from "nod
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import type { ServerAddress, Transport } from "../../lib/transport/transport.ts";
-import { resolveFlow } from "../../lib/vless/flow.ts";
 import { encodeRequestHeader, parseRequestHeader } from "../../lib/vless/header.ts";
 import type { HeldDuplex } from "../../lib/net/duplex.ts";
 import { relay } from "../../lib/net/relay.ts";
-import { VlessOutbound, type VlessServer } from "../../lib/vless/outbound.ts";
+import { VlessOutbound, type VlessServer } from "../../lib/outbound/vless.ts";
 import { encodeUdpPacket } from "../../lib/vless/udp.ts";
 
 const ID_A = new Uint8Array(16).fill(0xaa);
@@ -447,72 +446,13 @@ Deno.test("VlessOutbound.open() stops retrying when the signal aborts", async ()
   }
 });
 
-Deno.test("VlessOutbound.open() refuses XTLS flows with v2ray's messages, without dialing", async () => {
+Deno.test("VlessOutbound() refuses an XTLS flow by name, which no dray transport can carry", () => {
   const t = new FakeTransport("tls");
-  const servers = (flow: string) => [{ address: "s", port: 1, users: [{ id: ID_A, flow }] }];
-  const cases: [string, { network: "tcp" | "udp"; host: string; port: number }, RegExp][] = [
-    [
-      "xtls-rprx-direct",
-      { network: "tcp", host: "a.com", port: 80 },
-      /^failed to use xtls-rprx-direct, maybe "security" is not "xtls"$/,
-    ],
-    [
-      "xtls-rprx-origin-udp443",
-      { network: "tcp", host: "a.com", port: 80 },
-      /^failed to use xtls-rprx-origin, maybe "security" is not "xtls"$/,
-    ],
-    [
-      "xtls-rprx-direct",
-      { network: "tcp", host: "v1.mux.cool", port: 0 },
-      /^xtls-rprx-direct doesn't support Mux$/,
-    ],
-    [
-      "xtls-rprx-direct",
-      { network: "udp", host: "1.1.1.1", port: 443 },
-      /^xtls-rprx-direct stopped UDP\/443$/,
-    ],
-    ["bogus", { network: "tcp", host: "a.com", port: 80 }, /^unknown VLESS flow "bogus"$/],
-  ];
-  for (const [flow, dest, want] of cases) {
-    const ob = outbound(t, servers(flow));
-    await rejects(ob.open(dest), (err: Error) => want.test(err.message));
-    await ob.close();
+  for (const flow of ["xtls-rprx-direct", "xtls-rprx-vision", "bogus"]) {
+    throws(
+      () => outbound(t, [{ address: "s", port: 1, users: [{ id: ID_A, flow }] }]),
+      (err: Error) => err instanceof TypeError && err.message.includes(`flow "${flow}" (XTLS)`),
+    );
   }
   equal(t.dialed.length, 0);
-});
-
-Deno.test("VlessOutbound.open() sends XTLS flows' UDP with an empty flow; -udp443 allows port 443", async () => {
-  const t = new FakeTransport("tls");
-  const ob = outbound(t, [{
-    address: "s",
-    port: 1,
-    users: [{ id: ID_A, flow: "xtls-rprx-direct-udp443" }],
-  }]);
-  try {
-    const c = await ob.open({ network: "udp", host: "1.1.1.1", port: 443 });
-    const sent = readAll(t.peers[0].readable);
-    await c.writable.close();
-    const parsed = parseRequestHeader(await sent, 0);
-    equal(parsed?.header.addons.flow, "");
-    equal(parsed?.header.command, "udp");
-    c.close();
-  } finally {
-    await ob.close();
-  }
-});
-
-Deno.test("resolveFlow() refuses xtls-rprx-vision over http and keeps an empty flow everywhere", () => {
-  throws(
-    () => resolveFlow("xtls-rprx-vision", { command: "tcp", port: 443, transport: "http" }),
-    /xtls-rprx-vision needs TLS directly over TCP .* cannot run over the "http" transport/,
-  );
-  throws(
-    () => resolveFlow("xtls-rprx-vision", { command: "tcp", port: 443, transport: "tcp" }),
-    /needs security "tls"/,
-  );
-  for (const transport of ["tcp", "tls", "http"]) {
-    for (const command of ["tcp", "udp", "mux"] as const) {
-      equal(resolveFlow("", { command, port: 443, transport }), "");
-    }
-  }
 });

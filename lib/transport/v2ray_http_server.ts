@@ -8,7 +8,7 @@
  * Why not Deno.serve: its sockets keep Nagle's algorithm on, so its small WINDOW_UPDATE and
  * HEADERS frames waited ~40 ms for the client's delayed ACK — uploads stalled once per window and
  * a stream whose client sent before our HEADERS paid ~40 ms. Our listener sets TCP_NODELAY (h2c,
- * and TLS when started with `VlessHttpServer.listen()`, which uses node:tls).
+ * and TLS when started with `V2rayHttpServer.listen()`, which uses node:tls).
  *
  * As v2ray 4.34's listener: a request whose Host (`:authority`) is not in the host list, or whose
  * path does not start with the configured path, gets 404; any other gets 200 with
@@ -33,11 +33,12 @@ import {
   type InboundHandler,
   type Policy,
   serveOne,
-} from "./inbound.ts";
+} from "../inbound/inbound.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
+import { normalizeHttpPath } from "./v2ray_http.ts";
 import { waitAtMost } from "../net/wait_at_most.ts";
 
-export interface VlessHttpServerOptions {
+export interface V2rayHttpServerOptions {
   /** The inbound's tag, for the access log. */
   tag: string;
   /** Listen address; default 127.0.0.1. */
@@ -57,12 +58,6 @@ export interface VlessHttpServerOptions {
   logger: Logger;
 }
 
-/** v2ray's path rule: empty → "/", otherwise a leading "/" is added when missing. */
-function normalizePath(path: string | undefined): string {
-  if (!path) return "/";
-  return path.startsWith("/") ? path : `/${path}`;
-}
-
 /** One accepted connection, whatever the listener. */
 interface Accepted {
   duplex: Duplex;
@@ -75,9 +70,9 @@ interface Listener {
   close(): void;
 }
 
-export class VlessHttpServer {
+export class V2rayHttpServer {
   readonly tag: string;
-  readonly #options: VlessHttpServerOptions;
+  readonly #options: V2rayHttpServerOptions;
   readonly #listener: Listener;
   readonly #addr: Deno.NetAddr;
   readonly #hosts: Set<string>;
@@ -93,18 +88,18 @@ export class VlessHttpServer {
 
   /**
    * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). h2c only: TLS goes
-   * through `VlessHttpServer.listen()`, whose node:tls sockets have TCP_NODELAY (Deno's own TLS
+   * through `V2rayHttpServer.listen()`, whose node:tls sockets have TCP_NODELAY (Deno's own TLS
    * listener cannot turn Nagle off: ~40 ms per new stream).
    */
   constructor(
-    options: VlessHttpServerOptions,
+    options: V2rayHttpServerOptions,
     listener?: { listener: Listener; addr: Deno.NetAddr },
   ) {
     this.tag = options.tag;
     this.#options = options;
     // Host names compare case-insensitively.
     this.#hosts = new Set((options.host ?? []).map((h) => h.toLowerCase()));
-    this.#path = normalizePath(options.path);
+    this.#path = normalizeHttpPath(options.path);
     if (listener) {
       this.#listener = listener.listener;
       this.#addr = listener.addr;
@@ -120,8 +115,8 @@ export class VlessHttpServer {
    * Binds and resolves once listening. With `tls` it listens with node:tls (TlsListener) so every
    * socket has TCP_NODELAY; without, the same as the constructor.
    */
-  static async listen(options: VlessHttpServerOptions): Promise<VlessHttpServer> {
-    if (!options.tls) return new VlessHttpServer(options);
+  static async listen(options: V2rayHttpServerOptions): Promise<V2rayHttpServer> {
+    if (!options.tls) return new V2rayHttpServer(options);
     const tls = await TlsListener.listen({
       hostname: options.hostname ?? "127.0.0.1",
       port: options.port,
@@ -143,7 +138,7 @@ export class VlessHttpServer {
       close: () => tls.close(),
     };
     const addr: Deno.NetAddr = { transport: "tcp", ...tls.addr };
-    return new VlessHttpServer(options, { listener, addr });
+    return new V2rayHttpServer(options, { listener, addr });
   }
 
   get addr(): Deno.NetAddr {
@@ -284,12 +279,12 @@ export class VlessHttpServer {
 }
 
 /** Binds a Deno listener now: TCP (TCP_NODELAY per connection) or Deno.listenTls. */
-function bindDeno(options: VlessHttpServerOptions): { listener: Listener; addr: Deno.NetAddr } {
+function bindDeno(options: V2rayHttpServerOptions): { listener: Listener; addr: Deno.NetAddr } {
   const hostname = options.hostname ?? "127.0.0.1";
   if (options.tls) {
     // Deno's TLS listener cannot turn Nagle off (~40 ms per new stream); listen() uses node:tls.
     throw new TypeError(
-      `Cannot start inbound "${options.tag}": TLS needs VlessHttpServer.listen(), not the constructor`,
+      `Cannot start inbound "${options.tag}": TLS needs V2rayHttpServer.listen(), not the constructor`,
     );
   }
   const l = Deno.listen({ hostname, port: options.port, transport: "tcp" });

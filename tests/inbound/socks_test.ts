@@ -1,18 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  encodeAddress,
-  encodeReply,
-  encodeUdpDatagram,
-  parseAddress,
-  parseGreeting,
-  parseRequest,
-  parseUdpDatagram,
-  parseUserPass,
-  Reply,
-  replyFor,
-  Socks5Inbound,
-  SocksError,
-} from "../../lib/inbound/socks5.ts";
+import { MixedInbound } from "../../lib/inbound/mixed.ts";
+import { replyFor, SocksInbound } from "../../lib/inbound/socks.ts";
+import { encodeReply, encodeUdpDatagram, parseUdpDatagram, Reply } from "../../lib/socks/socks5.ts";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import { concat, FakeOutbound, readAll, readN, testContext } from "../support/fake_outbound.ts";
 import { EchoServer } from "../support/echo_server.ts";
@@ -28,90 +17,6 @@ function domainRequest(cmd: number, host: string, port: number): Uint8Array {
   return Uint8Array.of(5, cmd, 0, 3, name.byteLength, ...name, port >> 8, port & 0xff);
 }
 
-/** Asserts `parse` returns null for every strict prefix of `full`, and a result for `full`. */
-function assertNeedsAll<T>(parse: (b: Uint8Array) => T | null, full: Uint8Array): T {
-  for (let i = 0; i < full.byteLength; i++) {
-    assert.equal(parse(full.subarray(0, i)), null, `prefix of ${i} bytes`);
-  }
-  const r = parse(full);
-  assert.ok(r !== null);
-  return r;
-}
-
-Deno.test("parseGreeting() needs every byte and returns the methods", () => {
-  const g = assertNeedsAll(parseGreeting, Uint8Array.of(5, 2, 0, 2));
-  assert.deepEqual([...g.methods], [0, 2]);
-  assert.equal(g.next, 4);
-});
-
-Deno.test("parseGreeting() rejects version 4 and zero methods", () => {
-  assert.throws(() => parseGreeting(Uint8Array.of(4, 1, 0)), SocksError);
-  assert.throws(() => parseGreeting(Uint8Array.of(5, 0)), /NMETHODS is 0/);
-});
-
-Deno.test("parseUserPass() reads RFC 1929 credentials", () => {
-  const msg = Uint8Array.of(1, 3, ...enc.encode("bob"), 4, ...enc.encode("pa55"));
-  const r = assertNeedsAll(parseUserPass, msg);
-  assert.deepEqual(r, { user: "bob", pass: "pa55", next: msg.byteLength });
-  assert.throws(() => parseUserPass(Uint8Array.of(5, 0, 0)), /version 5, want 1/);
-  // Empty user and password are well formed (and then simply wrong).
-  assert.deepEqual(parseUserPass(Uint8Array.of(1, 0, 0)), { user: "", pass: "", next: 3 });
-});
-
-Deno.test("parseRequest() reads IPv4, IPv6 and domain CONNECTs", () => {
-  const v4 = assertNeedsAll(parseRequest, Uint8Array.of(5, 1, 0, 1, 10, 0, 0, 1, 0x1f, 0x90));
-  assert.deepEqual(v4, { command: 1, host: "10.0.0.1", port: 8080, next: 10 });
-  const v6bytes = new Uint8Array(16);
-  v6bytes[15] = 1;
-  const v6 = assertNeedsAll(parseRequest, Uint8Array.of(5, 1, 0, 4, ...v6bytes, 0, 80));
-  assert.deepEqual(v6, { command: 1, host: "::1", port: 80, next: 22 });
-  const d = assertNeedsAll(parseRequest, domainRequest(3, "example.com", 53));
-  assert.deepEqual(d, { command: 3, host: "example.com", port: 53, next: 18 });
-});
-
-Deno.test("parseRequest() maps bad requests to their REP codes", () => {
-  const rep = (b: Uint8Array) => {
-    try {
-      parseRequest(b);
-    } catch (err) {
-      assert.ok(err instanceof SocksError);
-      return err.reply;
-    }
-    assert.fail("no error");
-  };
-  assert.equal(rep(Uint8Array.of(5, 2, 0, 1, 1, 2, 3, 4, 0, 80)), Reply.commandNotSupported);
-  assert.equal(rep(Uint8Array.of(5, 9, 0, 1, 1, 2, 3, 4, 0, 80)), Reply.commandNotSupported);
-  assert.equal(rep(Uint8Array.of(5, 1, 0, 7)), Reply.addressTypeNotSupported);
-  assert.equal(rep(Uint8Array.of(5, 1, 0, 3, 0, 0, 80)), Reply.generalFailure);
-  assert.equal(rep(Uint8Array.of(4, 1)), undefined);
-});
-
-Deno.test("encodeAddress() and parseAddress() round-trip every address type", () => {
-  for (
-    const [host, port] of [["1.2.3.4", 1], ["2001:db8::7", 65535], ["a.example", 443]] as const
-  ) {
-    const b = encodeAddress(host, port);
-    assert.deepEqual(parseAddress(b, 0), { host, port, next: b.byteLength });
-  }
-  assert.deepEqual([...encodeReply(Reply.succeeded)], [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-  assert.deepEqual([...encodeReply(7, "127.0.0.1", 258)], [5, 7, 0, 1, 127, 0, 0, 1, 1, 2]);
-});
-
-Deno.test("parseUdpDatagram() drops short headers and reads FRAG, address and payload", () => {
-  const full = encodeUdpDatagram("example.com", 53, enc.encode("q"));
-  for (let i = 0; i < full.byteLength - 1; i++) {
-    assert.equal(parseUdpDatagram(full.subarray(0, i)), null, `prefix ${i}`);
-  }
-  const d = parseUdpDatagram(full)!;
-  assert.equal(d.frag, 0);
-  assert.equal(d.host, "example.com");
-  assert.equal(d.port, 53);
-  assert.equal(dec.decode(d.payload), "q");
-  const fragged = full.slice();
-  fragged[2] = 1;
-  assert.equal(parseUdpDatagram(fragged)!.frag, 1);
-});
-
 Deno.test("replyFor() maps refused to 05 and other failures to 01", () => {
   const refused = new Deno.errors.ConnectionRefused("x");
   assert.equal(replyFor(new Error("dial failed", { cause: refused })), Reply.connectionRefused);
@@ -121,7 +26,7 @@ Deno.test("replyFor() maps refused to 05 and other failures to 01", () => {
 
 /** Runs the handler against a scripted client: writes `input` in two chunks split at `split`. */
 async function exchange(
-  inbound: Socks5Inbound,
+  inbound: SocksInbound,
   input: Uint8Array,
   split: number,
   outbound = new FakeOutbound(),
@@ -143,7 +48,7 @@ async function exchange(
   return { got, result };
 }
 
-Deno.test("Socks5Inbound answers malformed input correctly at every split point", async () => {
+Deno.test("SocksInbound answers malformed input correctly at every split point", async () => {
   const cases: { name: string; input: Uint8Array; reply: number[]; auth?: boolean }[] = [
     { name: "no acceptable method", input: Uint8Array.of(5, 1, 2), reply: [5, 0xff] },
     {
@@ -197,7 +102,7 @@ Deno.test("Socks5Inbound answers malformed input correctly at every split point"
     },
   ];
   for (const c of cases) {
-    const inbound = new Socks5Inbound(
+    const inbound = new SocksInbound(
       c.auth ? { auth: "password", accounts: [{ user: "a", pass: "secret" }] } : {},
     );
     for (let split = 0; split <= c.input.byteLength; split++) {
@@ -208,9 +113,9 @@ Deno.test("Socks5Inbound answers malformed input correctly at every split point"
   }
 });
 
-Deno.test("Socks5Inbound CONNECT relays to the outbound at every split of the request", async () => {
+Deno.test("SocksInbound CONNECT relays to the outbound at every split of the request", async () => {
   await assertConnectAtEverySplit(
-    () => new Socks5Inbound(),
+    () => new SocksInbound(),
     concat([Uint8Array.of(5, 1, 0), domainRequest(1, "example.com", 80)]),
     [[5, 0], [...encodeReply(Reply.succeeded)]],
     { network: "tcp", host: "example.com", port: 80 },
@@ -218,9 +123,9 @@ Deno.test("Socks5Inbound CONNECT relays to the outbound at every split of the re
   );
 });
 
-Deno.test("Socks5Inbound accepts the right password and relays", async () => {
+Deno.test("SocksInbound accepts the right password and relays", async () => {
   const outbound = new FakeOutbound();
-  const inbound = new Socks5Inbound({ auth: "password", accounts: [{ user: "u", pass: "p" }] });
+  const inbound = new SocksInbound({ auth: "password", accounts: [{ user: "u", pass: "p" }] });
   const [client, server] = duplexPair();
   const handled = inbound.handle(server, testContext(outbound));
   const w = client.writable.getWriter();
@@ -241,7 +146,7 @@ Deno.test("Socks5Inbound accepts the right password and relays", async () => {
   await outbound.close();
 });
 
-Deno.test("Socks5Inbound replies 05 when the outbound is refused and 01 on other failures", async () => {
+Deno.test("SocksInbound replies 05 when the outbound is refused and 01 on other failures", async () => {
   const request = Uint8Array.of(5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 9);
   for (
     const [err, rep] of [
@@ -251,17 +156,17 @@ Deno.test("Socks5Inbound replies 05 when the outbound is refused and 01 on other
   ) {
     const outbound = new FakeOutbound();
     outbound.fail = err;
-    const { got, result } = await exchange(new Socks5Inbound(), request, 0, outbound);
+    const { got, result } = await exchange(new SocksInbound(), request, 0, outbound);
     assert.deepEqual([...got], [5, 0, ...encodeReply(rep)]);
     assert.match(result.result, new RegExp(err.message));
     assert.equal(result.destination, "tcp:127.0.0.1:9");
   }
 });
 
-Deno.test("Socks5Inbound closes a silent client at the handshake deadline", async () => {
+Deno.test("SocksInbound closes a silent client at the handshake deadline", async () => {
   const [client, server] = duplexPair();
   const t0 = Date.now();
-  const result = await new Socks5Inbound().handle(
+  const result = await new SocksInbound().handle(
     server,
     testContext(new FakeOutbound(), { policy: { handshake: 50 } }),
   );
@@ -271,9 +176,9 @@ Deno.test("Socks5Inbound closes a silent client at the handshake deadline", asyn
   client.close();
 });
 
-Deno.test("Socks5Inbound closes a client stuck mid-greeting at the handshake deadline", async () => {
+Deno.test("SocksInbound closes a client stuck mid-greeting at the handshake deadline", async () => {
   const [client, server] = duplexPair();
-  const handled = new Socks5Inbound().handle(
+  const handled = new SocksInbound().handle(
     server,
     testContext(new FakeOutbound(), { policy: { handshake: 50 } }),
   );
@@ -289,13 +194,13 @@ function udpSocket(): Deno.DatagramConn {
 }
 
 /**
- * Runs a UDP ASSOCIATE (client port unknown: DST 0.0.0.0:0) on a fresh Socks5Inbound over an
+ * Runs a UDP ASSOCIATE (client port unknown: DST 0.0.0.0:0) on a fresh SocksInbound over an
  * in-memory connection; returns the control connection's writer and reader, the relay address
  * from the reply, and the handler's result.
  */
 async function associate(outbound: FakeOutbound) {
   const [client, server] = duplexPair();
-  const handled = new Socks5Inbound({ udp: true }).handle(
+  const handled = new SocksInbound({ udp: true }).handle(
     server,
     testContext(outbound, { source: "127.0.0.1:50000", localAddress: "127.0.0.1" }),
   );
@@ -312,7 +217,7 @@ async function associate(outbound: FakeOutbound) {
   return { client, w, reply, relayAddr, handled };
 }
 
-Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destination", async () => {
+Deno.test("SocksInbound UDP ASSOCIATE relays datagrams both ways per destination", async () => {
   const outbound = new FakeOutbound();
   const { client, w, reply, relayAddr, handled } = await associate(outbound);
   assert.deepEqual([...reply.subarray(0, 8)], [5, 0, 0, 1, 127, 0, 0, 1]);
@@ -355,7 +260,7 @@ Deno.test("Socks5Inbound UDP ASSOCIATE relays datagrams both ways per destinatio
   }
 });
 
-Deno.test("Socks5Inbound UDP ASSOCIATE reopens a destination whose outbound ended", async () => {
+Deno.test("SocksInbound UDP ASSOCIATE reopens a destination whose outbound ended", async () => {
   const outbound = new FakeOutbound();
   const { client, w, relayAddr, handled } = await associate(outbound);
   const app = udpSocket();
@@ -390,13 +295,13 @@ Deno.test("Socks5Inbound UDP ASSOCIATE reopens a destination whose outbound ende
   }
 });
 
-Deno.test("Socks5Inbound UDP ASSOCIATE ignores datagrams from other ports than the client's", async () => {
+Deno.test("SocksInbound UDP ASSOCIATE ignores datagrams from other ports than the client's", async () => {
   const outbound = new FakeOutbound();
   const [client, server] = duplexPair();
   const app = udpSocket();
   const stranger = udpSocket();
   const appPort = (app.addr as Deno.NetAddr).port;
-  const handled = new Socks5Inbound({ udp: true }).handle(server, testContext(outbound));
+  const handled = new SocksInbound({ udp: true }).handle(server, testContext(outbound));
   const w = client.writable.getWriter();
   // The client announces the port it will send from (RFC 1928 §4 DST.PORT).
   await w.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 127, 0, 0, 1, appPort >> 8, appPort & 0xff));
@@ -428,9 +333,9 @@ Deno.test("Socks5Inbound UDP ASSOCIATE ignores datagrams from other ports than t
 
 // ---- End to end: real sockets, InboundServer, freedom outbound ----
 
-Deno.test("Socks5Inbound end to end: curl --socks5-hostname through freedom, bytes verified", async () => {
+Deno.test("SocksInbound end to end: curl --socks5-hostname through freedom, bytes verified", async () => {
   const target = startTarget();
-  const proxy = startInbound(new Socks5Inbound());
+  const proxy = startInbound(new SocksInbound());
   try {
     const size = 4 * 1024 * 1024 + 1;
     const r = await curl([
@@ -455,7 +360,7 @@ Deno.test("Socks5Inbound end to end: curl --socks5-hostname through freedom, byt
   }
 });
 
-Deno.test("Socks5Inbound end to end: UDP ASSOCIATE DNS-style echo through freedom", async () => {
+Deno.test("SocksInbound end to end: UDP ASSOCIATE DNS-style echo through freedom", async () => {
   const echo = udpSocket();
   const echoPort = (echo.addr as Deno.NetAddr).port;
   const echoing = (async () => {
@@ -470,7 +375,7 @@ Deno.test("Socks5Inbound end to end: UDP ASSOCIATE DNS-style echo through freedo
       await echo.send(got[0].slice().reverse(), got[1]);
     }
   })();
-  const proxy = startInbound(new Socks5Inbound({ udp: true }));
+  const proxy = startInbound(new SocksInbound({ udp: true }));
   const app = udpSocket();
   const control = await socksConnect(proxy.port, 3, "0.0.0.0", 0);
   try {
@@ -497,9 +402,9 @@ Deno.test("Socks5Inbound end to end: UDP ASSOCIATE DNS-style echo through freedo
   }
 });
 
-Deno.test("Socks5Inbound end to end: 500 concurrent connections each get their own bytes back", async () => {
+Deno.test("SocksInbound end to end: 500 concurrent connections each get their own bytes back", async () => {
   const echo = new EchoServer();
-  const proxy = startInbound(new Socks5Inbound());
+  const proxy = startInbound(new SocksInbound());
   try {
     const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
       const c = await socksConnect(proxy.port, 1, "127.0.0.1", echo.port);
@@ -521,9 +426,9 @@ Deno.test("Socks5Inbound end to end: 500 concurrent connections each get their o
   }
 });
 
-Deno.test("Socks5Inbound end to end: 500 idle silent connections do not disturb a transfer", async () => {
+Deno.test("SocksInbound end to end: 500 idle silent connections do not disturb a transfer", async () => {
   const echo = new EchoServer();
-  const proxy = startInbound(new Socks5Inbound());
+  const proxy = startInbound(new SocksInbound());
   const idle: Deno.Conn[] = [];
   try {
     for (let i = 0; i < 500; i++) {
@@ -548,5 +453,71 @@ Deno.test("Socks5Inbound end to end: 500 idle silent connections do not disturb 
     for (const conn of idle) conn.close();
     await proxy.close();
     await echo.close();
+  }
+});
+
+/** VN CD DSTPORT DSTIP USERID NUL [HOST NUL] */
+function request4(
+  opts: { cmd?: number; ip: number[]; port: number; user?: string; host?: string },
+) {
+  const user = enc.encode(opts.user ?? "");
+  const host = opts.host === undefined ? [] : [...enc.encode(opts.host), 0];
+  return Uint8Array.of(
+    4,
+    opts.cmd ?? 1,
+    opts.port >> 8,
+    opts.port & 0xff,
+    ...opts.ip,
+    ...user,
+    0,
+    ...host,
+  );
+}
+
+Deno.test("SocksInbound serves SOCKS4a CONNECT at every split of the request", async () => {
+  await assertConnectAtEverySplit(
+    () => new SocksInbound(),
+    request4({ ip: [0, 0, 0, 1], port: 80, user: "app", host: "example.com" }),
+    [[0, 90, 0, 0, 0, 0, 0, 0]],
+    { network: "tcp", host: "example.com", port: 80 },
+    "tcp:example.com:80",
+  );
+});
+
+Deno.test("SocksInbound answers a failed SOCKS4 CONNECT with 91 (rejected or failed)", async () => {
+  const outbound = new FakeOutbound();
+  outbound.fail = new Deno.errors.ConnectionRefused("refused");
+  const [client, server] = duplexPair();
+  const handled = new SocksInbound().handle(server, testContext(outbound));
+  const w = client.writable.getWriter();
+  await w.write(request4({ ip: [127, 0, 0, 1], port: 9 }));
+  const reader = client.readable.getReader();
+  assert.deepEqual([...await readN(reader, 8)], [0, 91, 0, 0, 0, 0, 0, 0]);
+  await w.close();
+  assert.equal((await reader.read()).done, true);
+  assert.match((await handled).result, /refused/);
+  client.close();
+});
+
+Deno.test("SOCKS4 and SOCKS4a end to end: curl --socks4 / --socks4a through freedom, mixed port too", async () => {
+  const target = startTarget();
+  const socks = startInbound(new SocksInbound());
+  const mixed = startInbound(new MixedInbound());
+  try {
+    const size = 1024 * 1024 + 3;
+    const want = await sha256(bodyOf(size));
+    for (const [flag, port] of [["--socks4", socks.port], ["--socks4a", mixed.port]] as const) {
+      const r = await curl([
+        flag,
+        `127.0.0.1:${port}`,
+        `http://127.0.0.1:${target.addr.port}/bytes/${size}`,
+      ]);
+      assert.equal(r.code, 0, `${flag}: ${r.stderr}`);
+      assert.equal(await sha256(r.stdout), want, flag);
+    }
+  } finally {
+    await socks.close();
+    await mixed.close();
+    await target.shutdown();
   }
 });
