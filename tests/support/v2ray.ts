@@ -26,6 +26,10 @@ export interface V2rayServerOptions {
   alpn?: string[];
   /** Listen on this port (to restart a killed server where clients expect it); default: a free one. */
   port?: number;
+  /** The inbound's listen address (default 127.0.0.1). */
+  listen?: string;
+  /** Run v2ray inside this network namespace (`ip netns exec`; see netns.ts). */
+  netns?: string;
   /** policy.levels.0 entries, in seconds (v2ray names: handshake, connIdle, uplinkOnly, downlinkOnly). */
   policy?: Record<string, number>;
 }
@@ -71,8 +75,13 @@ export class V2rayServer implements AsyncDisposable {
     const dir = await Deno.makeTempDir({ prefix: "dray-v2ray-" });
     const configPath = `${dir}/config.json`;
     await Deno.writeTextFile(configPath, JSON.stringify(serverConfig(options, port), null, 2));
-    const child = new Deno.Command(V2RAY, {
-      args: ["-config", configPath],
+    // `ip netns exec` execs v2ray itself, so the child's pid and signals are v2ray's.
+    const child = new Deno.Command(options.netns ? "ip" : V2RAY, {
+      args: [
+        ...(options.netns ? ["netns", "exec", options.netns, V2RAY] : []),
+        "-config",
+        configPath,
+      ],
       cwd: dir,
       stdin: "null",
       stdout: "piped",
@@ -87,7 +96,7 @@ export class V2rayServer implements AsyncDisposable {
     try {
       await started.promise;
       // The http transport opens its listener on a goroutine after "started": wait until it accepts.
-      await waitForPort(port, () => server.#status);
+      await waitForPort(options.listen ?? "127.0.0.1", port, () => server.#status);
     } catch (err) {
       await server.stop();
       throw new Error(`v2ray did not start: ${(err as Error).message}\n${server.log}`);
@@ -95,6 +104,16 @@ export class V2rayServer implements AsyncDisposable {
       clearTimeout(timer);
     }
     return server;
+  }
+
+  /** v2ray's process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Sends `signal` (SIGSTOP and SIGCONT to freeze and thaw it). */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
   }
 
   /** Kills v2ray at once (SIGKILL, like a crash) and waits for it to exit. */
@@ -107,6 +126,8 @@ export class V2rayServer implements AsyncDisposable {
       this.#stopped = true;
       try {
         this.#child.kill(signal);
+        // A frozen (SIGSTOPped) v2ray only acts on SIGTERM once it runs again.
+        this.#child.kill("SIGCONT");
       } catch {
         // Already exited.
       }
@@ -125,13 +146,17 @@ export class V2rayServer implements AsyncDisposable {
  * Connects until `port` accepts. v2ray offers no readiness signal beyond its log line, so this is
  * a bounded poll (every 10 ms, at most START_TIMEOUT_MS), failing early if the process exits.
  */
-async function waitForPort(port: number, exited: () => Promise<Deno.CommandStatus>): Promise<void> {
+async function waitForPort(
+  hostname: string,
+  port: number,
+  exited: () => Promise<Deno.CommandStatus>,
+): Promise<void> {
   let gone = false;
   exited().then(() => (gone = true));
   const deadline = performance.now() + START_TIMEOUT_MS;
   for (let attempt = 0; performance.now() < deadline && !gone; attempt++) {
     try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      const conn = await Deno.connect({ hostname, port });
       conn.close();
       return;
     } catch {
@@ -168,7 +193,7 @@ function serverConfig(o: V2rayServerOptions, port: number): unknown {
     log: { loglevel: "warning" },
     ...(o.policy ? { policy: { levels: { "0": o.policy } } } : {}),
     inbounds: [{
-      listen: "127.0.0.1",
+      listen: o.listen ?? "127.0.0.1",
       port,
       protocol: "vless",
       settings: { clients: o.clients.map((id) => ({ id })), decryption: "none" },
