@@ -119,7 +119,7 @@ export class InboundBody {
       return;
     }
     // Copied even when the consumer is waiting: the frame is a view of the connection's read
-    // buffer, which the connection may reuse for its next read (ConnDuplex reuseReadBuffer).
+    // buffer, which the connection reuses for its next read (SocketReader).
     this.#keep(data);
     this.#wake();
   }

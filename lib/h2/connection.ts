@@ -33,6 +33,7 @@ import { describeDebugData, encodeGoAwayFor, GOAWAY_WRITE_MS } from "./go_away.t
 import { HealthCheck } from "./health_check.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import { PeerSettings, requireSettingsFirst, resolveSettings } from "./settings.ts";
+import { SocketReader } from "./socket_reader.ts";
 import { H2Stream, refusedStreamError, type StreamHost } from "./stream.ts";
 import { FrameWriter } from "./writer.ts";
 
@@ -292,7 +293,7 @@ export class H2Connection implements StreamHost {
   // ---- the reader ----
 
   async #readLoop(): Promise<void> {
-    const reader = this.#duplex.readable.getReader();
+    const reader = new SocketReader(this.#duplex);
     const onFrame = (h: FrameHeader, payload: Uint8Array) => {
       this.#handle(h, payload);
       return !this.#closing;
@@ -309,7 +310,7 @@ export class H2Connection implements StreamHost {
     };
     try {
       for (;;) {
-        let r: ReadableStreamReadResult<Uint8Array>;
+        let r: Uint8Array | null;
         try {
           r = await reader.read();
         } catch (err) {
@@ -320,7 +321,7 @@ export class H2Connection implements StreamHost {
             { cause: err, initiator: "peer" },
           );
         }
-        if (r.done) {
+        if (r === null) {
           throw new ConnectionError(
             ErrorCode.INTERNAL_ERROR,
             "peer closed the connection" + (this.#goAway ? "" : " without GOAWAY"),
@@ -329,7 +330,7 @@ export class H2Connection implements StreamHost {
         }
         if (this.#closing) break;
         this.#health.read();
-        this.#splitter.feed(r.value, onFrame, onWindowUpdate);
+        this.#splitter.feed(r, onFrame, onWindowUpdate);
         if (this.#closing) break;
       }
     } catch (err) {
@@ -342,8 +343,7 @@ export class H2Connection implements StreamHost {
         ),
       );
     } finally {
-      reader.cancel().catch(() => {});
-      reader.releaseLock();
+      reader.release();
     }
   }
 

@@ -49,6 +49,7 @@ import {
   type ServerStreamHost,
 } from "./server_stream.ts";
 import { PeerSettings, requireSettingsFirst, resolveSettings } from "./settings.ts";
+import { SocketReader } from "./socket_reader.ts";
 import { FrameWriter, type TakenListener } from "./writer.ts";
 import { waitAtMost } from "../net/wait_at_most.ts";
 
@@ -309,7 +310,7 @@ export class H2ServerConnection implements ServerStreamHost {
   // ---- the reader ----
 
   async #readLoop(): Promise<void> {
-    const reader = this.#duplex.readable.getReader();
+    const reader = new SocketReader(this.#duplex);
     const onFrame = (h: FrameHeader, payload: Uint8Array) => {
       this.#handle(h, payload);
       return !this.#closing;
@@ -328,7 +329,7 @@ export class H2ServerConnection implements ServerStreamHost {
     };
     try {
       for (;;) {
-        let r: ReadableStreamReadResult<Uint8Array> | undefined;
+        let r: Uint8Array | null = null;
         let readError: unknown;
         try {
           r = await reader.read();
@@ -336,7 +337,7 @@ export class H2ServerConnection implements ServerStreamHost {
           readError = err;
         }
         if (this.#closing) break;
-        if (!r || r.done) {
+        if (r === null) {
           // A client that goes away with nothing in flight is the normal end of a connection;
           // with streams open, every one of them fails now.
           const open = this.#streams.size;
@@ -348,7 +349,7 @@ export class H2ServerConnection implements ServerStreamHost {
           );
         }
         this.#health.read();
-        let chunk = r.value;
+        let chunk = r;
         if (this.#prefaceLeft > 0) chunk = this.#checkPreface(chunk);
         this.#splitter.feed(chunk, onFrame, onWindowUpdate);
         if (this.#closing) break;
@@ -363,8 +364,7 @@ export class H2ServerConnection implements ServerStreamHost {
         ),
       );
     } finally {
-      reader.cancel().catch(() => {});
-      reader.releaseLock();
+      reader.release();
     }
   }
 

@@ -132,6 +132,10 @@ export class FrameWriter {
     try {
       while (this.#urgent.length > 0 || this.#queue.length > 0) {
         await this.#writer.write(this.#takeBatch());
+        // One more turn before the next batch, as #kick takes: a stream opened while the write was
+        // in flight gets its first DATA queued (its writable starts a microtask later) and sent
+        // with its HEADERS.
+        await Promise.resolve();
       }
     } catch (err) {
       this.clear();

@@ -17,7 +17,8 @@ const READ_SIZE = POOL_BUFFER_SIZE;
  * Better than a slab: reading into buffers that come back. When the consumer writes our chunks to
  * a sink that gives them back (buffer_lender.ts: a relay into a socket or an HTTP/2 stream), bulk
  * reads cycle through a few pooled buffers of READ_SIZE and allocate nothing; the slab is only for
- * consumers that keep views (an HTTP/2 connection's frames).
+ * consumers that keep views. A consumer that owns its read memory (an HTTP/2 endpoint) skips
+ * `readable` and calls `read(buf)`.
  */
 const SLAB_SIZE = 256 * 1024;
 /**
@@ -38,16 +39,6 @@ const EMPTY = new Uint8Array(0);
  * other direction; here closing `writable` calls `closeWrite()` (TCP FIN / TLS close_notify) so the
  * peer sees EOF while we keep reading its reply.
  */
-export interface ConnDuplexOptions {
-  /**
-   * The consumer is done with a chunk by the time it asks for the next one — it copies whatever
-   * it keeps (our HTTP/2 connections' read loops: frames are handled synchronously and request
-   * and response bodies are copied). Bulk reads then go into one buffer reused from read to read:
-   * no slab, no garbage. Any other consumer would see its chunks overwritten.
-   */
-  reuseReadBuffer?: boolean;
-}
-
 export class ConnDuplex implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
@@ -59,28 +50,14 @@ export class ConnDuplex implements Duplex {
   #offset = 0;
   #bulk = false;
   #lender = new BufferLender(LENT_BUFFERS);
-  /** With reuseReadBuffer: the buffer bulk reads go into, while reads are bulk. */
-  #reused: Uint8Array | undefined;
-  /** With reuseReadBuffer: the buffer small reads go into. */
-  #small: Uint8Array | undefined;
 
-  constructor(conn: Deno.Conn, options: ConnDuplexOptions = {}) {
+  constructor(conn: Deno.Conn) {
     this.conn = conn;
-    const reuse = options.reuseReadBuffer ?? false;
     this.readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         let buf: Uint8Array;
         let own: Uint8Array | undefined;
-        if (reuse) {
-          // The consumer is done with the last chunk: its buffer is free again.
-          if (this.#bulk) {
-            buf = this.#reused ??= this.#lender.take() ?? new Uint8Array(READ_SIZE);
-          } else {
-            if (this.#reused) this.#lender.put(this.#reused);
-            this.#reused = undefined;
-            buf = this.#small ??= new Uint8Array(SMALL_READ);
-          }
-        } else if (this.#bulk) {
+        if (this.#bulk) {
           own = this.#lender.take();
           if (own) {
             buf = own;
@@ -111,7 +88,7 @@ export class ConnDuplex implements Duplex {
           controller.close();
           return;
         }
-        if (this.#bulk && !own && !reuse) this.#offset += n;
+        if (this.#bulk && !own) this.#offset += n;
         this.#bulk = this.#bulk ? n >= BULK_MIN : n >= SMALL_READ;
         if (!this.#bulk) this.#idle();
         const chunk = buf.subarray(0, n);
@@ -135,6 +112,20 @@ export class ConnDuplex implements Duplex {
       },
       abort: () => this.close(),
     });
+  }
+
+  /**
+   * Reads into the caller's buffer: the byte count, or null at EOF (and once closed). For a
+   * consumer that owns its read memory and reuses it from read to read (an HTTP/2 endpoint: it
+   * copies whatever it keeps), instead of `readable`'s chunks; use one or the other, not both.
+   */
+  async read(buf: Uint8Array): Promise<number | null> {
+    try {
+      return await this.conn.read(buf);
+    } catch (err) {
+      if (this.#closed) return null;
+      throw err;
+    }
   }
 
   /** Back to small reads: a quiet connection must not pin a slab. */

@@ -91,9 +91,8 @@ export class V2rayHttpTransport implements Transport {
     const server = this.#servers.get(key);
     if (!server) throw new Error(`http transport: no server known for pool key ${key}`);
     const { conn } = await connectTls(server, { tls: this.#tls, requireAlpn: "h2", signal });
-    // Only the pool's H2Connection reads it, and it copies what it keeps (frames are handled as
-    // they are cut; bodies are copied): one read buffer serves every read.
-    return new ConnDuplex(conn, { reuseReadBuffer: true });
+    // The pool's H2Connection reads it into its own buffer (ConnDuplex.read).
+    return new ConnDuplex(conn);
   }
 
   open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {

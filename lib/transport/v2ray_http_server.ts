@@ -294,8 +294,8 @@ function bindDeno(options: V2rayHttpServerOptions): { listener: Listener; addr: 
         const conn = await l.accept();
         // HTTP/2's small frames (WINDOW_UPDATE, HEADERS, PING ACK) must not wait for an ACK.
         conn.setNoDelay(true);
-        // Read only by an H2ServerConnection, which copies what it keeps.
-        return { duplex: new ConnDuplex(conn, { reuseReadBuffer: true }), remote: conn.remoteAddr };
+        // The H2ServerConnection reads it into its own buffer (ConnDuplex.read).
+        return { duplex: new ConnDuplex(conn), remote: conn.remoteAddr };
       },
       close: () => closeQuietly(l),
     },
