@@ -4,12 +4,14 @@
  */
 import { createHash } from "node:crypto";
 import {
+  encodeHead,
   getHeader,
   type Headers,
+  headerTokens,
   HttpError,
   type RequestHead,
   type ResponseHead,
-} from "../inbound/http_proxy.ts";
+} from "../http1/message.ts";
 
 /** §1.3: the GUID appended to the client's key before hashing. */
 const KEY_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -166,15 +168,5 @@ export function encodeUpgradeResponse(key: string, protocol?: string): Uint8Arra
 }
 
 function hasToken(value: string | undefined, token: string): boolean {
-  return (value ?? "").split(",").some((t) => t.trim().toLowerCase() === token);
-}
-
-function encodeHead(startLine: string, headers: Headers): Uint8Array {
-  let s = startLine + "\r\n";
-  for (const [n, v] of headers) s += `${n}: ${v}\r\n`;
-  s += "\r\n";
-  // Header values are latin1 on the wire: one byte per code unit.
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
-  return out;
+  return headerTokens(value).includes(token);
 }

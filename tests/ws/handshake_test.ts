@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { HttpError, parseRequestHead, parseResponseHead } from "../../lib/inbound/http_proxy.ts";
+import { HttpError, parseRequestHead, parseResponseHead } from "../../lib/http1/message.ts";
 import {
   acceptKey,
   checkUpgradeResponse,
