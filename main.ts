@@ -14,7 +14,8 @@
 import { parseArgs } from "node:util";
 import { runDemo } from "./lib/demo.ts";
 import { startApp } from "./lib/app.ts";
-import { configBaseDir, ConfigError, insecureHosts, parseConfig } from "./lib/config/parse.ts";
+import { configBaseDir, ConfigError, parseConfig } from "./lib/config/parse.ts";
+import { insecureHosts } from "./lib/config/tls_settings.ts";
 import {
   configFromLink,
   linkFromConfig,

@@ -238,7 +238,7 @@ export interface TlsClientConfig {
   /**
    * Accept any server certificate. Deno cannot do this per connection: main.ts relaunches the
    * process with `--unsafely-ignore-certificate-errors` for exactly these hosts
-   * (see `insecureHosts()` in parse.ts).
+   * (see `insecureHosts()` in tls_settings.ts).
    */
   allowInsecure: boolean;
   /** Default ["h2"] for the http transport, ["h2", "http/1.1"] for tcp (v2ray's defaults). */

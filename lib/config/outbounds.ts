@@ -1,0 +1,162 @@
+/** `outbounds[]`: vless (client), freedom and blackhole with their settings. */
+import type { FreedomOutboundConfig, OutboundConfig, VlessServer, VlessUser } from "./types.ts";
+import {
+  describe,
+  join,
+  MAX_U32,
+  type Obj,
+  type Reader,
+  readProtocol,
+  stripBrackets,
+} from "./reader.ts";
+import { readOutboundStream } from "./stream_settings.ts";
+import { readFlow, readUserId } from "./vless_user.ts";
+
+const OUTBOUND_PROTOCOLS = ["vless", "freedom", "blackhole"] as const;
+const V2RAY_ONLY_OUTBOUNDS = [
+  "vmess",
+  "trojan",
+  "shadowsocks",
+  "socks",
+  "http",
+  "dns",
+  "mtproto",
+  "loopback",
+];
+
+/** One entry of `outbounds[]`; its tag may still be "" (filled in by the caller). */
+export function readOutbound(r: Reader, v: unknown, path: string): OutboundConfig | undefined {
+  const o = r.object(v, path);
+  if (o === undefined) return undefined;
+  r.keys(o, path, ["protocol", "tag", "settings", "streamSettings", "mux"], {
+    proxySettings: "proxy chaining (proxySettings) is",
+    sendThrough: "sendThrough is",
+  });
+  r.disabledOnly(o, "mux", path, "mux is");
+  const protocol = readProtocol(r, o, path, OUTBOUND_PROTOCOLS, V2RAY_ONLY_OUTBOUNDS);
+  const tag = r.string(o, "tag", path, "");
+  const settings = r.optObject(o, "settings", path);
+  const sp = join(path, "settings");
+  if (protocol === undefined || settings === undefined) return undefined;
+  if (protocol !== "vless" && o.streamSettings !== undefined && o.streamSettings !== null) {
+    r.unsupported(join(path, "streamSettings"), `streamSettings on a ${protocol} outbound are`);
+  }
+  switch (protocol) {
+    case "vless": {
+      const servers = readVnext(r, settings, sp);
+      // The stream is checked even when vnext is broken, so one run reports both.
+      const stream = readOutboundStream(r, o, path, rawAddresses(settings));
+      if (!servers || !stream || tag === undefined) return undefined;
+      return { protocol, tag, servers, stream };
+    }
+    case "freedom": {
+      const s = readFreedomSettings(r, settings, sp);
+      return s && tag !== undefined ? { protocol, tag, settings: s } : undefined;
+    }
+    case "blackhole": {
+      r.keys(settings, sp, ["response"]);
+      const resp = r.optObject(settings, "response", sp);
+      if (resp === undefined) return undefined;
+      const rp = join(sp, "response");
+      r.keys(resp, rp, ["type"]);
+      const type = r.choice(resp, "type", rp, ["none", "http"] as const, "none");
+      if (!type || tag === undefined) return undefined;
+      return { protocol, tag, settings: { response: type } };
+    }
+  }
+}
+
+/** The addresses vnext lists, as far as they can be read: for TLS and Host defaults. */
+function rawAddresses(settings: Obj): string[] {
+  const list = Array.isArray(settings.vnext) ? settings.vnext : [];
+  const out = new Set<string>();
+  for (const v of list) {
+    const a = (v as Obj | null)?.address;
+    if (typeof a === "string" && a !== "") out.add(stripBrackets(a));
+  }
+  return [...out];
+}
+
+function readVnext(r: Reader, s: Obj, path: string): VlessServer[] | undefined {
+  r.keys(s, path, ["vnext"]);
+  const vp = join(path, "vnext");
+  if (s.vnext === undefined || s.vnext === null) return r.problem(vp, "is required");
+  const list = r.array(s.vnext, vp);
+  if (list === undefined) return undefined;
+  if (list.length === 0) return r.problem(vp, "must not be empty");
+  const out: VlessServer[] = [];
+  list.forEach((v, i) => {
+    const p = `${vp}[${i}]`;
+    const o = r.object(v, p);
+    if (o === undefined) return;
+    r.keys(o, p, ["address", "port", "users"]);
+    const address = r.requiredString(o, "address", p);
+    const port = r.port(o, "port", p);
+    const users = readVlessUsers(r, o, p);
+    if (address && port && users) out.push({ address: stripBrackets(address), port, users });
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+function readVlessUsers(r: Reader, o: Obj, path: string): VlessUser[] | undefined {
+  const up = join(path, "users");
+  if (o.users === undefined || o.users === null) return r.problem(up, "is required");
+  const list = r.array(o.users, up);
+  if (list === undefined) return undefined;
+  if (list.length === 0) return r.problem(up, "must not be empty");
+  const out: VlessUser[] = [];
+  list.forEach((v, i) => {
+    const p = `${up}[${i}]`;
+    const u = r.object(v, p);
+    if (u === undefined) return;
+    r.keys(u, p, ["id", "flow", "encryption", "level", "email"]);
+    const id = readUserId(r, u, p);
+    const flow = readFlow(r, u, p);
+    const level = r.int(u, "level", p, 0, MAX_U32, 0);
+    r.string(u, "email", p, "");
+    const enc = u.encryption;
+    let ok = true;
+    if (enc !== "none") {
+      ok = false;
+      r.problem(
+        join(p, "encryption"),
+        enc === undefined
+          ? 'is required and must be "none", as in v2ray'
+          : `must be "none", got ${describe(enc)}`,
+      );
+    }
+    if (id && flow !== undefined && level !== undefined && ok) {
+      out.push({ id: id.id, idBytes: id.bytes, flow, encryption: "none", level });
+    }
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+const DOMAIN_STRATEGIES = ["AsIs", "UseIP", "UseIPv4", "UseIPv6"] as const;
+
+function readFreedomSettings(
+  r: Reader,
+  s: Obj,
+  path: string,
+): FreedomOutboundConfig["settings"] | undefined {
+  r.keys(s, path, ["domainStrategy", "redirect", "timeout", "userLevel"]);
+  const domainStrategy = r.choice(s, "domainStrategy", path, DOMAIN_STRATEGIES, "AsIs");
+  r.int(s, "timeout", path, 0, MAX_U32, 0);
+  const userLevel = r.int(s, "userLevel", path, 0, MAX_U32, 0);
+  const raw = r.string(s, "redirect", path, "");
+  let redirect: FreedomOutboundConfig["settings"]["redirect"] | undefined = null;
+  if (raw) {
+    const colon = raw.lastIndexOf(":");
+    const host = stripBrackets(colon < 0 ? raw : raw.slice(0, colon));
+    const portText = colon < 0 ? "" : raw.slice(colon + 1);
+    const port = portText === "" ? 0 : Number(portText);
+    if (colon < 0 || !/^\d*$/.test(portText) || port > 65535) {
+      redirect = r.problem(
+        join(path, "redirect"),
+        `must be "host:port" (either may be empty), got ${describe(raw)}`,
+      );
+    } else redirect = { address: host, port };
+  }
+  if (!domainStrategy || userLevel === undefined || redirect === undefined) return undefined;
+  return { domainStrategy, redirect, userLevel };
+}

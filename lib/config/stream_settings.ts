@@ -1,0 +1,254 @@
+/**
+ * `streamSettings`: the transport (`network` tcp | http/h2) and its security (`none` | `tls`), for
+ * vless outbounds (client side) and vless inbounds (server side). TLS lives in tls_settings.ts.
+ */
+import type {
+  HttpServerTransportConfig,
+  HttpTransportConfig,
+  InboundStreamConfig,
+  StreamConfig,
+  TlsServerConfig,
+} from "./types.ts";
+import { describe, join, MAX_U32, type Obj, type Reader } from "./reader.ts";
+import { readTlsClient, readTlsServer } from "./tls_settings.ts";
+
+const NETWORKS: Record<string, "tcp" | "http"> = { tcp: "tcp", http: "http", h2: "http" };
+const UNSUPPORTED_NETWORKS = [
+  "kcp",
+  "mkcp",
+  "ws",
+  "websocket",
+  "quic",
+  "ds",
+  "domainsocket",
+  "grpc",
+  "gun",
+  "httpupgrade",
+  "splithttp",
+  "xhttp",
+];
+const STREAM_KEYS = [
+  "network",
+  "security",
+  "tlsSettings",
+  "tcpSettings",
+  "httpSettings",
+  "sockopt",
+];
+const STREAM_UNSUPPORTED: Record<string, string> = {
+  kcpSettings: "the kcp transport is",
+  wsSettings: "the ws transport is",
+  quicSettings: "the quic transport is",
+  dsSettings: "the domainsocket transport is",
+  grpcSettings: "the grpc transport is",
+  xtlsSettings: "XTLS is",
+  realitySettings: "REALITY is",
+};
+
+interface StreamBasics {
+  network: "tcp" | "http";
+  security: "none" | "tls";
+  s: Obj;
+  path: string;
+}
+
+function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undefined {
+  const sp = join(path, "streamSettings");
+  const s = r.optObject(o, "streamSettings", path);
+  if (s === undefined) return undefined;
+  r.keys(s, sp, STREAM_KEYS, STREAM_UNSUPPORTED);
+  let ok = true;
+
+  let network: "tcp" | "http" = "tcp";
+  const n = s.network;
+  if (n !== undefined && n !== null) {
+    const np = join(sp, "network");
+    if (typeof n !== "string") {
+      ok = r.problem(np, `must be a string, got ${describe(n)}`) ?? false;
+    } else if (Object.hasOwn(NETWORKS, n.toLowerCase())) {
+      network = NETWORKS[n.toLowerCase()];
+    } else if (UNSUPPORTED_NETWORKS.includes(n.toLowerCase())) {
+      ok = r.unsupported(np, `${describe(n)} is`, "tcp, http, h2") ?? false;
+    } else {
+      ok = r.problem(np, `unknown network ${describe(n)} (supported: tcp, http, h2)`) ?? false;
+    }
+  }
+
+  let security: "none" | "tls" = "none";
+  const sec = s.security;
+  if (sec !== undefined && sec !== null && sec !== "") {
+    const p = join(sp, "security");
+    if (typeof sec !== "string") {
+      ok = r.problem(p, `must be a string, got ${describe(sec)}`) ?? false;
+    } else if (sec.toLowerCase() === "tls") security = "tls";
+    else if (sec.toLowerCase() === "none") security = "none";
+    else if (["xtls", "reality"].includes(sec.toLowerCase())) {
+      ok = r.unsupported(p, `${describe(sec)} is`, "none, tls") ?? false;
+    } else ok = r.problem(p, `unknown security ${describe(sec)} (supported: none, tls)`) ?? false;
+  }
+
+  const tcp = r.optObject(s, "tcpSettings", sp);
+  if (tcp) {
+    const tp = join(sp, "tcpSettings");
+    r.keys(tcp, tp, ["header", "acceptProxyProtocol"]);
+    if (tcp.acceptProxyProtocol !== undefined && tcp.acceptProxyProtocol !== false) {
+      r.unsupported(join(tp, "acceptProxyProtocol"), "the PROXY protocol is");
+    }
+    const header = r.optObject(tcp, "header", tp);
+    if (header) {
+      const type = header.type ?? "none";
+      if (type !== "none") {
+        r.unsupported(
+          join(join(tp, "header"), "type"),
+          `TCP header obfuscation (${describe(type)}) is`,
+        );
+      }
+    }
+  } else ok = false;
+
+  const sockopt = r.optObject(s, "sockopt", sp);
+  if (sockopt && Object.keys(sockopt).length > 0) {
+    r.unsupported(join(sp, "sockopt"), "sockopt is");
+  }
+  return ok ? { network, security, s, path: sp } : undefined;
+}
+
+export function readOutboundStream(
+  r: Reader,
+  o: Obj,
+  path: string,
+  addresses: string[],
+): StreamConfig | undefined {
+  const b = readStreamBasics(r, o, path);
+  if (b === undefined) return undefined;
+  const { network, security, s, path: sp } = b;
+
+  if (network === "http" && security !== "tls") {
+    // v2ray's http dialer refuses to dial without TLS ("TLS must be enabled for http transport").
+    return r.problem(
+      join(sp, "security"),
+      'the http transport requires TLS ("security": "tls"), as in v2ray',
+    );
+  }
+  if (security === "none") return { network: "tcp", security: "none" };
+
+  const tls = readTlsClient(r, s, sp, network, addresses);
+  if (network === "tcp") return tls && { network, security, tls };
+  const http = readHttpClient(r, s, sp, addresses);
+  if (tls && !tls.alpn.includes("h2")) {
+    r.problem(
+      join(join(sp, "tlsSettings"), "alpn"),
+      `the http transport needs "h2" in alpn, got ${JSON.stringify(tls.alpn)}`,
+    );
+    return undefined;
+  }
+  return tls && http && { network, security, tls, http };
+}
+
+const FORBIDDEN_HEADERS = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "host",
+];
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function readHttpClient(
+  r: Reader,
+  s: Obj,
+  sp: string,
+  addresses: string[],
+): HttpTransportConfig | undefined {
+  const hp = join(sp, "httpSettings");
+  const h = r.optObject(s, "httpSettings", sp);
+  if (h === undefined) return undefined;
+  r.keys(h, hp, ["host", "path", "method", "headers", "read_idle_timeout", "health_check_timeout"]);
+  let host = r.stringList(h, "host", hp);
+  if (host && host.length === 0) {
+    if (addresses.length > 1) {
+      return r.problem(
+        join(hp, "host"),
+        "is required when vnext lists servers with different addresses",
+      );
+    }
+    host = [addresses[0]];
+  }
+  const path = readPath(r, h, hp);
+  const method = r.string(h, "method", hp, "PUT");
+  if (method !== undefined && !TOKEN.test(method)) {
+    r.problem(join(hp, "method"), `must be an HTTP method, got ${describe(method)}`);
+  }
+  const headers: Record<string, string[]> = {};
+  const ho = r.optObject(h, "headers", hp);
+  let headersOk = ho !== undefined;
+  for (const [name, raw] of Object.entries(ho ?? {})) {
+    const p = join(join(hp, "headers"), name);
+    const lower = name.toLowerCase();
+    if (!TOKEN.test(name)) {
+      headersOk = r.problem(p, "is not a valid header name") ?? false;
+    } else if (FORBIDDEN_HEADERS.includes(lower)) {
+      headersOk = r.problem(
+        p,
+        lower === "host"
+          ? 'set the Host with "host", not in headers'
+          : "connection-specific headers are not allowed in HTTP/2 (RFC 9113 §8.2.2)",
+      ) ?? false;
+    } else {
+      const values = typeof raw === "string" ? [raw] : raw;
+      if (Array.isArray(values) && values.every((x) => typeof x === "string")) {
+        headers[lower] = [...(headers[lower] ?? []), ...values];
+      } else {
+        headersOk = r.problem(p, `must be an array of strings, got ${describe(raw)}`) ?? false;
+      }
+    }
+  }
+  const readIdleTimeout = r.int(h, "read_idle_timeout", hp, 0, MAX_U32, 0);
+  const healthCheckTimeout = r.int(h, "health_check_timeout", hp, 0, MAX_U32, 15);
+  if (
+    !host || path === undefined || method === undefined || !TOKEN.test(method) || !headersOk ||
+    readIdleTimeout === undefined || healthCheckTimeout === undefined
+  ) return undefined;
+  return { host, path, method, headers, readIdleTimeout, healthCheckTimeout };
+}
+
+/** v2ray puts a "/" in front of a path that lacks one; so do we. */
+function readPath(r: Reader, h: Obj, hp: string): string | undefined {
+  const path = r.string(h, "path", hp, "/");
+  if (path === undefined) return undefined;
+  return path.startsWith("/") ? path : `/${path}`;
+}
+
+export function readInboundStream(
+  r: Reader,
+  o: Obj,
+  path: string,
+): InboundStreamConfig | undefined {
+  const b = readStreamBasics(r, o, path);
+  if (b === undefined) return undefined;
+  const { network, security, s, path: sp } = b;
+  let http: HttpServerTransportConfig | undefined;
+  if (network === "http") {
+    const hp = join(sp, "httpSettings");
+    const h = r.optObject(s, "httpSettings", sp);
+    if (h === undefined) return undefined;
+    r.keys(h, hp, ["host", "path"]);
+    const host = r.stringList(h, "host", hp);
+    const p = readPath(r, h, hp);
+    if (!host || p === undefined) return undefined;
+    http = { host, path: p };
+  }
+  let tls: TlsServerConfig | undefined;
+  if (security === "tls") {
+    tls = readTlsServer(r, s, sp, network);
+    if (tls === undefined) return undefined;
+  }
+  if (network === "tcp") {
+    return tls ? { network, security: "tls", tls } : { network, security: "none" };
+  }
+  return tls
+    ? { network, security: "tls", tls, http: http! }
+    : { network, security: "none", http: http! };
+}

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { client, ID, problems, server, testProblemCases } from "../support/config_samples.ts";
+import { parseConfigObject } from "../../lib/config/parse.ts";
+
+testProblemCases([
+  ["h2 without TLS", (c) => delete c.outbounds[0].streamSettings.security, [
+    'outbounds[0].streamSettings.security: the http transport requires TLS ("security": "tls"), as in v2ray',
+  ]],
+  [
+    "http with security none",
+    (c) => c.outbounds[0].streamSettings = { network: "http", security: "none" },
+    [
+      'outbounds[0].streamSettings.security: the http transport requires TLS ("security": "tls"), as in v2ray',
+    ],
+  ],
+  ["an unknown network", (c) => c.outbounds[0].streamSettings.network = "carrier-pigeon", [
+    'outbounds[0].streamSettings.network: unknown network "carrier-pigeon" (supported: tcp, http, h2)',
+  ]],
+  ["the ws network", (c) => c.outbounds[0].streamSettings.network = "ws", [
+    'outbounds[0].streamSettings.network: "ws" is not supported by dray (supported: tcp, http, h2)',
+  ]],
+  ["kcp, quic, domainsocket and grpc", (c) => {
+    c.outbounds.push(
+      ...["kcp", "quic", "domainsocket", "grpc"].map((network) => ({
+        ...client().outbounds[0],
+        tag: network,
+        streamSettings: { network },
+      })),
+    );
+  }, [
+    'outbounds[1].streamSettings.network: "kcp" is not supported by dray (supported: tcp, http, h2)',
+    'outbounds[2].streamSettings.network: "quic" is not supported by dray (supported: tcp, http, h2)',
+    'outbounds[3].streamSettings.network: "domainsocket" is not supported by dray (supported: tcp, http, h2)',
+    'outbounds[4].streamSettings.network: "grpc" is not supported by dray (supported: tcp, http, h2)',
+  ]],
+  ["xtls security", (c) => c.outbounds[0].streamSettings.security = "xtls", [
+    'outbounds[0].streamSettings.security: "xtls" is not supported by dray (supported: none, tls)',
+  ]],
+  ["an unknown security", (c) => c.outbounds[0].streamSettings.security = "ssl", [
+    'outbounds[0].streamSettings.security: unknown security "ssl" (supported: none, tls)',
+  ]],
+  ["wsSettings", (c) => c.outbounds[0].streamSettings.wsSettings = { path: "/" }, [
+    "outbounds[0].streamSettings.wsSettings: the ws transport is not supported by dray",
+  ]],
+  ["sockopt", (c) => c.outbounds[0].streamSettings.sockopt = { mark: 255 }, [
+    "outbounds[0].streamSettings.sockopt: sockopt is not supported by dray",
+  ]],
+  ["TCP header obfuscation", (c) => {
+    c.outbounds[0].streamSettings = { network: "tcp", tcpSettings: { header: { type: "http" } } };
+  }, [
+    'outbounds[0].streamSettings.tcpSettings.header.type: TCP header obfuscation ("http") is not supported by dray',
+  ]],
+  ["alpn without h2 on the http transport", (c) => {
+    c.outbounds[0].streamSettings.tlsSettings = { alpn: ["http/1.1"] };
+  }, [
+    'outbounds[0].streamSettings.tlsSettings.alpn: the http transport needs "h2" in alpn, got ["http/1.1"]',
+  ]],
+  ["connection-specific and Host headers", (c) => {
+    c.outbounds[0].streamSettings.httpSettings = {
+      headers: { Connection: ["close"], Host: ["x"], "X-Ok": "yes" },
+    };
+  }, [
+    "outbounds[0].streamSettings.httpSettings.headers.Connection: connection-specific headers are not allowed in HTTP/2 (RFC 9113 §8.2.2)",
+    'outbounds[0].streamSettings.httpSettings.headers.Host: set the Host with "host", not in headers',
+  ]],
+]);
+
+Deno.test("parseConfigObject() defaults tcp+tls alpn to v2ray's h2, http/1.1", () => {
+  const c = client();
+  c.outbounds[0].streamSettings = { network: "tcp", security: "tls" };
+  const ob = parseConfigObject(c).outbounds[0];
+  assert.ok(ob.protocol === "vless" && ob.stream.security === "tls");
+  assert.deepEqual(ob.stream.tls.alpn, ["h2", "http/1.1"]);
+  c.outbounds[0].streamSettings = undefined;
+  const plain = parseConfigObject(c).outbounds[0];
+  assert.ok(plain.protocol === "vless");
+  assert.deepEqual(plain.stream, { network: "tcp", security: "none" });
+});
+
+Deno.test("parseConfigObject() needs serverName and host when servers differ in address", () => {
+  const c = client();
+  c.outbounds[0].settings.vnext.push({
+    address: "example.org",
+    port: 443,
+    users: [{ id: ID, encryption: "none" }],
+  });
+  assert.deepEqual(problems(c), [
+    "outbounds[0].streamSettings.tlsSettings.serverName: is required when vnext lists servers with different addresses",
+    "outbounds[0].streamSettings.httpSettings.host: is required when vnext lists servers with different addresses",
+  ]);
+});
+
+Deno.test("parseConfigObject() allows a vless inbound over h2c (http without TLS)", () => {
+  const c = server();
+  c.inbounds[0].streamSettings = { network: "h2", httpSettings: { host: "a.test,b.test" } };
+  const ib = parseConfigObject(c).inbounds[0];
+  assert.ok(ib.protocol === "vless");
+  assert.deepEqual(ib.stream, {
+    network: "http",
+    security: "none",
+    http: { host: ["a.test", "b.test"], path: "/" },
+  });
+});
