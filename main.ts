@@ -1,31 +1,38 @@
 /**
  * The dray command line: flags → config → start → wait for SIGINT/SIGTERM → graceful close.
  *
- *   dray run -c config.json
- *   dray run --link 'vless://…' [--socks 127.0.0.1:1080] [--http 127.0.0.1:8080]
- *   dray test -c config.json
- *   dray link 'vless://…' [--socks …] [--http …]      (link → JSON config)
+ *   dray run -c config.json | --link 'vless://…' … | --sub SOURCE
+ *   dray test -c config.json                         (exit 23 with every problem)
+ *   dray link 'vless://…' | --link … | --sub SOURCE  (links → JSON config)
  *   dray link --to-link -c config.json               (JSON config → link)
  *   dray version | help [command]
  *
- * Exit codes: 0 success, 1 a bad config or a runtime failure, 2 a usage error. User errors are
- * printed as one or more plain lines, never as a stack trace.
+ * Exit codes, the same for every command (lib/cli/args.ts ExitCode): 0 success, 1 a runtime
+ * failure, 2 a usage error, 23 an invalid config. User errors are printed as one or more plain
+ * lines, never as a stack trace.
  */
-import { parseArgs } from "node:util";
 import { runDemo } from "./lib/demo.ts";
 import { startApp } from "./lib/app.ts";
-import { configBaseDir, ConfigError, parseConfig } from "./lib/config/parse.ts";
+import { ConfigError } from "./lib/config/parse.ts";
 import { insecureHosts } from "./lib/config/tls_settings.ts";
-import {
-  configFromLink,
-  linkFromConfig,
-  type LinkInbounds,
-  linkToV2rayJson,
-  type ListenAddress,
-  parseVlessLink,
-} from "./lib/config/share_link.ts";
+import { linkFromConfig, linkToV2rayJson, parseVlessLink } from "./lib/config/share_link.ts";
+import { linksToV2rayJson } from "./lib/config/link_list.ts";
 import type { Config } from "./lib/config/types.ts";
 import { Logger } from "./lib/log.ts";
+import {
+  ExitCode,
+  type OptionSpec,
+  parseCommandArgs,
+  usageError,
+  UserError,
+} from "./lib/cli/args.ts";
+import {
+  configSources,
+  linkInbounds,
+  loadConfig,
+  loadLinks,
+  readConfigFile,
+} from "./lib/cli/config_source.ts";
 
 export const VERSION = "0.1.0";
 
@@ -42,32 +49,45 @@ const RELAUNCH_MARKER = "DRAY_INSECURE_RELAUNCHED";
 /** Upper bound on shutdown after SIGINT/SIGTERM, over the app's own grace period. */
 const SHUTDOWN_LIMIT_MS = 15_000;
 
+const EXIT_CODES =
+  `Exit codes: 0 success; 1 runtime failure; 2 usage error (unknown command or flag);
+23 invalid config, share link or subscription (every problem is listed).`;
+
+/** What -c/--link/--sub mean, for every command that takes them. */
+const SOURCE_OPTIONS = `  -c, --config <file>   v2ray-style JSON config (comments allowed)
+      --link <url>      a vless:// share link; repeat for several (one outbound each)
+      --sub <source>    a subscription: a file, - (stdin) or an http(s) URL; base64 or plain
+                        text, one link per line (only vless:// lines are used)`;
+
 const HELP: Record<string, string> = {
   main: `dray ${VERSION} — a VLESS proxy (v2ray/Xray compatible)
 
 Usage: dray <command> [options]
 
 Commands:
-  run      Run from a v2ray JSON config (-c) or a vless:// share link (--link)
-  test     Check a config: print every problem (exit 1) or "Configuration OK" (exit 0)
-  link     Convert a share link to a JSON config, or a config to a link (--to-link)
+  run      Run from a v2ray JSON config (-c), share links (--link) or a subscription (--sub)
+  test     Check a config: print every problem (exit 23) or "Configuration OK" (exit 0)
+  link     Convert share links to a JSON config, or a config to a link (--to-link)
   demo     Run a dray server and client on 127.0.0.1 and fetch a page through them
   version  Print the version
   help     Print this help, or a command's help: dray help <command>
 
-Every command takes -h/--help.`,
+Every command takes -h/--help.
+
+${EXIT_CODES}`,
   run: `Usage: dray run -c <config.json>
-       dray run --link <vless://…> [--socks <host:port>] [--http <host:port>]
+       dray run --link <vless://…> [--link …] [--sub <source>] [--socks <host:port>] [--http <host:port>]
 
 Runs until SIGINT or SIGTERM, then stops accepting, lets open connections finish for a short
 grace period and exits 0.
 
 Options:
-  -c, --config <file>   v2ray-style JSON config (comments allowed)
-      --link <url>      run from a vless:// share link instead of a config file
-      --socks <addr>    with --link: SOCKS5 listen address (default 127.0.0.1:1080; "none" = off)
-      --http <addr>     with --link: HTTP proxy listen address (default 127.0.0.1:8080; "none" = off)
-  -h, --help            print this help`,
+${SOURCE_OPTIONS}
+      --socks <addr>    with --link/--sub: SOCKS5 listen address (default 127.0.0.1:1080; "none" = off)
+      --http <addr>     with --link/--sub: HTTP proxy listen address (default 127.0.0.1:8080; "none" = off)
+  -h, --help            print this help
+
+${EXIT_CODES}`,
   demo: `Usage: dray demo [--verbose]
 
 Starts a dray server (VLESS over HTTP/2 + TLS, with a throwaway demo certificate) and a dray
@@ -79,146 +99,38 @@ Options:
   -v, --verbose         print the server's and client's logs (access lines, info)
   -h, --help            print this help`,
   test: `Usage: dray test -c <config.json>
-       dray test --link <vless://…>
+       dray test --link <vless://…> [--link …] [--sub <source>]
 
-Checks a config like "v2ray -test": prints every problem, one "path: reason" line each, and
-exits 1; or prints "Configuration OK" and exits 0.
+Checks a config like "v2ray -test": prints every problem to stdout, one "path: reason" line
+each, and exits 23; or prints "Configuration OK" and exits 0. Skipped subscription lines are
+warnings on stderr.
 
 Options:
-  -c, --config <file>   the config to check
-      --link <url>      check a share link instead
-  -h, --help            print this help`,
+${SOURCE_OPTIONS}
+  -h, --help            print this help
+
+${EXIT_CODES}`,
   link: `Usage: dray link <vless://…> [--socks <host:port>] [--http <host:port>]
+       dray link --link <vless://…> [--link …] [--sub <source>] [--socks …] [--http …]
        dray link --to-link -c <config.json>
 
-Prints the JSON config a share link stands for (local SOCKS5 and HTTP inbounds plus one vless
-outbound), or with --to-link the share link of a config's first vless outbound.
+Prints the JSON config share links stand for: local SOCKS5 and HTTP inbounds plus one vless
+outbound per link (tags from the link names, made unique). With --to-link, prints the share
+link of a config's first vless outbound.
 
 Options:
+${SOURCE_OPTIONS}
       --socks <addr>    SOCKS5 listen address (default 127.0.0.1:1080; "none" = leave out)
       --http <addr>     HTTP proxy listen address (default 127.0.0.1:8080; "none" = leave out)
       --to-link         convert the config given with -c to a share link
-  -c, --config <file>   with --to-link: the config to convert
-  -h, --help            print this help`,
+  -h, --help            print this help
+
+${EXIT_CODES}`,
   version: `Usage: dray version
 
 Prints dray's version and the Deno runtime it runs on.`,
   help: `Usage: dray help [command]`,
 };
-
-/** A user error: printed as its message (lines), exit code 1 or 2, never with a stack. */
-class UserError extends Error {
-  constructor(message: string, readonly exitCode: 1 | 2 = 1) {
-    super(message);
-  }
-}
-
-function usageError(command: string, message: string): UserError {
-  const name = command === "main" ? "dray" : `dray ${command}`;
-  return new UserError(
-    `${name}: ${message}\nRun "dray help${command === "main" ? "" : " " + command}" for usage.`,
-    2,
-  );
-}
-
-type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
-type Values = Record<string, string | boolean | undefined>;
-
-/** The string options a command's config comes from. */
-interface Sources {
-  config?: string;
-  link?: string;
-  socks?: string;
-  http?: string;
-}
-
-function sources(values: Values): Sources {
-  const s = (k: string) => typeof values[k] === "string" ? values[k] as string : undefined;
-  return { config: s("config"), link: s("link"), socks: s("socks"), http: s("http") };
-}
-
-/** node:util parseArgs, with its errors turned into our usage errors. */
-function parse(
-  command: string,
-  args: string[],
-  options: OptionSpec,
-  positionals = 0,
-): { values: Values; positionals: string[] } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
-      allowPositionals: positionals > 0,
-      strict: true,
-    });
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    const quoted = /'([^']+)'/.exec(e.message)?.[1];
-    switch (e.code) {
-      case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-        throw usageError(command, `unknown option "${quoted ?? e.message}"`);
-      case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-        throw usageError(command, `option "${quoted?.replace(/ <value>$/, "")}" needs a value`);
-      case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
-        throw usageError(command, `unexpected argument "${quoted ?? e.message}"`);
-      default:
-        throw usageError(command, e.message);
-    }
-  }
-  if (parsed.positionals.length > positionals) {
-    throw usageError(command, `unexpected argument "${parsed.positionals[positionals]}"`);
-  }
-  return { values: parsed.values as Values, positionals: parsed.positionals };
-}
-
-function readConfigFile(path: string): Config {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (err) {
-    throw new UserError(`Cannot read config file "${path}": ${(err as Error).message}`);
-  }
-  return parseConfig(text, { baseDir: configBaseDir(path) });
-}
-
-/** `host:port`, `[v6]:port` or `none`. */
-function parseListen(command: string, flag: string, text: string): ListenAddress | null {
-  if (text === "none") return null;
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : 0;
-  if (!m || port < 1 || port > 65535) {
-    throw usageError(
-      command,
-      `--${flag} must be host:port (e.g. 127.0.0.1:1080) or "none", got "${text}"`,
-    );
-  }
-  return { host: m[1] ?? (m[2] === "localhost" ? "127.0.0.1" : m[2]), port };
-}
-
-function linkInbounds(command: string, values: Sources): LinkInbounds {
-  const out: LinkInbounds = {};
-  if (values.socks !== undefined) out.socks = parseListen(command, "socks", values.socks);
-  if (values.http !== undefined) out.http = parseListen(command, "http", values.http);
-  return out;
-}
-
-/** Loads the config named by -c or --link (exactly one). */
-function loadConfig(command: string, values: Sources): Config {
-  if ((values.config === undefined) === (values.link === undefined)) {
-    throw usageError(command, "give either -c <config.json> or --link <vless://…>");
-  }
-  if (values.config !== undefined) {
-    if (values.socks !== undefined || values.http !== undefined) {
-      throw usageError(
-        command,
-        "--socks and --http go with --link; a config file lists its own inbounds",
-      );
-    }
-    return readConfigFile(values.config);
-  }
-  return configFromLink(values.link!, linkInbounds(command, values));
-}
 
 const encoder = new TextEncoder();
 function out(text: string): void {
@@ -245,10 +157,21 @@ export interface MainOptions {
   shutdownLimitMs?: number;
 }
 
+/** The flags that name a config: -c, --link (repeatable), --sub. */
+const CONFIG_FLAGS: OptionSpec = {
+  config: { type: "string", short: "c" },
+  link: { type: "string", multiple: true },
+  sub: { type: "string" },
+};
+
+/** What loading links and subscriptions needs from the CLI. */
+function linkSourceOptions() {
+  return { version: VERSION, warn: err };
+}
+
 async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
-  const { values } = parse("run", args, {
-    config: { type: "string", short: "c" },
-    link: { type: "string" },
+  const { values } = parseCommandArgs("run", args, {
+    ...CONFIG_FLAGS,
     socks: { type: "string" },
     http: { type: "string" },
   });
@@ -262,7 +185,7 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const sig of signals) Deno.addSignalListener(sig, () => stop.resolve(sig));
 
-  const config = loadConfig("run", sources(values));
+  const config = await loadConfig("run", configSources(values), linkSourceOptions());
 
   const insecure = insecureHosts(config);
   if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) !== "1") {
@@ -381,64 +304,77 @@ async function relaunchInsecure(hosts: string[]): Promise<number | undefined> {
   return status.code;
 }
 
-function cmdTest(args: string[]): number {
-  const { values } = parse("test", args, {
-    config: { type: "string", short: "c" },
-    link: { type: "string" },
-  });
+async function cmdTest(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs("test", args, CONFIG_FLAGS);
   if (values.help) return help("test");
   try {
-    loadConfig("test", sources(values));
+    await loadConfig("test", configSources(values), linkSourceOptions());
   } catch (e) {
+    // The problems are the command's output: stdout, like "Configuration OK".
     if (e instanceof ConfigError) {
       for (const p of e.problems) out(p);
-      return 1;
+      return ExitCode.config;
     }
-    if (e instanceof SyntaxError && values.link !== undefined) {
+    if (e instanceof UserError && e.exitCode === ExitCode.config) {
       out(e.message);
-      return 1;
+      return ExitCode.config;
     }
     throw e;
   }
   out("Configuration OK");
-  return 0;
+  return ExitCode.ok;
 }
 
-function cmdLink(args: string[]): number {
-  const { values, positionals } = parse("link", args, {
-    config: { type: "string", short: "c" },
+async function cmdLink(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs("link", args, {
+    ...CONFIG_FLAGS,
     socks: { type: "string" },
     http: { type: "string" },
     "to-link": { type: "boolean" },
-  }, 1);
+  }, { positionals: 1 });
   if (values.help) return help("link");
-  const src = sources(values);
+  const src = configSources(values);
   if (values["to-link"]) {
-    if (src.config === undefined || positionals.length > 0) {
+    if (src.config === undefined || positionals.length > 0 || src.links.length > 0 || src.sub) {
       throw usageError(
         "link",
         "--to-link converts a config file: dray link --to-link -c <config.json>",
       );
     }
     const config = readConfigFile(src.config);
-    const link = linkFromConfig(config, {
-      onLoss: (what) => err(`dray: warning: the link leaves out ${what}`),
-    });
+    let link: string;
+    try {
+      link = linkFromConfig(config, {
+        onLoss: (what) => err(`dray: warning: the link leaves out ${what}`),
+      });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UserError(e.message, ExitCode.config);
+      throw e;
+    }
     out(link);
-    return 0;
+    return ExitCode.ok;
   }
   if (src.config !== undefined) {
     throw usageError("link", "-c goes with --to-link; to convert a link: dray link <vless://…>");
   }
-  if (positionals.length === 0) throw usageError("link", "give a vless:// link to convert");
-  const link = parseVlessLink(positionals[0]);
-  const json = linkToV2rayJson(link, linkInbounds("link", src));
-  out(JSON.stringify(json, null, 2));
-  return 0;
+  const inbounds = linkInbounds("link", src);
+  if (positionals.length > 0) {
+    if (src.links.length > 0 || src.sub !== undefined) {
+      throw usageError("link", "give the links either as one argument or with --link/--sub");
+    }
+    out(JSON.stringify(linkToV2rayJson(parseVlessLink(positionals[0]), inbounds), null, 2));
+    return ExitCode.ok;
+  }
+  if (src.links.length === 0 && src.sub === undefined) {
+    throw usageError("link", "give a vless:// link to convert (or --link …/--sub <source>)");
+  }
+  const links = await loadLinks(src, linkSourceOptions());
+  out(JSON.stringify(linksToV2rayJson(links, inbounds), null, 2));
+  return ExitCode.ok;
 }
 
 async function cmdDemo(args: string[]): Promise<number> {
-  const { values } = parse("demo", args, { verbose: { type: "boolean", short: "v" } });
+  const { values } = parseCommandArgs("demo", args, { verbose: { type: "boolean", short: "v" } });
   if (values.help) return help("demo");
   const logger = values.verbose ? new Logger({ level: "info" }) : undefined;
   try {
@@ -450,7 +386,7 @@ async function cmdDemo(args: string[]): Promise<number> {
 }
 
 function cmdVersion(args: string[]): number {
-  const { values } = parse("version", args, {});
+  const { values } = parseCommandArgs("version", args, {});
   if (values.help) return help("version");
   out(`dray ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8}, ${Deno.build.target})`);
   return 0;
@@ -462,7 +398,7 @@ function help(command: string): number {
 }
 
 function cmdHelp(args: string[]): number {
-  const { values, positionals } = parse("help", args, {}, 1);
+  const { values, positionals } = parseCommandArgs("help", args, {}, { positionals: 1 });
   if (values.help) return help("help");
   const topic = positionals[0];
   if (topic === undefined) return help("main");
@@ -480,9 +416,9 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       case "run":
         return await cmdRun(rest, opts);
       case "test":
-        return cmdTest(rest);
+        return await cmdTest(rest);
       case "link":
-        return cmdLink(rest);
+        return await cmdLink(rest);
       case "demo":
         return await cmdDemo(rest);
       case "version":
@@ -507,12 +443,12 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
     }
     if (e instanceof ConfigError) {
       for (const p of e.problems) err(p);
-      return 1;
+      return ExitCode.config;
     }
-    // Share-link problems and a config without a vless outbound are user errors too.
-    if (e instanceof SyntaxError || e instanceof RangeError) {
+    // A share link that does not parse is an invalid config too.
+    if (e instanceof SyntaxError) {
       err(e.message);
-      return 1;
+      return ExitCode.config;
     }
     throw e;
   }

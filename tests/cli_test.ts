@@ -10,14 +10,23 @@ interface Result {
   stderr: string;
 }
 
-async function dray(args: string[], opts: { cwd?: string } = {}): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
+async function dray(
+  args: string[],
+  opts: { cwd?: string; stdin?: string } = {},
+): Promise<Result> {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, ...args],
     cwd: opts.cwd,
-    stdin: "null",
+    stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
@@ -114,7 +123,8 @@ Deno.test("dray rejects unknown options and commands with a usage error, exit 2"
     ],
     [
       ["run"],
-      'dray run: give either -c <config.json> or --link <vless://…>\nRun "dray help run" for usage.\n',
+      "dray run: give either -c <config.json>, or --link <vless://…> (repeatable) and/or " +
+      '--sub <source>\nRun "dray help run" for usage.\n',
     ],
     [
       ["run", "--link", `vless://${ID}@example.com:443`, "--socks", "1080"],
@@ -145,10 +155,10 @@ Deno.test("dray test -c prints Configuration OK for a good config, exit 0", asyn
   });
 });
 
-Deno.test("dray test -c prints every problem of a bad config, exit 1", async () => {
+Deno.test("dray test -c prints every problem of a bad config, exit 23", async () => {
   await withFiles({ "bad.json": BAD }, async (dir) => {
     const r = await dray(["test", "--config", `${dir}/bad.json`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 23);
     assert.equal(
       r.stdout,
       [
@@ -165,20 +175,20 @@ Deno.test("dray test -c prints every problem of a bad config, exit 1", async () 
   });
 });
 
-Deno.test("dray test -c reports truncated JSON with line and column, exit 1", async () => {
+Deno.test("dray test -c reports truncated JSON with line and column, exit 23", async () => {
   await withFiles({ "cut.json": GOOD.slice(0, GOOD.indexOf('"streamSettings"')) }, async (dir) => {
     const r = await dray(["test", "-c", `${dir}/cut.json`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 23);
     assert.equal(r.stdout, "Cannot parse config: unexpected end of input at line 8 column 5\n");
     assertNoStack(r);
   });
 });
 
-Deno.test("dray test -c names a missing config file without a stack trace, exit 1", async () => {
+Deno.test("dray test -c names a missing config file without a stack trace, exit 23", async () => {
   await withFiles({}, async (dir) => {
     const r = await dray(["test", "-c", `${dir}/missing.json`]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`^Cannot read config file "${dir}/missing\\.json": `));
+    assert.equal(r.code, 23);
+    assert.match(r.stdout, new RegExp(`^Cannot read config file "${dir}/missing\\.json": `));
     assertNoStack(r);
   });
 });
@@ -210,7 +220,7 @@ Deno.test("dray test resolves certificateFile against the config's directory", a
   });
   await withFiles({ "server.json": server }, async (dir) => {
     const r = await dray(["test", "-c", `${dir}/server.json`], { cwd: "/" });
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 23);
     assert.match(
       r.stdout,
       new RegExp(
@@ -245,15 +255,15 @@ Deno.test("dray link converts a share link to JSON and --to-link converts it bac
   });
 });
 
-Deno.test("dray link names the bad field of a share link, exit 1", async () => {
+Deno.test("dray link names the bad field of a share link, exit 23", async () => {
   const r = await dray(["link", `vless://${ID}@example.com?security=tls`]);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 23);
   assert.equal(
     r.stderr,
     "Cannot parse share link: port: is required (vless://<id>@<host>:<port>)\n",
   );
   const t = await dray(["test", "--link", `vless://${ID}@2001:db8::1:443`]);
-  assert.equal(t.code, 1);
+  assert.equal(t.code, 23);
   assert.equal(
     t.stdout,
     "Cannot parse share link: host: an IPv6 address must be in brackets, as in " +
@@ -261,10 +271,10 @@ Deno.test("dray link names the bad field of a share link, exit 1", async () => {
   );
 });
 
-Deno.test("dray run -c with a bad config prints the problems to stderr, exit 1", async () => {
+Deno.test("dray run -c with a bad config prints the problems to stderr, exit 23", async () => {
   await withFiles({ "bad.json": BAD }, async (dir) => {
     const r = await dray(["run", "-c", `${dir}/bad.json`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 23);
     assert.equal(r.stdout, "");
     assert.equal(r.stderr.split("\n").length, 6);
     assert.match(r.stderr, /^inbounds\[1\]\.port: 1080 is already used/);
@@ -396,4 +406,78 @@ Deno.test("dray run exits 0 after the shutdown limit when close() hangs", async 
   const r = await runFakeUntilSignal("SIGTERM", { FAKE_CLOSE: "hang", FAKE_LIMIT_MS: "200" });
   assert.equal(r.stdout, "fake: started\nfake: close\nfake: exit 0\n");
   assert.equal(r.code, 0);
+});
+
+Deno.test("dray link --sub prints one outbound per usable line and warns about the others", async () => {
+  const sub = [
+    `vless://${ID}@a.example.com:443?security=tls#edge`,
+    "vmess://eyJ9",
+    `vless://${ID}@b.example.com:443?type=http&security=tls#edge`,
+    "",
+  ].join("\n");
+  await withFiles({ "sub.txt": btoa(sub) }, async (dir) => {
+    const r = await dray(["link", "--sub", `${dir}/sub.txt`, "--http", "none"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stderr,
+      'dray: warning: subscription line 2 skipped: unsupported scheme "vmess://" ' +
+        "(dray speaks VLESS only)\n",
+    );
+    const json = JSON.parse(r.stdout);
+    assert.deepEqual(json.outbounds.map((o: { tag: string }) => o.tag), ["edge", "edge-2"]);
+    assert.deepEqual(
+      json.outbounds.map((o: { settings: { vnext: Array<{ address: string }> } }) =>
+        o.settings.vnext[0].address
+      ),
+      ["a.example.com", "b.example.com"],
+    );
+    assert.deepEqual(json.inbounds.map((i: { tag: string }) => i.tag), ["socks"]);
+  });
+  // Repeated --link and stdin (-) mix, links first.
+  const r = await dray(
+    ["link", "--link", `vless://${ID}@c.example.com:443#c`, "--sub", "-"],
+    { stdin: sub },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).outbounds.map((o: { tag: string }) => o.tag), [
+    "c",
+    "edge",
+    "edge-2",
+  ]);
+});
+
+Deno.test("dray test --sub: an empty or unusable subscription is an invalid config, exit 23", async () => {
+  await withFiles({ "empty.txt": "# none yet\n", "bad.txt": "ss://x\n" }, async (dir) => {
+    const empty = await dray(["test", "--sub", `${dir}/empty.txt`]);
+    assert.equal(empty.code, 23);
+    assert.equal(
+      empty.stdout,
+      "Cannot use subscription: no usable vless:// link, it is empty\n",
+    );
+    const bad = await dray(["test", "--sub", `${dir}/bad.txt`]);
+    assert.equal(bad.code, 23);
+    assert.equal(bad.stderr, "");
+    assert.equal(
+      bad.stdout,
+      "Cannot use subscription: no usable vless:// link, every line was skipped (1):\n" +
+        '  line 1: unsupported scheme "ss://" (dray speaks VLESS only)\n',
+    );
+    const missing = await dray(["run", "--sub", `${dir}/missing.txt`]);
+    assert.equal(missing.code, 23);
+    assert.match(missing.stderr, /^Cannot read subscription file /);
+    assertNoStack(missing);
+  });
+});
+
+Deno.test("dray run --sub with an unreachable URL is a runtime failure, exit 1", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  const r = await dray(["run", "--sub", `http://127.0.0.1:${port}/sub/token`]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    new RegExp(`^Cannot fetch subscription http://127\\.0\\.0\\.1:${port}/…: `),
+  );
+  assert.doesNotMatch(r.stderr, /token/);
 });
