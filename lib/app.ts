@@ -206,7 +206,11 @@ function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
         logger,
       });
     case "freedom":
-      return new FreedomOutbound({ tag: o.tag });
+      return new FreedomOutbound({
+        tag: o.tag,
+        domainStrategy: o.settings.domainStrategy,
+        redirect: o.settings.redirect,
+      });
     case "blackhole":
       return new BlackholeOutbound({ tag: o.tag, response: o.settings.response });
   }

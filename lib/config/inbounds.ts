@@ -57,9 +57,13 @@ export function readInbound(r: Reader, v: unknown, path: string): InboundConfig 
       r.keys(settings, sp, ["accounts", "timeout", "allowTransparent", "userLevel"]);
       const accounts = readAccounts(r, settings, sp);
       const timeout = r.int(settings, "timeout", sp, 0, MAX_U32, 0);
-      // allowTransparent lets plain (non-proxy) requests through in v2ray; a local proxy never
-      // needs it, and it is read only so configs that set it still load.
-      r.bool(settings, "allowTransparent", sp);
+      // v2ray answers origin-form requests with 400 unless allowTransparent; so does dray, always.
+      if (r.bool(settings, "allowTransparent", sp)) {
+        r.unsupported(
+          join(sp, "allowTransparent"),
+          "transparent requests (origin-form, without a proxy's absolute URL) are",
+        );
+      }
       const userLevel = r.int(settings, "userLevel", sp, 0, MAX_U32, 0);
       if (!ok || !accounts || timeout === undefined || userLevel === undefined) return undefined;
       return { protocol, ...base, settings: { accounts, timeout, userLevel } };
@@ -126,14 +130,26 @@ function readAccounts(r: Reader, o: Obj, path: string): Account[] | undefined {
   return bad ? undefined : out;
 }
 
+/**
+ * socks and dokodemo-door `timeout`: deprecated in v2ray 4.34, where it still sets connIdle when
+ * userLevel is 0. Only 0 (unset) is taken: policy.levels.0.connIdle says the same thing.
+ */
+function readDeprecatedTimeout(r: Reader, s: Obj, path: string): void {
+  if (r.int(s, "timeout", path, 0, MAX_U32, 0)) {
+    r.unsupported(
+      join(path, "timeout"),
+      "the deprecated timeout (use policy.levels.0.connIdle) is",
+    );
+  }
+}
+
 function readSocksSettings(r: Reader, s: Obj, path: string): SocksSettings | undefined {
   r.keys(s, path, ["auth", "accounts", "udp", "ip", "userLevel", "timeout"]);
   const auth = r.choice(s, "auth", path, ["noauth", "password"] as const, "noauth");
   const accounts = readAccounts(r, s, path);
   const udp = r.bool(s, "udp", path);
   const ipRaw = r.string(s, "ip", path, "");
-  // `timeout` is deprecated in v2ray 4.34 and has no effect there either.
-  r.int(s, "timeout", path, 0, MAX_U32, 0);
+  readDeprecatedTimeout(r, s, path);
   const userLevel = r.int(s, "userLevel", path, 0, MAX_U32, 0);
   let ip = ipRaw;
   if (ipRaw && !isIp(ipRaw)) {
@@ -162,7 +178,7 @@ function readDokodemoSettings(
   }
   const address = r.requiredString(s, "address", path);
   const port = r.port(s, "port", path);
-  r.int(s, "timeout", path, 0, MAX_U32, 0);
+  readDeprecatedTimeout(r, s, path);
   const userLevel = r.int(s, "userLevel", path, 0, MAX_U32, 0);
   const list = r.stringList(s, "network", path);
   let network: Array<"tcp" | "udp"> | undefined = ["tcp"];

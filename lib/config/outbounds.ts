@@ -141,8 +141,20 @@ function readFreedomSettings(
 ): FreedomOutboundConfig["settings"] | undefined {
   r.keys(s, path, ["domainStrategy", "redirect", "timeout", "userLevel"]);
   const domainStrategy = r.choice(s, "domainStrategy", path, DOMAIN_STRATEGIES, "AsIs");
-  r.int(s, "timeout", path, 0, MAX_U32, 0);
+  // v2ray runs a second idle timer on the outbound side with the policy of this level (and
+  // `timeout` as its connIdle when the level is 0). dray's one timer per connection follows the
+  // inbound's level, so anything but the defaults is refused rather than ignored.
   const userLevel = r.int(s, "userLevel", path, 0, MAX_U32, 0);
+  if (userLevel) {
+    r.unsupported(join(path, "userLevel"), "a policy level for freedom (the inbound's applies) is");
+  }
+  const timeout = r.int(s, "timeout", path, 0, MAX_U32, 0);
+  if (timeout) {
+    r.unsupported(
+      join(path, "timeout"),
+      "freedom's own idle timeout (set policy.levels.N.connIdle for the inbound's level) is",
+    );
+  }
   const raw = r.string(s, "redirect", path, "");
   let redirect: FreedomOutboundConfig["settings"]["redirect"] | undefined = null;
   if (raw) {
@@ -155,8 +167,13 @@ function readFreedomSettings(
         join(path, "redirect"),
         `must be "host:port" (either may be empty), got ${describe(raw)}`,
       );
-    } else redirect = { address: host, port };
+    } else {
+      // v2ray keeps the original address when the redirect's is empty or 0.0.0.0.
+      redirect = { address: host === "0.0.0.0" ? "" : host, port };
+    }
   }
-  if (!domainStrategy || userLevel === undefined || redirect === undefined) return undefined;
-  return { domainStrategy, redirect, userLevel };
+  if (!domainStrategy || userLevel !== 0 || timeout !== 0 || redirect === undefined) {
+    return undefined;
+  }
+  return { domainStrategy, redirect };
 }

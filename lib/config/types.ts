@@ -26,7 +26,8 @@
  *     `alpn`, `certificates[{certificate | certificateFile, usage "verify"}]`, `disableSystemRoot`),
  *     `httpSettings` (`host[]`, `path` default "/", `method` default "PUT", `headers`
  *     {name: [values]}, and Xray's `read_idle_timeout`, `health_check_timeout` in seconds);
- *   - freedom: `domainStrategy` AsIs | UseIP | UseIPv4 | UseIPv6, `redirect` "host:port", `userLevel`;
+ *   - freedom: `domainStrategy` AsIs | UseIP | UseIPv4 | UseIPv6, `redirect` "host:port" (`userLevel`
+ *     and `timeout` only at their defaults: dray has no outbound-side idle timer);
  *   - blackhole: `response.type` none | http.
  * - `policy.levels.N`: `handshake`, `connIdle`, `uplinkOnly`, `downlinkOnly` in seconds. Defaults
  *   are what v2ray's code uses (features/policy/policy.go): 60 / 300 / 1 / 1. Its docs say
@@ -204,10 +205,10 @@ export interface FreedomOutboundConfig {
   protocol: "freedom";
   tag: string;
   settings: {
+    /** How a domain is dialled: as given, or looked up first (lib/outbound/freedom.ts). */
     domainStrategy: "AsIs" | "UseIP" | "UseIPv4" | "UseIPv6";
     /** Send everything here instead; "" address / 0 port = keep the original one. */
     redirect: { address: string; port: number } | null;
-    userLevel: number;
   };
 }
 

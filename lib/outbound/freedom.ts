@@ -1,17 +1,43 @@
 import { ConnDuplex } from "../net/conn_duplex.ts";
-import { addressKind, type Destination, formatDestination } from "../net/destination.ts";
+import {
+  addressKind,
+  type Destination,
+  formatDestination,
+  formatHostPort,
+} from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import type { OpenOptions, Outbound } from "./outbound.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
 
+/**
+ * v2ray's freedom `domainStrategy`: AsIs dials a domain as given (the system resolves it); UseIP,
+ * UseIPv4 and UseIPv6 look it up first (A and AAAA, A only, AAAA only) and dial one of the
+ * addresses at random. When the lookup fails or finds nothing, the domain is dialled as given,
+ * as v2ray 4.34 does (proxy/freedom/freedom.go).
+ */
+export type DomainStrategy = "AsIs" | "UseIP" | "UseIPv4" | "UseIPv6";
+
+/** Where freedom sends everything instead: "" address / 0 port keep the original one. */
+export interface Redirect {
+  address: string;
+  port: number;
+}
+
 export interface FreedomOptions {
   tag?: string;
+  /** Default "AsIs". */
+  domainStrategy?: DomainStrategy;
+  /** v2ray's `redirect`: every connection goes here instead (TCP and UDP alike). */
+  redirect?: Redirect | null;
   /** Dials TCP; defaults to `Deno.connect`. Tests inject failures and counters here. */
   connect?: (options: Deno.ConnectOptions) => Promise<Deno.Conn>;
   /** Opens a UDP socket; defaults to `Deno.listenDatagram`. */
   listenDatagram?: (options: Deno.UdpListenOptions & { transport: "udp" }) => Deno.DatagramConn;
-  /** Resolves a domain for UDP destinations; defaults to A then AAAA via `Deno.resolveDns`. */
-  resolve?: (host: string) => Promise<string>;
+  /**
+   * The addresses of one record type of a domain; defaults to `Deno.resolveDns` (which asks the
+   * name servers, not /etc/hosts; "localhost" is answered here).
+   */
+  lookup?: (host: string, type: "A" | "AAAA") => Promise<string[]>;
 }
 
 /** Datagrams waiting to be read by a slow consumer before new ones are dropped. */
@@ -24,25 +50,33 @@ const UDP_QUEUE = 64;
  */
 export class FreedomOutbound implements Outbound {
   readonly tag: string;
+  readonly #strategy: DomainStrategy;
+  readonly #redirect: Redirect | null;
   #connect: (options: Deno.ConnectOptions) => Promise<Deno.Conn>;
   #listen: (options: Deno.UdpListenOptions & { transport: "udp" }) => Deno.DatagramConn;
-  #resolve: (host: string) => Promise<string>;
+  #lookup: (host: string, type: "A" | "AAAA") => Promise<string[]>;
 
   constructor(options: FreedomOptions = {}) {
     this.tag = options.tag ?? "direct";
+    this.#strategy = options.domainStrategy ?? "AsIs";
+    this.#redirect = options.redirect ?? null;
     this.#connect = options.connect ?? ((o) => Deno.connect(o));
     this.#listen = options.listenDatagram ?? ((o) => Deno.listenDatagram(o));
-    this.#resolve = options.resolve ?? resolveHost;
+    this.#lookup = options.lookup ?? lookupDns;
   }
 
-  async open(dest: Destination, options: OpenOptions = {}): Promise<Duplex> {
+  async open(requested: Destination, options: OpenOptions = {}): Promise<Duplex> {
+    const dest = this.#redirected(requested);
+    const where = dest === requested
+      ? formatDestination(requested)
+      : `${formatDestination(requested)} (redirected to ${formatHostPort(dest.host, dest.port)})`;
     if (dest.port < 1 || dest.port > 65535) {
-      throw new RangeError(`Cannot open ${formatDestination(dest)}: port out of range`);
+      throw new RangeError(`Cannot open ${where}: port out of range`);
     }
-    if (dest.network === "udp") return await this.#openUdp(dest, options);
+    if (dest.network === "udp") return await this.#openUdp(dest, where, options);
     try {
       const conn = await this.#connect({
-        hostname: dest.host,
+        hostname: await this.#dialHost(dest.host, this.#strategy),
         port: dest.port,
         transport: "tcp",
         signal: options.signal,
@@ -55,18 +89,45 @@ export class FreedomOutbound implements Outbound {
       if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       return new ConnDuplex(conn);
     } catch (err) {
-      throw new (errorClass(err))(`Cannot connect to ${formatDestination(dest)}: ${message(err)}`, {
-        cause: err,
-      });
+      throw new (errorClass(err))(`Cannot connect to ${where}: ${message(err)}`, { cause: err });
     }
   }
 
-  async #openUdp(dest: Destination, options: OpenOptions): Promise<Duplex> {
-    let ip: string;
-    try {
-      ip = addressKind(dest.host) === "domain" ? await this.#resolve(dest.host) : dest.host;
-    } catch (err) {
-      throw new Error(`Cannot resolve ${formatDestination(dest)}: ${message(err)}`, { cause: err });
+  /** v2ray applies `redirect` before anything else: an empty address or port 0 keeps that part. */
+  #redirected(dest: Destination): Destination {
+    const r = this.#redirect;
+    if (r === null) return dest;
+    return { network: dest.network, host: r.address || dest.host, port: r.port || dest.port };
+  }
+
+  /** The host to dial for `host` under `strategy`: an IP literal, or the domain as given. */
+  async #dialHost(host: string, strategy: DomainStrategy): Promise<string> {
+    if (strategy === "AsIs" || addressKind(host) !== "domain") return host;
+    const types: Array<"A" | "AAAA"> = strategy === "UseIPv4"
+      ? ["A"]
+      : strategy === "UseIPv6"
+      ? ["AAAA"]
+      : ["A", "AAAA"];
+    const found: string[] = [];
+    for (const type of types) {
+      try {
+        found.push(...await this.#lookup(host, type));
+      } catch {
+        // No such record, or no answer: v2ray then dials the domain as given.
+      }
+    }
+    return found.length === 0 ? host : found[Math.floor(Math.random() * found.length)];
+  }
+
+  async #openUdp(dest: Destination, where: string, options: OpenOptions): Promise<Duplex> {
+    // A UDP socket sends to addresses only, so AsIs resolves here too (A first, then AAAA).
+    let ip = await this.#dialHost(
+      dest.host,
+      this.#strategy === "AsIs" ? "UseIPv4" : this.#strategy,
+    );
+    if (addressKind(ip) === "domain") ip = await this.#dialHost(ip, "UseIPv6");
+    if (addressKind(ip) === "domain") {
+      throw new Deno.errors.NotFound(`Cannot resolve ${where}: no A or AAAA record`);
     }
     options.signal?.throwIfAborted();
     const v6 = addressKind(ip) === "ipv6";
@@ -127,17 +188,9 @@ function unmap(host: string): string {
   return m ? m[1] : host;
 }
 
-async function resolveHost(host: string): Promise<string> {
-  if (host === "localhost") return "127.0.0.1";
-  try {
-    const a = await Deno.resolveDns(host, "A");
-    if (a.length > 0) return a[0];
-  } catch {
-    // fall through to AAAA
-  }
-  const aaaa = await Deno.resolveDns(host, "AAAA");
-  if (aaaa.length === 0) throw new Deno.errors.NotFound(`no address for ${host}`);
-  return aaaa[0];
+async function lookupDns(host: string, type: "A" | "AAAA"): Promise<string[]> {
+  if (host.toLowerCase() === "localhost") return [type === "A" ? "127.0.0.1" : "::1"];
+  return await Deno.resolveDns(host, type);
 }
 
 function message(err: unknown): string {

@@ -73,3 +73,21 @@ Deno.test("parseConfigObject() refuses streamSettings on a socks inbound", () =>
     "inbounds[0].streamSettings: streamSettings on a socks inbound are not supported by dray",
   ]);
 });
+
+testProblemCases([
+  ["socks and dokodemo-door timeouts, and http allowTransparent", (c) => {
+    c.inbounds[0].settings = { timeout: 30 };
+    c.inbounds.push(
+      {
+        protocol: "dokodemo-door",
+        port: 5353,
+        settings: { address: "1.1.1.1", port: 53, timeout: 5 },
+      },
+      { protocol: "http", port: 8080, settings: { allowTransparent: true } },
+    );
+  }, [
+    "inbounds[0].settings.timeout: the deprecated timeout (use policy.levels.0.connIdle) is not supported by dray",
+    "inbounds[1].settings.timeout: the deprecated timeout (use policy.levels.0.connIdle) is not supported by dray",
+    "inbounds[2].settings.allowTransparent: transparent requests (origin-form, without a proxy's absolute URL) are not supported by dray",
+  ]],
+]);

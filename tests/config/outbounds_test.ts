@@ -1,3 +1,5 @@
+import assert from "node:assert/strict";
+import { parseConfigObject } from "../../lib/config/parse.ts";
 import { ID, testProblemCases } from "../support/config_samples.ts";
 
 const vnext0 = "outbounds[0].settings.vnext[0]";
@@ -79,3 +81,34 @@ testProblemCases([
     'outbounds[1]: must be an object, got "freedom"',
   ]],
 ]);
+
+testProblemCases([
+  ["a freedom userLevel and timeout (no outbound-side idle timer)", (c) => {
+    c.outbounds.push({ protocol: "freedom", settings: { userLevel: 1, timeout: 30 } });
+  }, [
+    "outbounds[1].settings.userLevel: a policy level for freedom (the inbound's applies) is not supported by dray",
+    "outbounds[1].settings.timeout: freedom's own idle timeout (set policy.levels.N.connIdle for the inbound's level) is not supported by dray",
+  ]],
+  ["a freedom redirect without a port separator", (c) => {
+    c.outbounds.push({ protocol: "freedom", settings: { redirect: "example.com" } });
+  }, [
+    'outbounds[1].settings.redirect: must be "host:port" (either may be empty), got "example.com"',
+  ]],
+]);
+
+Deno.test("parseConfigObject() reads freedom's redirect as v2ray does: 0.0.0.0 and an empty part keep the original", () => {
+  const redirects = ["0.0.0.0:8080", ":53", "[::1]:", "10.0.0.1:80"].map((redirect) => {
+    const ob = parseConfigObject({
+      inbounds: [{ protocol: "socks", port: 1080 }],
+      outbounds: [{ protocol: "freedom", settings: { redirect, userLevel: 0, timeout: 0 } }],
+    }).outbounds[0];
+    assert.ok(ob.protocol === "freedom");
+    return ob.settings.redirect;
+  });
+  assert.deepEqual(redirects, [
+    { address: "", port: 8080 },
+    { address: "", port: 53 },
+    { address: "::1", port: 0 },
+    { address: "10.0.0.1", port: 80 },
+  ]);
+});

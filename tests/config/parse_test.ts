@@ -226,7 +226,7 @@ Deno.test("parseConfigObject() reads every supported client option", () => {
   assert.deepEqual(direct, {
     protocol: "freedom",
     tag: "direct",
-    settings: { domainStrategy: "UseIPv4", redirect: { address: "::1", port: 80 }, userLevel: 0 },
+    settings: { domainStrategy: "UseIPv4", redirect: { address: "::1", port: 80 } },
   });
   assert.deepEqual(block, {
     protocol: "blackhole",

@@ -3,6 +3,8 @@ import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
 import { BlackholeOutbound } from "../../lib/outbound/blackhole.ts";
 import { readAll } from "../support/fake_outbound.ts";
 import { EchoServer } from "../support/echo_server.ts";
+import { freePort, startAppFromJson } from "../support/client_app.ts";
+import { socksConnect } from "../support/socks_client.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -56,7 +58,8 @@ Deno.test("FreedomOutbound UDP: one datagram per chunk, replies only from the de
   const freedom = new FreedomOutbound({
     // Keep the test on loopback: bind the outbound socket to 127.0.0.1.
     listenDatagram: (o) => Deno.listenDatagram({ ...o, hostname: "127.0.0.1" }),
-    resolve: (host) => Promise.resolve(host === "echo.test" ? "127.0.0.1" : "0.0.0.0"),
+    lookup: (host, type) =>
+      Promise.resolve(host === "echo.test" && type === "A" ? ["127.0.0.1"] : []),
   });
   const d = await freedom.open({
     network: "udp",
@@ -81,6 +84,133 @@ Deno.test("FreedomOutbound UDP: one datagram per chunk, replies only from the de
     peer.close();
     stranger.close();
     await freedom.close();
+  }
+});
+
+/** A FreedomOutbound whose connect() records the host and port it was asked for, then refuses. */
+function recordingFreedom(options: ConstructorParameters<typeof FreedomOutbound>[0]) {
+  const dialled: string[] = [];
+  const freedom = new FreedomOutbound({
+    ...options,
+    connect: (o) => {
+      dialled.push(`${o.hostname}:${o.port}`);
+      return Promise.reject(new Deno.errors.ConnectionRefused("refused"));
+    },
+  });
+  return { freedom, dialled };
+}
+
+Deno.test("FreedomOutbound.open() dials the redirect, keeping the part left empty, and names both in errors", async () => {
+  const full = recordingFreedom({ redirect: { address: "127.0.0.9", port: 7 } });
+  await assert.rejects(
+    full.freedom.open({ network: "tcp", host: "a.test", port: 80 }),
+    /Cannot connect to tcp:a\.test:80 \(redirected to 127\.0\.0\.9:7\): refused/,
+  );
+  const portOnly = recordingFreedom({ redirect: { address: "", port: 8080 } });
+  await assert.rejects(portOnly.freedom.open({ network: "tcp", host: "a.test", port: 80 }));
+  const hostOnly = recordingFreedom({ redirect: { address: "::1", port: 0 } });
+  await assert.rejects(hostOnly.freedom.open({ network: "tcp", host: "a.test", port: 80 }));
+  assert.deepEqual([...full.dialled, ...portOnly.dialled, ...hostOnly.dialled], [
+    "127.0.0.9:7",
+    "a.test:8080",
+    "::1:80",
+  ]);
+});
+
+Deno.test("FreedomOutbound.open() looks domains up per domainStrategy and dials them as given when nothing is found", async () => {
+  const records: Record<string, string[]> = {
+    "A four.test": ["192.0.2.1"],
+    "AAAA six.test": ["2001:db8::1"],
+    "A both.test": ["192.0.2.2"],
+    "AAAA both.test": ["2001:db8::2"],
+  };
+  const asked: string[] = [];
+  const lookup = (host: string, type: "A" | "AAAA") => {
+    asked.push(`${type} ${host}`);
+    const hit = records[`${type} ${host}`];
+    return hit ? Promise.resolve(hit) : Promise.reject(new Deno.errors.NotFound("no record"));
+  };
+  const cases: Array<[string, string, string[]]> = [
+    ["AsIs", "four.test", ["four.test:1"]],
+    ["UseIPv4", "four.test", ["192.0.2.1:1"]],
+    ["UseIPv6", "six.test", ["2001:db8::1:1"]],
+    // Nothing found: the domain is dialled as given, as v2ray does.
+    ["UseIPv4", "six.test", ["six.test:1"]],
+    ["UseIPv6", "four.test", ["four.test:1"]],
+    // An IP literal is never looked up.
+    ["UseIP", "192.0.2.7", ["192.0.2.7:1"]],
+  ];
+  for (const [strategy, host, want] of cases) {
+    const { freedom, dialled } = recordingFreedom({
+      domainStrategy: strategy as "AsIs",
+      lookup,
+    });
+    await assert.rejects(freedom.open({ network: "tcp", host, port: 1 }));
+    assert.deepEqual(dialled, want, `${strategy} ${host}`);
+  }
+  // UseIP picks among A and AAAA: every pick is one of them, and both are asked for.
+  asked.length = 0;
+  const { freedom, dialled } = recordingFreedom({ domainStrategy: "UseIP", lookup });
+  for (let i = 0; i < 20; i++) {
+    await assert.rejects(freedom.open({ network: "tcp", host: "both.test", port: 1 }));
+  }
+  assert.ok(dialled.every((d) => d === "192.0.2.2:1" || d === "2001:db8::2:1"), dialled.join());
+  assert.ok(asked.includes("A both.test") && asked.includes("AAAA both.test"));
+});
+
+Deno.test("FreedomOutbound UDP: UseIPv6 sends to the AAAA address; a domain without records is refused by name", async () => {
+  const peer = Deno.listenDatagram({ transport: "udp", hostname: "::1", port: 0 });
+  const freedom = new FreedomOutbound({
+    domainStrategy: "UseIPv6",
+    listenDatagram: (o) => Deno.listenDatagram({ ...o, hostname: "::1" }),
+    lookup: (host, type) =>
+      Promise.resolve(host === "v6.test" ? (type === "AAAA" ? ["::1"] : ["127.0.0.1"]) : []),
+  });
+  const port = (peer.addr as Deno.NetAddr).port;
+  const d = await freedom.open({ network: "udp", host: "v6.test", port });
+  try {
+    const w = d.writable.getWriter();
+    await w.write(enc.encode("six"));
+    const [got] = await peer.receive();
+    assert.equal(dec.decode(got), "six");
+    await assert.rejects(
+      freedom.open({ network: "udp", host: "none.test", port }),
+      (err: Error) => err instanceof Deno.errors.NotFound && /udp:none\.test/.test(err.message),
+    );
+  } finally {
+    d.close();
+    peer.close();
+    await freedom.close();
+  }
+});
+
+Deno.test("FreedomOutbound redirect: a SOCKS CONNECT through the running app reaches the redirect target", async () => {
+  const echo = new EchoServer();
+  try {
+    await using s = await startAppFromJson(() => ({
+      inbounds: [{ protocol: "socks", port: freePort() }],
+      outbounds: [{
+        protocol: "freedom",
+        settings: { redirect: `127.0.0.1:${echo.port}` },
+      }],
+    }));
+    // Nothing listens on 192.0.2.1 (TEST-NET-1): only the redirect can answer.
+    const c = await socksConnect(s.inbound("socks").port, 1, "192.0.2.1", 9);
+    try {
+      await c.writer.write(enc.encode("redirected"));
+      await c.writer.close();
+      let got = "";
+      for (let i = 0; i < 1000; i++) {
+        const { value, done } = await c.reader.read();
+        if (done) break;
+        got += dec.decode(value);
+      }
+      assert.equal(got, "redirected");
+    } finally {
+      c.duplex.close();
+    }
+  } finally {
+    await echo.close();
   }
 });
 
