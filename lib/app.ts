@@ -16,7 +16,9 @@ import type {
 import { levelPolicy } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 import { formatHostPort } from "./net/destination.ts";
-import type { Policy } from "./inbound/inbound.ts";
+import { Dispatcher } from "./dispatch/dispatcher.ts";
+import type { Policy } from "./dispatch/policy.ts";
+import { DefaultRouter, type Router } from "./dispatch/router.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
@@ -58,6 +60,8 @@ export const DEFAULT_GRACE_MS = 5_000;
 
 export interface StartOptions {
   logger: Logger;
+  /** Picks the outbound per connection; default: the first outbound. */
+  router?: (outbounds: readonly Outbound[]) => Router;
 }
 
 /** Starts every outbound and inbound of `config`. On failure, whatever started is closed again. */
@@ -66,9 +70,11 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
   const outbounds = config.outbounds.map((o) => createOutbound(o, logger));
   const inbounds: RunningInbound[] = [];
   try {
+    const router = opts.router?.(outbounds) ?? new DefaultRouter(outbounds);
+    const dispatcher = new Dispatcher({ router, logger });
     for (const inbound of config.inbounds) {
       try {
-        inbounds.push(await startInbound(inbound, config, outbounds[0], logger));
+        inbounds.push(await startInbound(inbound, config, dispatcher, logger));
       } catch (err) {
         const where = formatHostPort(inbound.listen, inbound.port);
         throw new Error(
@@ -114,10 +120,16 @@ export function policyFor(config: Config, level: number): Policy {
 async function startInbound(
   inbound: InboundConfig,
   config: Config,
-  outbound: Outbound,
+  dispatcher: Dispatcher,
   logger: Logger,
 ): Promise<RunningInbound> {
-  const base = { tag: inbound.tag, hostname: inbound.listen, port: inbound.port, outbound, logger };
+  const base = {
+    tag: inbound.tag,
+    hostname: inbound.listen,
+    port: inbound.port,
+    dispatcher,
+    logger,
+  };
   switch (inbound.protocol) {
     case "socks":
     case "mixed": {

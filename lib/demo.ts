@@ -12,7 +12,10 @@
  */
 import { DEMO_CA_PEM, DEMO_CERT_PEM, DEMO_KEY_PEM } from "./demo/certs.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
-import { DEFAULT_POLICY, errorMessage } from "./inbound/inbound.ts";
+import { Dispatcher } from "./dispatch/dispatcher.ts";
+import { DEFAULT_POLICY } from "./dispatch/policy.ts";
+import { DefaultRouter } from "./dispatch/router.ts";
+import { errorMessage } from "./error_message.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { SocksInbound } from "./inbound/socks.ts";
 import { VlessInbound } from "./inbound/vless.ts";
@@ -95,7 +98,7 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
       host: [SERVER_NAME],
       path: HTTP_PATH,
       handler: new VlessInbound({ clients: [{ id }] }),
-      outbound: freedom,
+      dispatcher: new Dispatcher({ router: new DefaultRouter([freedom]), logger }),
       policy: DEFAULT_POLICY,
       logger,
     });
@@ -112,13 +115,14 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
       logger,
     });
     closers.push(() => vless.close());
+    const viaVless = new Dispatcher({ router: new DefaultRouter([vless]), logger });
     const client = (tag: string, handler: SocksInbound | HttpProxyInbound) => {
       const s = new InboundServer({
         tag,
         hostname: HOST,
         port: 0,
         handler,
-        outbound: vless,
+        dispatcher: viaVless,
         policy: DEFAULT_POLICY,
         logger,
       });

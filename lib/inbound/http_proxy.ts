@@ -3,20 +3,15 @@
  * forwarded as origin-form with the hop-by-hop headers removed, keep-alive across requests.
  * The HTTP/1 message codec is in lib/http1/.
  */
+import type { Dispatched } from "../dispatch/dispatcher.ts";
+import { errorMessage } from "../error_message.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination, formatHostPort } from "../net/destination.ts";
-import type { Duplex, HeldDuplex } from "../net/duplex.ts";
-import { relay } from "../net/relay.ts";
-import {
-  describeRelay,
-  errorMessage,
-  IdleTimer,
-  type InboundContext,
-  type InboundHandler,
-  type InboundResult,
-  lingeringClose,
-  openOutbound,
-} from "./inbound.ts";
+import type { Duplex } from "../net/duplex.ts";
+import { IdleTimer } from "../net/idle_timer.ts";
+import { heldClient } from "./held_client.ts";
+import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
+import { lingeringClose } from "./lingering_close.ts";
 import { copyBody } from "../http1/body.ts";
 import { type Framing, requestFraming, responseFraming } from "../http1/framing.ts";
 import {
@@ -51,21 +46,26 @@ export interface HttpProxyOptions {
   accounts?: HttpProxyAccount[];
 }
 
+/** The connection plain requests go over while they go to one destination. */
 interface Upstream {
   key: string;
-  duplex: Duplex;
+  dispatched: Dispatched;
   reader: ByteReader;
   writer: Writer;
+  /** Bytes sent and received over it (heads and bodies), for its access line. */
+  up: number;
+  down: number;
 }
 
 export class HttpProxyInbound implements InboundHandler {
-  readonly #credentials: Set<string> | undefined;
+  /** Basic credentials token → user name. */
+  readonly #credentials: Map<string, string> | undefined;
 
   constructor(options: HttpProxyOptions = {}) {
     const accounts = options.accounts ?? [];
     this.#credentials = accounts.length === 0
       ? undefined
-      : new Set(accounts.map((a) => basic(a.user, a.pass)));
+      : new Map(accounts.map((a) => [basic(a.user, a.pass), a.user]));
   }
 
   get requiresAuth(): boolean {
@@ -81,16 +81,23 @@ export class HttpProxyInbound implements InboundHandler {
     const destinations: string[] = [];
     const writer = conn.writable.getWriter();
     let upstream: Upstream | undefined;
+    let user: string | undefined;
     let timedOut = false;
+    // Ends the upstream connection and writes its access line.
+    const release = (outcome?: string) => {
+      const u = upstream;
+      upstream = undefined;
+      u?.dispatched.finish({ up: u.up, down: u.down, result: outcome });
+    };
     const timer = new IdleTimer(ctx.policy.handshake, () => {
       timedOut = true;
       conn.close();
-      upstream?.duplex.close();
+      upstream?.dispatched.duplex.close();
     });
     const tick = () => timer.touch();
     const onAbort = () => {
       conn.close();
-      upstream?.duplex.close();
+      upstream?.dispatched.duplex.close();
     };
     ctx.signal.addEventListener("abort", onAbort, { once: true });
     const refuse = async (status: number, message: string, extra: Headers = []) => {
@@ -124,17 +131,28 @@ export class HttpProxyInbound implements InboundHandler {
           break;
         }
         timer.set(ctx.policy.connIdle);
-        if (this.#credentials && !this.#authorized(head.headers)) {
-          await refuse(407, "proxy authentication required", [
-            ["Proxy-Authenticate", 'Basic realm="dray"'],
-          ]);
-          break;
+        if (this.#credentials) {
+          user = this.#user(head.headers);
+          if (user === undefined) {
+            await refuse(407, "proxy authentication required", [
+              ["Proxy-Authenticate", 'Basic realm="dray"'],
+            ]);
+            break;
+          }
         }
         if (head.method === "CONNECT") {
-          upstream?.duplex.close();
-          upstream = undefined;
+          release();
           timer.stop();
-          return await this.#tunnel(conn, reader, writer, head, ctx, result, destinations);
+          return await this.#tunnel({
+            conn,
+            reader,
+            writer,
+            head,
+            ctx,
+            result,
+            destinations,
+            user,
+          });
         }
         let target: AbsoluteTarget;
         let framing: Framing;
@@ -156,20 +174,24 @@ export class HttpProxyInbound implements InboundHandler {
         const key = formatDestination(dest);
         if (destinations[destinations.length - 1] !== key) destinations.push(key);
         summarize();
-        if (upstream && upstream.key !== key) {
-          upstream.duplex.close();
-          upstream = undefined;
-        }
+        if (upstream && upstream.key !== key) release();
         if (!upstream) {
           try {
-            const duplex = await openOutbound(ctx, dest);
+            const route = { destination: dest, inboundTag: ctx.tag, source: ctx.source, user };
+            const dispatched = await ctx.dispatcher.open(route, { signal: ctx.signal });
+            result.outbound = dispatched.outbound;
+            const { duplex } = dispatched;
             upstream = {
               key,
-              duplex,
+              dispatched,
               reader: new ByteReader(duplex.readable),
               writer: duplex.writable.getWriter(),
+              up: 0,
+              down: 0,
             };
           } catch (err) {
+            // The dispatcher logged the failed dial.
+            result.outbound ??= "";
             await refuse(502, errorMessage(err));
             break;
           }
@@ -181,6 +203,7 @@ export class HttpProxyInbound implements InboundHandler {
             { head, target, framing, upstream, reader, writer, tick, result, progress },
           );
         } catch (err) {
+          release(errorMessage(err));
           // Nothing of the response reached the client yet: it gets a 502 instead of a hang.
           if (!progress.responded && !timedOut) {
             await refuse(502, errorMessage(err));
@@ -189,15 +212,13 @@ export class HttpProxyInbound implements InboundHandler {
           throw err;
         }
         if (keep === "close-upstream" || keep === "close") {
-          upstream.duplex.close();
-          upstream = undefined;
+          release(result.result === "ok" ? undefined : result.result);
         }
         if (keep === "close") break;
       }
       // A normal end: FIN after the last response, so it is not lost to a reset.
       if (!timedOut) {
-        upstream?.duplex.close();
-        upstream = undefined;
+        release();
         await lingeringClose(conn, writer, reader);
       }
     } catch (err) {
@@ -205,7 +226,7 @@ export class HttpProxyInbound implements InboundHandler {
     } finally {
       timer.stop();
       ctx.signal.removeEventListener("abort", onAbort);
-      upstream?.duplex.close();
+      release(result.result === "ok" ? undefined : result.result);
       conn.close();
     }
     if (timedOut && result.result === "ok" && destinations.length === 0) {
@@ -215,10 +236,11 @@ export class HttpProxyInbound implements InboundHandler {
     return result;
   }
 
-  #authorized(headers: Headers): boolean {
+  /** The user whose Basic credentials the request carries, or undefined. */
+  #user(headers: Headers): string | undefined {
     const value = getHeader(headers, "proxy-authorization") ?? "";
     const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(value.trim());
-    return m !== null && this.#credentials!.has(m[1]);
+    return m === null ? undefined : this.#credentials!.get(m[1]);
   }
 
   /**
@@ -256,8 +278,11 @@ export class HttpProxyInbound implements InboundHandler {
       ["Connection", "keep-alive"],
     ]);
     await upstream.writer.write(out);
+    upstream.up += out.byteLength;
+    result.up += out.byteLength;
     // The body goes up while the response comes down: a server may answer before reading it all.
     const sending = copyBody(reader, upstream.writer, framing, tick).then((n) => {
+      upstream.up += n;
       result.up += n;
     });
     sending.catch(() => {});
@@ -268,6 +293,8 @@ export class HttpProxyInbound implements InboundHandler {
       if (respBytes === null) {
         throw new Deno.errors.UnexpectedEof("upstream closed before responding");
       }
+      upstream.down += respBytes.byteLength;
+      result.down += respBytes.byteLength;
       response = parseResponseHead(respBytes);
       // 1xx interim responses (100 Continue) go to the client as they are; the final one follows.
       if (response.status >= 200 || response.status === 101 || i >= 10) break;
@@ -288,7 +315,9 @@ export class HttpProxyInbound implements InboundHandler {
         ["Connection", keep ? "keep-alive" : "close"],
       ]),
     );
-    result.down += await copyBody(upstream.reader, writer, respFraming, tick);
+    const body = await copyBody(upstream.reader, writer, respFraming, tick);
+    upstream.down += body;
+    result.down += body;
     if (framing.kind !== "none") {
       try {
         await sending;
@@ -302,13 +331,16 @@ export class HttpProxyInbound implements InboundHandler {
   }
 
   async #tunnel(
-    conn: Duplex,
-    reader: ByteReader,
-    writer: Writer,
-    head: RequestHead,
-    ctx: InboundContext,
-    result: InboundResult,
-    destinations: string[],
+    { conn, reader, writer, head, ctx, result, destinations, user }: {
+      conn: Duplex;
+      reader: ByteReader;
+      writer: Writer;
+      head: RequestHead;
+      ctx: InboundContext;
+      result: InboundResult;
+      destinations: string[];
+      user: string | undefined;
+    },
   ): Promise<InboundResult> {
     let dest: Destination;
     try {
@@ -325,28 +357,21 @@ export class HttpProxyInbound implements InboundHandler {
     result.destination = destinations.length === 1
       ? destinations[0]
       : `${destinations[destinations.length - 1]} (after ${destinations.length - 1} more)`;
-    let remote: Duplex;
-    try {
-      remote = await openOutbound(ctx, dest);
-    } catch (err) {
-      result.result = errorMessage(err);
+    const route = { destination: dest, inboundTag: ctx.tag, source: ctx.source, user };
+    const r = await ctx.dispatcher.connect(heldClient(conn, reader, writer), route, {
+      policy: ctx.policy,
+      signal: ctx.signal,
+      onOpened: () => writer.write(ascii.encode("HTTP/1.1 200 Connection established\r\n\r\n")),
+    });
+    result.outbound = r.outbound;
+    result.result = r.result;
+    if (r.error !== undefined) {
       await writer.write(encodeErrorResponse(502)).catch(() => {});
       await lingeringClose(conn, writer, reader);
       return result;
     }
-    try {
-      await writer.write(ascii.encode("HTTP/1.1 200 Connection established\r\n\r\n"));
-    } catch (err) {
-      remote.close();
-      conn.close();
-      result.result = errorMessage(err);
-      return result;
-    }
-    const client: HeldDuplex = { reader: reader.restReader(), writer, close: () => conn.close() };
-    const r = await relay(client, remote, { ...ctx.policy, signal: ctx.signal });
     result.up += r.up;
     result.down += r.down;
-    result.result = describeRelay(r);
     return result;
   }
 }

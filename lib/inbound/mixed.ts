@@ -1,12 +1,8 @@
 import { ByteReader } from "../net/byte_reader.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { HttpProxyInbound } from "./http_proxy.ts";
-import {
-  deadline,
-  type InboundContext,
-  type InboundHandler,
-  type InboundResult,
-} from "./inbound.ts";
+import { deadline } from "./deadline.ts";
+import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
 import { SOCKS4_VERSION } from "../socks/socks4.ts";
 import { SocksInbound, type SocksOptions } from "./socks.ts";
 import { SOCKS_VERSION } from "../socks/socks5.ts";

@@ -2,17 +2,11 @@ import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { TlsListener } from "../net/tls_listener.ts";
+import type { Dispatcher } from "../dispatch/dispatcher.ts";
+import type { Policy } from "../dispatch/policy.ts";
+import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
-import type { Outbound } from "../outbound/outbound.ts";
-import {
-  type DatagramHandler,
-  errorMessage,
-  type InboundContext,
-  type InboundHandler,
-  logAccess,
-  type Policy,
-  serveOne,
-} from "./inbound.ts";
+import type { DatagramHandler, InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
 import { waitAtMost } from "../net/wait_at_most.ts";
 
@@ -24,7 +18,7 @@ export interface InboundServerOptions {
   /** 0 picks a free port (see `addr`). */
   port: number;
   /** Serves each accepted TCP connection. */
-  handler?: InboundHandler & { readonly requiresAuth?: boolean };
+  handler?: InboundHandler;
   /**
    * Serve TLS on the TCP port (certificate chain and key as PEM text). Only with
    * `InboundServer.listen()` (node:tls, TlsListener): it turns Nagle off on every socket and bounds
@@ -33,7 +27,8 @@ export interface InboundServerOptions {
   tls?: { cert: string; key: string; alpnProtocols?: string[] };
   /** Serves a UDP socket on the same address (tunnel with network "udp"). */
   datagramHandler?: DatagramHandler;
-  outbound: Outbound;
+  /** Where handlers hand their connections: the only way to an outbound. */
+  dispatcher: Dispatcher;
   policy: Policy;
   logger: Logger;
 }
@@ -201,19 +196,20 @@ export class InboundServer {
   }
 
   async #serve(conn: Accepted): Promise<void> {
-    const { handler, logger, outbound, policy, tag } = this.#options;
+    const { handler, logger, dispatcher, policy, tag } = this.#options;
     const { duplex } = conn;
     this.#conns.add(duplex);
     const ctx: InboundContext = {
-      source: formatHostPort(conn.remote.hostname, conn.remote.port),
+      tag,
+      source: { host: conn.remote.hostname, port: conn.remote.port },
       localAddress: conn.local.hostname,
-      outbound,
+      dispatcher,
       policy,
       logger,
       signal: this.#shutdown.signal,
     };
     try {
-      await serveOne(handler!, duplex, ctx, tag);
+      await serveOne(handler!, duplex, ctx);
     } finally {
       duplex.close();
       this.#conns.delete(duplex);
@@ -221,15 +217,15 @@ export class InboundServer {
   }
 
   async #serveUdp(socket: Deno.DatagramConn): Promise<void> {
-    const { datagramHandler, logger, outbound, policy, tag } = this.#options;
+    const { datagramHandler, logger, dispatcher, policy, tag } = this.#options;
     try {
       await datagramHandler!.serveDatagrams(socket, {
-        outbound,
+        tag,
+        dispatcher,
         policy,
         logger,
         signal: this.#shutdown.signal,
         localAddress: (socket.addr as Deno.NetAddr).hostname,
-        report: (source, result, ms) => logAccess(logger, tag, source, outbound.tag, result, ms),
       });
     } catch (err) {
       logger.error(`inbound "${tag}" udp: ${errorMessage(err)}`);
@@ -278,6 +274,36 @@ function denoAcceptor(
     },
     close: () => listener.close(),
   };
+}
+
+/**
+ * Serves one connection (or HTTP/2 stream) with `handler`. Never throws: a handler that throws is
+ * a bug, logged, and kept inside its connection. The dispatcher writes the access lines of what
+ * it carried; a connection refused before it asked for a destination gets its line here.
+ */
+export async function serveOne(
+  handler: InboundHandler,
+  conn: Duplex,
+  ctx: InboundContext,
+): Promise<void> {
+  const started = Date.now();
+  const source = formatHostPort(ctx.source.host, ctx.source.port);
+  let result: InboundResult;
+  try {
+    result = await handler.handle(conn, ctx);
+  } catch (err) {
+    ctx.logger.error(`inbound "${ctx.tag}" ${source}: handler failed: ${errorMessage(err)}`);
+    result = { destination: "", result: errorMessage(err), up: 0, down: 0 };
+  }
+  if (result.outbound !== undefined) return;
+  ctx.dispatcher.logUnrouted({
+    inboundTag: ctx.tag,
+    source,
+    destination: result.destination,
+    result: result.result,
+    up: result.up,
+    down: result.down,
+  }, started);
 }
 
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */

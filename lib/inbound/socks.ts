@@ -3,22 +3,14 @@
  * configured), SOCKS4 and SOCKS4a CONNECT, told apart by the version byte. The wire codecs are in
  * lib/socks/; this file drives them off a `ByteReader` and hands the destination on.
  */
+import { errorMessage, hasCause } from "../error_message.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination } from "../net/destination.ts";
-import type { Duplex, HeldDuplex } from "../net/duplex.ts";
-import { relay } from "../net/relay.ts";
-import {
-  deadline,
-  describeRelay,
-  errorMessage,
-  hasCause,
-  type InboundContext,
-  type InboundHandler,
-  type InboundResult,
-  lingeringClose,
-  openOutbound,
-  splitHostPort,
-} from "./inbound.ts";
+import type { Duplex } from "../net/duplex.ts";
+import { deadline } from "./deadline.ts";
+import { heldClient } from "./held_client.ts";
+import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
+import { lingeringClose } from "./lingering_close.ts";
 import {
   Command,
   encodeReply,
@@ -129,6 +121,7 @@ export class SocksInbound implements InboundHandler {
     try {
       if (!(await reader.ensure(1))) return fail("closed before greeting");
       let dest: Destination;
+      let user: string | undefined;
       let granted: Uint8Array;
       let refusal: (err: unknown) => Uint8Array;
       if (reader.peek(1)[0] === SOCKS4_VERSION) {
@@ -151,15 +144,17 @@ export class SocksInbound implements InboundHandler {
         granted = encodeSocks4Reply(Socks4Reply.granted);
         refusal = () => rejected;
       } else {
-        const req = await this.#socks5Request(reader, writer, fail);
-        if (!("command" in req)) return req;
+        const asked = await this.#socks5Request(reader, writer, fail);
+        if (!("req" in asked)) return asked;
+        const { req } = asked;
+        user = asked.user;
         disarm();
         if (req.command === Command.udpAssociate) {
           if (!this.#udp) {
             return fail("UDP ASSOCIATE not enabled", encodeReply(Reply.commandNotSupported));
           }
           writer.releaseLock();
-          return await this.#associate(conn, reader, req, ctx, result);
+          return await this.#associate(conn, reader, req, ctx, result, user);
         }
         dest = { network: "tcp", host: req.host, port: req.port };
         // CONNECT: BND.ADDR/BND.PORT would be the outbound's local address, which a proxied path
@@ -168,23 +163,17 @@ export class SocksInbound implements InboundHandler {
         refusal = (err) => encodeReply(replyFor(err));
       }
       result.destination = formatDestination(dest);
-      let remote: Duplex;
-      try {
-        remote = await openOutbound(ctx, dest);
-      } catch (err) {
-        return fail(errorMessage(err), refusal(err));
-      }
-      try {
-        await writer.write(granted);
-      } catch (err) {
-        remote.close();
-        return fail(errorMessage(err));
-      }
-      const client: HeldDuplex = { reader: reader.restReader(), writer, close: () => conn.close() };
-      const r = await relay(client, remote, { ...ctx.policy, signal: ctx.signal });
+      const route = { destination: dest, inboundTag: ctx.tag, source: ctx.source, user };
+      const r = await ctx.dispatcher.connect(heldClient(conn, reader, writer), route, {
+        policy: ctx.policy,
+        signal: ctx.signal,
+        onOpened: () => writer.write(granted),
+      });
+      result.outbound = r.outbound;
+      if (r.error !== undefined) return fail(r.result, refusal(r.error));
       result.up = r.up;
       result.down = r.down;
-      result.result = describeRelay(r);
+      result.result = r.result;
       return result;
     } catch (err) {
       const reply = err instanceof SocksError && err.reply !== undefined
@@ -202,7 +191,8 @@ export class SocksInbound implements InboundHandler {
     reader: ByteReader,
     writer: WritableStreamDefaultWriter<Uint8Array>,
     fail: (message: string, reply?: Uint8Array) => Promise<InboundResult>,
-  ): Promise<Request | InboundResult> {
+  ): Promise<{ req: Request; user?: string } | InboundResult> {
+    let user: string | undefined;
     const greeting = await readParsed(reader, parseGreeting);
     if (!greeting) return fail("closed before greeting");
     const want = this.#password ? Method.userPass : Method.noAuth;
@@ -225,10 +215,11 @@ export class SocksInbound implements InboundHandler {
         return fail("authentication failed", Uint8Array.of(USERPASS_VERSION, 0x01));
       }
       await writer.write(Uint8Array.of(USERPASS_VERSION, 0x00));
+      user = creds.user;
     }
     const req = await readParsed(reader, parseRequest);
     if (!req) return fail("closed before request");
-    return req;
+    return { req, user };
   }
 
   async #associate(
@@ -237,6 +228,7 @@ export class SocksInbound implements InboundHandler {
     req: Request,
     ctx: InboundContext,
     result: InboundResult,
+    user: string | undefined,
   ): Promise<InboundResult> {
     const bindHost = ctx.localAddress ?? "127.0.0.1";
     let socket: Deno.DatagramConn;
@@ -250,9 +242,8 @@ export class SocksInbound implements InboundHandler {
       return result;
     }
     const port = (socket.addr as Deno.NetAddr).port;
-    const source = splitHostPort(ctx.source);
     const association = new UdpAssociation(socket, ctx, {
-      clientHost: source.host,
+      user,
       // RFC 1928 §4: DST.ADDR/DST.PORT of UDP ASSOCIATE are where the client will send from;
       // zero when it does not know yet. Only the port is used: the host must match the TCP peer.
       clientPort: req.port,
@@ -287,6 +278,8 @@ export class SocksInbound implements InboundHandler {
     }
     result.up = association.up;
     result.down = association.down;
+    // With flows, the dispatcher logged each; an association that carried none is logged alone.
+    if (association.outbound !== undefined) result.outbound = association.outbound;
     return result;
   }
 }

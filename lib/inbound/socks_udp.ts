@@ -2,6 +2,7 @@
  * One SOCKS5 UDP ASSOCIATE (RFC 1928 §7): the relay socket the client sends its datagrams to, and
  * one outbound UDP flow per destination.
  */
+import { unmapIpv4 } from "../net/destination.ts";
 import { encodeUdpDatagram, parseUdpDatagram, type UdpDatagram } from "../socks/socks5.ts";
 import type { InboundContext } from "./inbound.ts";
 import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
@@ -11,28 +12,35 @@ import { closeQuietly } from "../net/close_quietly.ts";
 const MAX_UDP_FLOWS = 256;
 
 export interface AssociationOptions {
-  clientHost: string;
+  /** Where the client will send from (RFC 1928 §4: DST.PORT of UDP ASSOCIATE); 0 = not known. */
   clientPort: number;
+  /** Who authenticated, for routing. */
+  user?: string;
 }
 
 /** One UDP ASSOCIATE: the relay socket, and one outbound UDP Duplex per destination. */
 export class UdpAssociation {
   up = 0;
   down = 0;
+  /** The tag of the outbound of the last flow that ended, if any did. */
+  outbound: string | undefined;
   readonly done: Promise<void>;
   #socket: Deno.DatagramConn;
   #ctx: InboundContext;
   #clientHost: string;
   #client: Deno.NetAddr | undefined;
   #clientPort: number;
+  #user: string | undefined;
   #flows = new UdpFlowTable(MAX_UDP_FLOWS);
   #closed = false;
 
   constructor(socket: Deno.DatagramConn, ctx: InboundContext, opts: AssociationOptions) {
     this.#socket = socket;
     this.#ctx = ctx;
-    this.#clientHost = unmapV4(opts.clientHost);
+    // Only the client that asked for the association may use it: the TCP peer's host.
+    this.#clientHost = unmapIpv4(ctx.source.host);
     this.#clientPort = opts.clientPort;
+    this.#user = opts.user;
     this.done = this.#receive();
   }
 
@@ -46,7 +54,7 @@ export class UdpAssociation {
       }
       const from = addr as Deno.NetAddr;
       // Only the client that asked for the association may use it.
-      if (unmapV4(from.hostname) !== this.#clientHost) continue;
+      if (unmapIpv4(from.hostname) !== this.#clientHost) continue;
       if (this.#client) {
         if (from.port !== this.#client.port) continue;
       } else {
@@ -70,12 +78,18 @@ export class UdpAssociation {
     return this.#flows.flow(`${host}|${port}`, (onClose) =>
       new UdpFlow({
         ctx: this.#ctx,
-        dest: { network: "udp", host, port },
+        route: {
+          destination: { network: "udp", host, port },
+          inboundTag: this.#ctx.tag,
+          source: this.#ctx.source,
+          user: this.#user,
+        },
         onReply: (payload) => this.#reply(host, port, payload),
         onClose: (flow) => {
           onClose(flow);
           this.up += flow.up;
           this.down += flow.down;
+          if (flow.outbound !== undefined) this.outbound = flow.outbound;
         },
       }));
   }
@@ -91,10 +105,4 @@ export class UdpAssociation {
     closeQuietly(this.#socket);
     this.#flows.closeAll();
   }
-}
-
-/** `::ffff:1.2.3.4` → `1.2.3.4`, so a dual-stack socket's view of a v4 client compares equal. */
-function unmapV4(host: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  return m ? m[1] : host;
 }

@@ -1,16 +1,12 @@
 import type { Destination } from "../net/destination.ts";
-import { formatDestination, formatHostPort } from "../net/destination.ts";
+import { formatDestination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
-import { relay } from "../net/relay.ts";
-import {
-  type DatagramContext,
-  type DatagramHandler,
-  describeRelay,
-  errorMessage,
-  type InboundContext,
-  type InboundHandler,
-  type InboundResult,
-  openOutbound,
+import type {
+  DatagramContext,
+  DatagramHandler,
+  InboundContext,
+  InboundHandler,
+  InboundResult,
 } from "./inbound.ts";
 import { UdpFlow, UdpFlowTable } from "./udp_flow.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
@@ -45,33 +41,23 @@ export class TunnelInbound implements InboundHandler, DatagramHandler {
   }
 
   async handle(conn: Duplex, ctx: InboundContext): Promise<InboundResult> {
-    const dest: Destination = { network: "tcp", host: this.#address, port: this.#port };
-    const result: InboundResult = {
-      destination: formatDestination(dest),
-      result: "ok",
-      up: 0,
-      down: 0,
+    const destination: Destination = { network: "tcp", host: this.#address, port: this.#port };
+    const route = { destination, inboundTag: ctx.tag, source: ctx.source };
+    const r = await ctx.dispatcher.connect(conn, route, { policy: ctx.policy, signal: ctx.signal });
+    // No protocol to answer in: when the dial failed the client sees the connection close.
+    if (r.error !== undefined) conn.close();
+    return {
+      destination: formatDestination(destination),
+      result: r.result,
+      up: r.up,
+      down: r.down,
+      outbound: r.outbound,
     };
-    let remote: Duplex;
-    try {
-      remote = await openOutbound(ctx, dest);
-    } catch (err) {
-      // No protocol to answer in: the client sees the connection close.
-      conn.close();
-      result.result = errorMessage(err);
-      return result;
-    }
-    const r = await relay(conn, remote, { ...ctx.policy, signal: ctx.signal });
-    result.up = r.up;
-    result.down = r.down;
-    result.result = describeRelay(r);
-    return result;
   }
 
   async serveDatagrams(socket: Deno.DatagramConn, ctx: DatagramContext): Promise<void> {
     const flows = new UdpFlowTable(MAX_UDP_FLOWS);
-    const dest: Destination = { network: "udp", host: this.#address, port: this.#port };
-    const destination = formatDestination(dest);
+    const destination: Destination = { network: "udp", host: this.#address, port: this.#port };
     const onAbort = () => closeQuietly(socket);
     ctx.signal.addEventListener("abort", onAbort, { once: true });
     try {
@@ -83,24 +69,17 @@ export class TunnelInbound implements InboundHandler, DatagramHandler {
           return; // closed
         }
         const from = addr as Deno.NetAddr;
-        const source = formatHostPort(from.hostname, from.port);
-        flows.flow(source, (onClose) =>
+        const source = { host: from.hostname, port: from.port };
+        // One flow, and so one access line, per client address, as v2ray logs one per UDP
+        // "connection".
+        flows.flow(`${source.host}|${source.port}`, (onClose) =>
           new UdpFlow({
-            ctx: { ...ctx, source },
-            dest,
+            ctx,
+            route: { destination, inboundTag: ctx.tag, source },
             onReply: (payload) => {
               socket.send(payload, from).catch(() => {});
             },
-            onClose: (flow) => {
-              onClose(flow);
-              // One access line per client flow, as v2ray logs one per UDP "connection".
-              ctx.report(source, {
-                destination,
-                result: flow.error ?? "ok",
-                up: flow.up,
-                down: flow.down,
-              }, Date.now() - flow.started);
-            },
+            onClose,
           })).send(data);
       }
     } finally {

@@ -7,46 +7,56 @@
  * outbound ends or fails, or when the table needs its slot; the table then forgets it, so the next
  * datagram for the same key opens a fresh outbound instead of falling into a dead flow.
  */
-import type { Destination } from "../net/destination.ts";
-import type { Duplex } from "../net/duplex.ts";
-import { errorMessage, IdleTimer, type InboundContext, openOutbound } from "./inbound.ts";
+import type { Dispatched } from "../dispatch/dispatcher.ts";
+import type { RouteContext } from "../dispatch/route_context.ts";
+import { errorMessage } from "../error_message.ts";
+import { formatDestination } from "../net/destination.ts";
+import { IdleTimer } from "../net/idle_timer.ts";
+import type { DatagramContext } from "./inbound.ts";
 
 /** Datagrams held per flow while its outbound is still opening (or its writer is busy). */
 export const MAX_PENDING_DATAGRAMS = 64;
 
 export interface UdpFlowOptions {
-  /** Supplies the outbound, the policy (`connIdle`), the logger and the shutdown signal. */
-  ctx: InboundContext;
-  dest: Destination;
+  /** Supplies the dispatcher, the policy (`connIdle`), the logger and the shutdown signal. */
+  ctx: DatagramContext;
+  /** The flow's destination (network "udp") and who asked; the dispatcher logs the flow. */
+  route: RouteContext;
   /** A datagram back from the outbound. */
   onReply: (payload: Uint8Array) => void;
   /** The flow has ended; called once. */
   onClose: (flow: UdpFlow) => void;
 }
 
-/** Datagrams to one destination over one outbound UDP Duplex, and the replies. */
+/**
+ * Datagrams to one destination over one outbound UDP Duplex, and the replies. The flow is one
+ * dispatched connection: one access line when it ends.
+ */
 export class UdpFlow {
   /** Payload bytes sent and received. */
   up = 0;
   down = 0;
   /** Why the outbound could not be opened, if it could not. */
   error: string | undefined;
-  readonly started = Date.now();
+  /** The tag of the outbound carrying the flow, once open. */
+  outbound: string | undefined;
   #pending: Uint8Array[] = [];
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #duplex: Duplex | undefined;
+  #dispatched: Dispatched | undefined;
   #closed = false;
   #timer: IdleTimer;
   #onClose: (flow: UdpFlow) => void;
 
   constructor(options: UdpFlowOptions) {
-    const { ctx, dest, onReply } = options;
+    const { ctx, route, onReply } = options;
     this.#onClose = options.onClose;
     this.#timer = new IdleTimer(ctx.policy.connIdle, () => this.close());
-    openOutbound(ctx, dest).then(
-      async (duplex) => {
-        if (this.#closed) return duplex.close();
-        this.#duplex = duplex;
+    ctx.dispatcher.open(route, { signal: ctx.signal }).then(
+      async (dispatched) => {
+        this.#dispatched = dispatched;
+        this.outbound = dispatched.outbound;
+        if (this.#closed) return this.#finish();
+        const { duplex } = dispatched;
         this.#writer = duplex.writable.getWriter();
         for (const p of this.#pending.splice(0)) this.send(p);
         try {
@@ -62,7 +72,7 @@ export class UdpFlow {
       },
       (err) => {
         this.error = errorMessage(err);
-        ctx.logger.debug(`udp ${dest.host}:${dest.port}: ${this.error}`);
+        ctx.logger.debug(`${formatDestination(route.destination)}: ${this.error}`);
         this.close();
       },
     );
@@ -92,8 +102,13 @@ export class UdpFlow {
     this.#closed = true;
     this.#timer.stop();
     this.#pending = [];
-    this.#duplex?.close();
+    this.#finish();
     this.#onClose(this);
+  }
+
+  /** Closes the outbound side and writes the flow's access line (the dispatcher's). */
+  #finish(): void {
+    this.#dispatched?.finish({ up: this.up, down: this.down });
   }
 }
 

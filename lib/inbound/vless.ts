@@ -14,24 +14,17 @@
  * Unlike v2ray 4.34, the downlink's end is passed on at once (its http server holds a finished
  * stream for about a second), and Mux (command 3) is refused with a log line saying so.
  */
+import type { Policy } from "../dispatch/policy.ts";
+import { errorMessage } from "../error_message.ts";
 import { giveBack } from "../net/buffer_lender.ts";
 import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { ByteReader } from "../net/byte_reader.ts";
-import { type Destination, formatDestination } from "../net/destination.ts";
+import { type Destination, formatDestination, formatHostPort } from "../net/destination.ts";
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
-import { relay } from "../net/relay.ts";
 import { encodeResponseHeader, parseRequestHeader, VLESS_VERSION } from "../vless/header.ts";
 import { encodeUdpPacket, UdpPacketDecoderStream } from "../vless/udp.ts";
-import {
-  deadline,
-  describeRelay,
-  errorMessage,
-  type InboundContext,
-  type InboundHandler,
-  type InboundResult,
-  openOutbound,
-  type Policy,
-} from "./inbound.ts";
+import { deadline } from "./deadline.ts";
+import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
 
 export interface VlessInboundClient {
   /** The 16 bytes of the user's UUID (never logged). */
@@ -94,12 +87,13 @@ export class VlessInbound implements InboundHandler {
     const reader = new ByteReader(conn.readable);
     let timedOut = false;
     const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true));
+    const source = formatHostPort(ctx.source.host, ctx.source.port);
     const refuse = (err: unknown): InboundResult => {
       disarm();
       conn.close();
       reader.cancel().catch(() => {});
       result.result = timedOut ? "handshake timeout" : errorMessage(err);
-      const line = `vless: ${ctx.source}: ${result.result}`;
+      const line = `vless: ${source}: ${result.result}`;
       if (err instanceof Refusal && err.warn && !timedOut) ctx.logger.warn(line);
       else ctx.logger.info(line);
       return result;
@@ -116,15 +110,8 @@ export class VlessInbound implements InboundHandler {
     disarm();
     result.destination = formatDestination(dest);
     const policy = this.#policyForLevel?.(user.level ?? 0) ?? ctx.policy;
-    let remote: Duplex;
-    try {
-      remote = await openOutbound(ctx, dest);
-    } catch (err) {
-      // v2ray closes without a response too: the client sees the stream end before the header.
-      return refuse(err);
-    }
     ctx.logger.debug(
-      `vless: ${ctx.source}${user.email ? ` (${user.email})` : ""} → ${result.destination}`,
+      `vless: ${source}${user.email ? ` (${user.email})` : ""} → ${result.destination}`,
     );
     const udp = dest.network === "udp";
     const client: HeldDuplex = {
@@ -134,10 +121,19 @@ export class VlessInbound implements InboundHandler {
       writer: new ResponseWriter(conn, encodeResponseHeader(version), udp, ctx),
       close: () => conn.close(),
     };
-    const r = await relay(client, remote, { ...policy, signal: ctx.signal });
+    const route = {
+      destination: dest,
+      inboundTag: ctx.tag,
+      source: ctx.source,
+      user: user.email || undefined,
+    };
+    const r = await ctx.dispatcher.connect(client, route, { policy, signal: ctx.signal });
+    result.outbound = r.outbound;
+    // v2ray closes without a response too: the client sees the stream end before the header.
+    if (r.error !== undefined) return refuse(r.error);
     result.up = r.up;
     result.down = r.down;
-    result.result = describeRelay(r);
+    result.result = r.result;
     return result;
   }
 
@@ -222,7 +218,9 @@ class ResponseWriter extends ForwardingWriter {
       } catch (err) {
         // UDP is lossy: drop the datagram, keep the association.
         this.#ctx.logger.warn(
-          `vless: ${this.#ctx.source}: dropped a datagram: ${errorMessage(err)}`,
+          `vless: ${
+            formatHostPort(this.#ctx.source.host, this.#ctx.source.port)
+          }: dropped a datagram: ${errorMessage(err)}`,
         );
         return Promise.resolve();
       }

@@ -5,6 +5,12 @@ export interface Destination {
   port: number;
 }
 
+/** A host and port: a client's address, a listener's. `host` as in {@link Destination}. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 export type AddressKind = "ipv4" | "ipv6" | "domain";
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -19,6 +25,12 @@ export function addressKind(host: string): AddressKind {
 /** `host:port`, with IPv6 hosts in brackets, for logs and Host headers. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`, so a dual-stack socket's view of a v4 peer compares equal. */
+export function unmapIpv4(host: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  return m ? m[1] : host;
 }
 
 /** A destination for logs: `tcp:example.com:443`. */

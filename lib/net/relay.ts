@@ -1,4 +1,5 @@
 import type { Duplex, HeldDuplex } from "./duplex.ts";
+import { IdleTimer } from "./idle_timer.ts";
 
 /**
  * Copies bytes both ways between an inbound connection and an outbound one, the heart of every
@@ -60,9 +61,7 @@ export async function relay(
   const state = { up: 0, down: 0 };
   let ended: RelayEnding | undefined;
   let error: Error | undefined;
-  let lastActivity = Date.now();
-  let timeout = opts.connIdle > 0 ? opts.connIdle : Infinity;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: IdleTimer | undefined;
   const finished = Promise.withResolvers<void>();
   /** Directions still copying. */
   let open = 2;
@@ -79,7 +78,7 @@ export async function relay(
       ended = "error";
       error = err instanceof Error ? err : new Error(String(err));
     }
-    if (timer !== undefined) clearTimeout(timer);
+    timer?.stop();
     opts.signal?.removeEventListener("abort", onAbort);
     client.close();
     remote.close();
@@ -99,36 +98,24 @@ export async function relay(
     finished.resolve();
   };
 
-  const arm = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-    if (ended !== undefined || timeout === Infinity) return;
-    if (timeout <= 0) return teardown("eof");
-    const check = () => {
-      timer = undefined;
-      const idle = Date.now() - lastActivity;
-      // After one direction's EOF, the uplinkOnly/downlinkOnly limit running out is how v2ray
-      // ends a connection whose other side never closes: a normal ending, not a stall.
-      if (idle >= timeout) teardown(open === 1 ? "half-closed" : "idle");
-      else timer = setTimeout(check, timeout - idle);
-    };
-    timer = setTimeout(check, timeout);
-  };
+  // After one direction's EOF, the uplinkOnly/downlinkOnly limit running out is how v2ray ends a
+  // connection whose other side never closes: a normal ending, not a stall.
+  const onIdle = () => teardown(open === 1 ? "half-closed" : "idle");
 
   const onAbort = () => teardown("aborted");
   if (opts.signal?.aborted) {
     teardown("aborted");
   } else {
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    arm();
+    timer = new IdleTimer(opts.connIdle, onIdle);
   }
 
   const directionDone = (nextTimeout: number) => {
     if (ended !== undefined) return;
     if (--open === 0) return teardown("eof");
-    timeout = nextTimeout;
-    lastActivity = Date.now();
-    arm();
+    // A zero limit ends the connection as soon as one direction has.
+    if (nextTimeout <= 0) return teardown("eof");
+    timer?.set(nextTimeout);
   };
 
   const copy = async (
@@ -144,7 +131,7 @@ export async function relay(
     const step = async (): Promise<boolean> => {
       const r = await reader.read();
       if (ended !== undefined || r.done) return false;
-      lastActivity = Date.now();
+      timer?.touch();
       await writer.ready;
       if (ended !== undefined) return false;
       state[key] += r.value.byteLength;

@@ -1,5 +1,6 @@
 import type { Destination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
+import type { RouteContext } from "../dispatch/route_context.ts";
 
 /**
  * Where an inbound hands a connection. `open()` resolves once the path to the destination is
@@ -18,4 +19,6 @@ export interface Outbound {
 export interface OpenOptions {
   /** Aborts dialing (handshake deadline, shutdown). */
   signal?: AbortSignal;
+  /** Who asked and from where, for outbounds that want it (the dispatcher always sets it). */
+  route?: RouteContext;
 }

@@ -26,14 +26,12 @@ import { ConnDuplex } from "../net/conn_duplex.ts";
 import { addressKind, formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { TlsListener } from "../net/tls_listener.ts";
-import type { Outbound } from "../outbound/outbound.ts";
-import {
-  errorMessage,
-  type InboundContext,
-  type InboundHandler,
-  type Policy,
-  serveOne,
-} from "../inbound/inbound.ts";
+import type { Dispatcher } from "../dispatch/dispatcher.ts";
+import type { Policy } from "../dispatch/policy.ts";
+import { errorMessage } from "../error_message.ts";
+import type { InboundContext, InboundHandler } from "../inbound/inbound.ts";
+import { serveOne } from "../inbound/server.ts";
+import type { HostPort } from "../net/destination.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
 import { normalizeHttpPath } from "./v2ray_http.ts";
 import { waitAtMost } from "../net/wait_at_most.ts";
@@ -53,7 +51,7 @@ export interface V2rayHttpServerOptions {
   path?: string;
   /** Serves each accepted stream (a VlessInbound). */
   handler: InboundHandler;
-  outbound: Outbound;
+  dispatcher: Dispatcher;
   policy: Policy;
   logger: Logger;
 }
@@ -238,17 +236,18 @@ export class V2rayHttpServer {
     this.#tasks.add(task);
   }
 
-  #serve(stream: StreamDuplex, source: string): Promise<void> {
-    const { handler, logger, outbound, policy, tag } = this.#options;
+  #serve(stream: StreamDuplex, source: HostPort): Promise<void> {
+    const { handler, logger, dispatcher, policy, tag } = this.#options;
     const ctx: InboundContext = {
+      tag,
       source,
       localAddress: this.#addr.hostname,
-      outbound,
+      dispatcher,
       policy,
       logger,
       signal: this.#shutdown.signal,
     };
-    return serveOne(handler, stream, ctx, tag);
+    return serveOne(handler, stream, ctx);
   }
 
   /**
@@ -335,11 +334,11 @@ function discard(stream: H2ServerStream): void {
 function sourceOf(
   headers: Array<[string, string]>,
   remote: { hostname: string; port: number },
-): string {
+): HostPort {
   const xff = headers.find(([name]) => name === "x-forwarded-for")?.[1];
   const forwarded = xff?.split(",")[0].trim();
-  if (forwarded && addressKind(forwarded) !== "domain") return formatHostPort(forwarded, 0);
-  return formatHostPort(remote.hostname, remote.port);
+  if (forwarded && addressKind(forwarded) !== "domain") return { host: forwarded, port: 0 };
+  return { host: remote.hostname, port: remote.port };
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { basic, HttpProxyInbound } from "../../lib/inbound/http_proxy.ts";
+import { type AccessRecord, Logger } from "../../lib/log.ts";
 import { MAX_HEAD_BYTES } from "../../lib/http1/read_head.ts";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import { concat, FakeOutbound, readAll, testContext } from "../support/fake_outbound.ts";
@@ -278,4 +279,36 @@ Deno.test("HttpProxyInbound end to end: curl plain and CONNECT through freedom, 
     await proxy.close();
     await target.shutdown();
   }
+});
+
+Deno.test("HttpProxyInbound logs a plain GET with the bytes that went upstream and came back", async () => {
+  const outbound = new FakeOutbound();
+  const logger = Logger.silent();
+  const access: AccessRecord[] = [];
+  logger.access = (r) => void access.push(r);
+  const [client, server] = duplexPair();
+  const handled = new HttpProxyInbound().handle(server, testContext(outbound, { logger }));
+  const w = client.writable.getWriter();
+  await w.write(enc.encode("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  const { peer } = await outbound.next();
+  const pr = peer.readable.getReader();
+  let sent = "";
+  for (let i = 0; i < 100 && !sent.endsWith("\r\n\r\n"); i++) {
+    const { value } = await pr.read();
+    sent += dec.decode(value);
+  }
+  const response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+  await peer.writable.getWriter().write(enc.encode(response));
+  await w.close();
+  const got = dec.decode(await readAll(client.readable));
+  assert.match(got, /\r\n\r\nhi$/);
+  const result = await handled;
+  assert.equal(access.length, 1);
+  assert.equal(access[0].destination, "tcp:a.test:80");
+  assert.equal(access[0].outbound, "fake");
+  assert.equal(access[0].up, sent.length);
+  assert.equal(access[0].down, response.length);
+  assert.deepEqual([result.up, result.down], [sent.length, response.length]);
+  client.close();
+  await outbound.close();
 });

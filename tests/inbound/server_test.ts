@@ -1,3 +1,4 @@
+import { dispatcherFor } from "../support/fake_outbound.ts";
 import assert from "node:assert/strict";
 import { InboundServer, isLoopback } from "../../lib/inbound/server.ts";
 import type { InboundContext, InboundResult } from "../../lib/inbound/inbound.ts";
@@ -37,7 +38,7 @@ Deno.test("InboundServer writes one access line per connection", async () => {
     tag: "in",
     port: 0,
     handler: greeter,
-    outbound: new FakeOutbound(),
+    dispatcher: dispatcherFor(new FakeOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });
@@ -57,7 +58,8 @@ Deno.test("InboundServer writes one access line per connection", async () => {
       destination: access[0].destination,
       outbound: access[0].outbound,
     },
-    { inbound: "in", destination: "tcp:x:1", outbound: "fake" },
+    // The handler asked the dispatcher for nothing: the server writes the line, with no outbound.
+    { inbound: "in", destination: "tcp:x:1", outbound: "-" },
   );
   assert.match(access[0].source, /^127\.0\.0\.1:\d+$/);
 });
@@ -75,7 +77,7 @@ Deno.test("InboundServer keeps a throwing handler inside its connection", async 
         return Promise.reject(new TypeError("bug"));
       },
     },
-    outbound: new FakeOutbound(),
+    dispatcher: dispatcherFor(new FakeOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });
@@ -95,7 +97,7 @@ Deno.test("InboundServer.close(grace) lets connections finish, then closes the r
     tag: "in",
     port: 0,
     handler: greeter,
-    outbound: new FakeOutbound(),
+    dispatcher: dispatcherFor(new FakeOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });
@@ -124,7 +126,7 @@ Deno.test("isLoopback() tells loopback addresses; InboundServer on loopback does
     tag: "in",
     port: 0,
     handler: greeter,
-    outbound: new FakeOutbound(),
+    dispatcher: dispatcherFor(new FakeOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });

@@ -1,3 +1,4 @@
+import { dispatcherFor } from "../support/fake_outbound.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { InboundServer } from "../../lib/inbound/server.ts";
@@ -60,7 +61,7 @@ Deno.test("InboundServer.listen() with tls keeps Nagle off: 20 round trips < 400
     port: 0,
     handler: doubleReplier,
     tls: { cert: CERT, key: KEY, alpnProtocols: ["http/1.1"] },
-    outbound: new FakeOutbound(),
+    dispatcher: dispatcherFor(new FakeOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });
@@ -105,7 +106,7 @@ Deno.test("InboundServer.listen() with tls carries VLESS to freedom, 8 MiB each 
     port: 0,
     handler: new VlessInbound({ clients: [{ id: uuidBytes(id) }] }),
     tls: { cert: CERT, key: KEY },
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound(), Logger.silent()),
     policy: TEST_POLICY,
     logger: Logger.silent(),
   });
@@ -159,7 +160,7 @@ Deno.test("InboundServer.listen() with tls rejects with AddrInUse for a taken po
         port: taken.addr.port,
         handler: doubleReplier,
         tls: { cert: CERT, key: KEY },
-        outbound: new FakeOutbound(),
+        dispatcher: dispatcherFor(new FakeOutbound(), Logger.silent()),
         policy: TEST_POLICY,
         logger: Logger.silent(),
       }),

@@ -202,7 +202,10 @@ async function associate(outbound: FakeOutbound) {
   const [client, server] = duplexPair();
   const handled = new SocksInbound({ udp: true }).handle(
     server,
-    testContext(outbound, { source: "127.0.0.1:50000", localAddress: "127.0.0.1" }),
+    testContext(outbound, {
+      source: { host: "127.0.0.1", port: 50000 },
+      localAddress: "127.0.0.1",
+    }),
   );
   const w = client.writable.getWriter();
   await w.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0));

@@ -1,3 +1,4 @@
+import { dispatcherFor } from "../support/fake_outbound.ts";
 import assert from "node:assert/strict";
 import { TunnelInbound } from "../../lib/inbound/tunnel.ts";
 import { InboundServer } from "../../lib/inbound/server.ts";
@@ -27,7 +28,13 @@ Deno.test("TunnelInbound sends every TCP connection to its fixed destination", a
   assert.equal(dec.decode(await readAll(peer.readable)), "raw bytes");
   await peer.writable.close();
   const result = await handled;
-  assert.deepEqual(result, { destination: "tcp:10.1.2.3:5201", result: "ok", up: 9, down: 0 });
+  assert.deepEqual(result, {
+    destination: "tcp:10.1.2.3:5201",
+    result: "ok",
+    up: 9,
+    down: 0,
+    outbound: "fake",
+  });
   client.close();
   await outbound.close();
 });
@@ -70,7 +77,7 @@ Deno.test("TunnelInbound end to end: TCP and UDP through freedom, one access lin
     tag: "tunnel-tcp",
     port: 0,
     handler: new TunnelInbound({ address: "127.0.0.1", port: echo.port }),
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });
@@ -81,7 +88,7 @@ Deno.test("TunnelInbound end to end: TCP and UDP through freedom, one access lin
       address: "127.0.0.1",
       port: (udpEcho.addr as Deno.NetAddr).port,
     }),
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound(), logger),
     policy: TEST_POLICY,
     logger,
   });

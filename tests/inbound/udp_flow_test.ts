@@ -16,7 +16,11 @@ function flows(outbound: FakeOutbound, max: number, connIdle = 10_000) {
     table.flow(key, (onClose) =>
       new UdpFlow({
         ctx,
-        dest: { network: "udp", host: key, port: 53 },
+        route: {
+          destination: { network: "udp", host: key, port: 53 },
+          inboundTag: "test-in",
+          source: { host: "127.0.0.1", port: 40000 },
+        },
         onReply: (p) => replies.push(dec.decode(p)),
         onClose: (flow) => {
           onClose(flow);

@@ -111,7 +111,13 @@ Deno.test("VlessInbound.handle() relays a TCP request and sends the response hea
     await halfClose(run.client);
     equal((await remoteReader.read()).done, true);
     const r = await run.done;
-    assertEquals(r, { destination: "tcp:example.com:8080", result: "ok", up: 4, down: 4 });
+    assertEquals(r, {
+      destination: "tcp:example.com:8080",
+      result: "ok",
+      up: 4,
+      down: 4,
+      outbound: "fake",
+    });
   } finally {
     run.client.close();
     await run.outbound.close();

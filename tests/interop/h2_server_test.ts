@@ -1,3 +1,4 @@
+import { dispatcherFor } from "../support/fake_outbound.ts";
 /**
  * Our HTTP/2 server (H2ServerConnection) against other clients: nghttp (nghttp2) over h2c with
  * prior knowledge, curl over TLS with ALPN h2, and dray's VLESS client against
@@ -6,7 +7,7 @@
 import { equal, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { H2ServerConnection, type H2ServerStream } from "../../lib/h2/server_connection.ts";
-import { DEFAULT_POLICY } from "../../lib/inbound/inbound.ts";
+import { DEFAULT_POLICY } from "../../lib/dispatch/policy.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
 import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { Logger } from "../../lib/log.ts";
@@ -249,7 +250,7 @@ Deno.test("V2rayHttpServer.listen() (node:tls, TCP_NODELAY): dray client → ser
     host: ["dray.test"],
     path: "/v",
     handler: new VlessInbound({ clients: [{ id: uuidBytes(id) }] }),
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound(), Logger.silent()),
     policy: DEFAULT_POLICY,
     logger: Logger.silent(),
   });

@@ -1,3 +1,4 @@
+import { dispatcherFor } from "../support/fake_outbound.ts";
 /**
  * dray's VLESS server (VlessInbound behind InboundServer for tcp / tcp+tls, behind V2rayHttpServer
  * for http+tls and h2c) → freedom → our target, driven by:
@@ -9,7 +10,7 @@
 import { deepStrictEqual as assertEquals, equal, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { H2Connection } from "../../lib/h2/connection.ts";
-import { DEFAULT_POLICY, type Policy } from "../../lib/inbound/inbound.ts";
+import { DEFAULT_POLICY, type Policy } from "../../lib/dispatch/policy.ts";
 import { InboundServer } from "../../lib/inbound/server.ts";
 import { encodeUdpDatagram, parseUdpDatagram } from "../../lib/socks/socks5.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
@@ -60,7 +61,7 @@ function startDray(
     tag: `vless-${kind}`,
     port: 0,
     handler: new VlessInbound({ clients: ids.map((id) => ({ id: uuidBytes(id) })) }),
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound(), Logger.silent()),
     policy: { ...DEFAULT_POLICY, ...policy },
     logger: Logger.silent(),
   };

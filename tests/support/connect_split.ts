@@ -41,7 +41,13 @@ export async function assertConnectAtEverySplit(
     await w.close();
     assert.equal((await pr.read()).done, true);
     assert.equal((await reader.read()).done, true);
-    assert.deepEqual(await handled, { destination, result: "ok", up: 4, down: 4 });
+    assert.deepEqual(await handled, {
+      destination,
+      result: "ok",
+      up: 4,
+      down: 4,
+      outbound: "fake",
+    });
     client.close();
     await outbound.close();
   }

@@ -1,4 +1,7 @@
-import type { InboundContext, Policy } from "../../lib/inbound/inbound.ts";
+import { Dispatcher } from "../../lib/dispatch/dispatcher.ts";
+import type { Policy } from "../../lib/dispatch/policy.ts";
+import { DefaultRouter } from "../../lib/dispatch/router.ts";
+import type { InboundContext } from "../../lib/inbound/inbound.ts";
 import { Logger } from "../../lib/log.ts";
 import type { Destination } from "../../lib/net/destination.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
@@ -16,7 +19,12 @@ export interface OpenedRemote {
  * pick up with `next()`; `fail` makes `open()` reject with that error instead.
  */
 export class FakeOutbound implements Outbound {
-  readonly tag = "fake";
+  readonly tag: string;
+
+  constructor(tag = "fake") {
+    this.tag = tag;
+  }
+
   fail: Error | undefined;
   /** Every destination asked for, in order. */
   readonly opened: Destination[] = [];
@@ -86,6 +94,11 @@ export async function readN(
   return out;
 }
 
+/** A dispatcher that sends everything to `outbound`, logging to `logger` (silent by default). */
+export function dispatcherFor(outbound: Outbound, logger = Logger.silent()): Dispatcher {
+  return new Dispatcher({ router: new DefaultRouter([outbound]), logger });
+}
+
 /** An inbound context for tests: silent logger, long timeouts unless overridden. */
 export function testContext(
   outbound: Outbound,
@@ -93,8 +106,9 @@ export function testContext(
 ): InboundContext {
   const { policy, ...rest } = overrides;
   return {
-    source: "127.0.0.1:40000",
-    outbound,
+    tag: "test-in",
+    source: { host: "127.0.0.1", port: 40000 },
+    dispatcher: dispatcherFor(outbound, overrides.logger),
     logger: Logger.silent(),
     signal: new AbortController().signal,
     ...rest,

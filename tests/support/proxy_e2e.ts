@@ -3,7 +3,9 @@
  * inbound server over the freedom outbound.
  */
 import { InboundServer } from "../../lib/inbound/server.ts";
-import type { InboundHandler, Policy } from "../../lib/inbound/inbound.ts";
+import type { Policy } from "../../lib/dispatch/policy.ts";
+import type { InboundHandler } from "../../lib/inbound/inbound.ts";
+import { dispatcherFor } from "./fake_outbound.ts";
 import { Logger } from "../../lib/log.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
 import type { Outbound } from "../../lib/outbound/outbound.ts";
@@ -82,12 +84,13 @@ export function startInbound(
   handler: InboundHandler,
   options: { outbound?: Outbound; policy?: Partial<Policy>; logger?: Logger } = {},
 ): InboundServer {
+  const logger = options.logger ?? Logger.silent();
   return new InboundServer({
     tag: "test-in",
     port: 0,
     handler,
-    outbound: options.outbound ?? new FreedomOutbound(),
+    dispatcher: dispatcherFor(options.outbound ?? new FreedomOutbound(), logger),
     policy: { ...TEST_POLICY, ...options.policy },
-    logger: options.logger ?? Logger.silent(),
+    logger,
   });
 }

@@ -1,6 +1,7 @@
+import { dispatcherFor } from "../support/fake_outbound.ts";
 import assert from "node:assert/strict";
 import { ErrorCode } from "../../lib/h2/errors.ts";
-import { DEFAULT_POLICY } from "../../lib/inbound/inbound.ts";
+import { DEFAULT_POLICY } from "../../lib/dispatch/policy.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
 import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { Logger } from "../../lib/log.ts";
@@ -44,7 +45,7 @@ Deno.test("V2rayHttpServer (h2c): a rapid-reset client is cut off with ENHANCE_Y
     port: 0,
     path: "/",
     handler: new VlessInbound({ clients: [{ id: new Uint8Array(16).fill(7) }] }),
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound(), logger),
     policy: DEFAULT_POLICY,
     logger,
   });

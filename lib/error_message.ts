@@ -1,0 +1,21 @@
+/** An error's message with its causes, for logs: `dial tcp:x:1 failed: connection refused`. */
+export function errorMessage(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && depth < 4; depth++) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (msg && !parts.some((p) => p.includes(msg))) parts.push(msg);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ") || "error";
+}
+
+/** True when `err` or one of its causes is an instance of `cls`. */
+export function hasCause(err: unknown, cls: abstract new (...args: never[]) => Error): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof cls) return true;
+    e = (e as Error).cause;
+  }
+  return false;
+}
