@@ -15,6 +15,8 @@ import { runDemo } from "./lib/demo.ts";
 import { startApp } from "./lib/app.ts";
 import { ConfigError } from "./lib/config/parse.ts";
 import { insecureHosts } from "./lib/config/tls_settings.ts";
+import { RELAUNCH_MARKER, relaunchInsecure } from "./lib/cli/insecure_relaunch.ts";
+import { type CliIo, cmdProbe, PROBE_HELP } from "./lib/cli/probe.ts";
 import { linkFromConfig, linkToV2rayJson, parseVlessLink } from "./lib/config/share_link.ts";
 import { linksToV2rayJson } from "./lib/config/link_list.ts";
 import type { Config } from "./lib/config/types.ts";
@@ -36,16 +38,6 @@ import {
 
 export const VERSION = "0.1.0";
 
-/**
- * The V8 flags deno.json's start and compile tasks run dray with: a 1 MiB young generation. V8
- * otherwise grows it to tens of MiB under allocation and keeps that memory (measured: ~100 KiB of
- * RSS per idle proxied connection, ~55 KiB with this; peak RSS at 512 parallel downloads 237 →
- * 201 MiB). A relaunched child gets them too.
- */
-const V8_FLAGS = "--max-semi-space-size=1";
-
-/** Set in the environment of a relaunched child so it never relaunches again. */
-const RELAUNCH_MARKER = "DRAY_INSECURE_RELAUNCHED";
 /** Upper bound on shutdown after SIGINT/SIGTERM, over the app's own grace period. */
 const SHUTDOWN_LIMIT_MS = 15_000;
 
@@ -68,6 +60,7 @@ Commands:
   run      Run from a v2ray JSON config (-c), share links (--link) or a subscription (--sub)
   test     Check a config: print every problem (exit 23) or "Configuration OK" (exit 0)
   link     Convert share links to a JSON config, or a config to a link (--to-link)
+  probe    Check that each server works and how fast (table or --json), exit 1 if one fails
   demo     Run a dray server and client on 127.0.0.1 and fetch a page through them
   version  Print the version
   help     Print this help, or a command's help: dray help <command>
@@ -126,6 +119,7 @@ ${SOURCE_OPTIONS}
   -h, --help            print this help
 
 ${EXIT_CODES}`,
+  probe: PROBE_HELP,
   version: `Usage: dray version
 
 Prints dray's version and the Deno runtime it runs on.`,
@@ -138,6 +132,15 @@ function out(text: string): void {
 }
 function err(text: string): void {
   Deno.stderr.writeSync(encoder.encode(text + "\n"));
+}
+function cliIo(): CliIo {
+  return {
+    out,
+    err,
+    errRaw: (text) => Deno.stderr.writeSync(encoder.encode(text)),
+    progress: Deno.stderr.isTerminal(),
+    version: VERSION,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
 
   const insecure = insecureHosts(config);
   if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) !== "1") {
-    const code = await relaunchInsecure(insecure);
+    const code = await relaunchInsecure(insecure, { warn: err });
     if (code !== undefined) return code;
   }
 
@@ -235,73 +238,6 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
     logger.error(`dray stopped: ${(e as Error).message}`);
     return 1;
   }
-}
-
-/**
- * Deno verifies every TLS certificate and can skip that only process-wide, per host, with
- * `--unsafely-ignore-certificate-errors=HOST,…` (there is no per-connection option and no
- * environment variable for it in Deno 2.9). So `allowInsecure` relaunches dray under `deno run`
- * with that flag for exactly the insecure hosts; the marker variable stops a second relaunch.
- *
- * A compiled binary cannot take Deno flags at run time: there the warning says how to get the
- * same effect (build with the flag, or trust the server's CA with a "verify" certificate).
- * Returns the child's exit code, or undefined to carry on in this process.
- */
-async function relaunchInsecure(hosts: string[]): Promise<number | undefined> {
-  const list = hosts.join(",");
-  if (Deno.build.standalone) {
-    err(
-      `dray: warning: allowInsecure for ${list} cannot take effect in a compiled binary unless it ` +
-        `was built with "deno compile --unsafely-ignore-certificate-errors=${list}"; ` +
-        `certificates are verified. To trust a private CA instead, add it to tlsSettings.certificates ` +
-        `with "usage": "verify".`,
-    );
-    return undefined;
-  }
-  const perms = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
-  const flags = perms
-    .filter((name) => Deno.permissions.querySync({ name }).state === "granted")
-    .map((name) => `--allow-${name}`);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...flags,
-      "--unstable-net",
-      `--v8-flags=${V8_FLAGS}`,
-      `--unsafely-ignore-certificate-errors=${list}`,
-      Deno.mainModule,
-      ...Deno.args,
-    ],
-    env: { [RELAUNCH_MARKER]: "1" },
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  });
-  let proc: Deno.ChildProcess;
-  try {
-    proc = child.spawn();
-  } catch (e) {
-    throw new UserError(
-      `dray: allowInsecure (${list}) needs dray to restart itself with ` +
-        `--unsafely-ignore-certificate-errors=${list}, which failed: ${(e as Error).message}. ` +
-        `Grant --allow-run, or start deno with that flag and ${RELAUNCH_MARKER}=1 set.`,
-    );
-  }
-  // The child does the work; pass shutdown signals on and exit as it exits.
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  // These handlers are never removed either: a signal arriving between the child's exit and
-  // ours must not kill this process, replacing the child's exit code with a signal status.
-  for (const sig of signals) {
-    Deno.addSignalListener(sig, () => {
-      try {
-        proc.kill(sig);
-      } catch {
-        // Already gone.
-      }
-    });
-  }
-  const status = await proc.status;
-  return status.code;
 }
 
 async function cmdTest(args: string[]): Promise<number> {
@@ -419,6 +355,8 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         return await cmdTest(rest);
       case "link":
         return await cmdLink(rest);
+      case "probe":
+        return await cmdProbe(rest, cliIo());
       case "demo":
         return await cmdDemo(rest);
       case "version":

@@ -238,7 +238,8 @@ function tlsOptions(tls: TlsClientConfig): TlsOptions {
   };
 }
 
-function createTransport(stream: StreamConfig): Transport {
+/** The transport of an outbound's streamSettings (also what `dray probe` dials each server with). */
+export function createTransport(stream: StreamConfig): Transport {
   if (stream.network === "http") {
     return new V2rayHttpTransport({
       tls: tlsOptions(stream.tls),
