@@ -7,12 +7,28 @@
  * or receive GOAWAY (they finish their streams outside it).
  */
 import type { Duplex } from "../net/duplex.ts";
+import { ConnectionError, ErrorCode } from "./errors.ts";
 import { H2Connection, type H2ConnectionOptions, type H2Request } from "./connection.ts";
 import { type H2Stream, isRetryable } from "./stream.ts";
 
 export interface H2PoolOptions {
   dial: (key: string, signal?: AbortSignal) => Promise<Duplex>;
   connection?: H2ConnectionOptions;
+  /**
+   * The deadline of a new connection in ms: the dial (TCP connect, TLS handshake) and the peer's
+   * SETTINGS together; past it the dial fails and the duplex is closed. 0 = none (default).
+   */
+  connectTimeout?: number;
+  /** A new connection for `key` is ready, `ms` after its dial began (for passive health). */
+  onConnected?: (key: string, ms: number) => void;
+  /** A dial for `key` failed, or one of its connections died (health check, read error). */
+  onFailed?: (key: string, err: Error) => void;
+}
+
+/** A stream and the connection it was opened on. */
+export interface PooledStream {
+  stream: H2Stream;
+  connection: H2Connection;
 }
 
 /** Dials per request at most: each dial yields a connection with at least one free stream slot. */
@@ -26,10 +42,18 @@ export class H2Pool {
   /** Every connection not yet closed, including those going away, for close(). */
   #all = new Set<H2Connection>();
   #abort = new AbortController();
+  readonly #connectTimeout: number;
+  readonly #onConnected: H2PoolOptions["onConnected"];
+  readonly #onFailed: H2PoolOptions["onFailed"];
+  /** Connections retired by us: their end is not a failure of the server. */
+  readonly #retired = new WeakSet<H2Connection>();
 
   constructor(options: H2PoolOptions) {
     this.#dial = options.dial;
     this.#options = options.connection;
+    this.#connectTimeout = options.connectTimeout ?? 0;
+    this.#onConnected = options.onConnected;
+    this.#onFailed = options.onFailed;
   }
 
   /** Open connections that can still take new streams, across keys. */
@@ -46,14 +70,29 @@ export class H2Pool {
    * chosen one refused it before sending anything (it went away or filled up meanwhile).
    */
   async request(key: string, req: H2Request, signal?: AbortSignal): Promise<H2Stream> {
+    return (await this.open(key, req, signal)).stream;
+  }
+
+  /** As request(), also telling which connection the stream is on. */
+  async open(key: string, req: H2Request, signal?: AbortSignal): Promise<PooledStream> {
     for (let attempt = 0;; attempt++) {
-      const conn = await this.#get(key, signal);
+      const connection = await this.#get(key, signal);
       try {
-        return conn.request(req);
+        return { stream: connection.request(req), connection };
       } catch (err) {
         if (attempt >= 1 || !isRetryable(err)) throw err;
       }
     }
+  }
+
+  /**
+   * Declares `conn` dead (a stream on it went unanswered past its deadline): it takes no new
+   * streams and closes at once, failing the streams still on it — they would wait on a server
+   * that stopped answering.
+   */
+  retire(conn: H2Connection): void {
+    this.#retired.add(conn);
+    conn.close();
   }
 
   /** Closes every connection (GOAWAY NO_ERROR) and aborts dials in flight. */
@@ -107,21 +146,32 @@ export class H2Pool {
   }
 
   async #connect(key: string): Promise<H2Connection> {
-    const duplex = await this.#dial(key, this.#abort.signal);
-    if (this.#abort.signal.aborted) {
-      duplex.close();
-      throw this.#abort.signal.reason;
+    const started = performance.now();
+    let conn: H2Connection;
+    try {
+      conn = await this.#handshake(key);
+    } catch (err) {
+      if (!this.#abort.signal.aborted) this.#onFailed?.(key, err as Error);
+      throw err;
     }
-    const conn = await H2Connection.connect(duplex, this.#options);
     if (this.#abort.signal.aborted) {
       conn.close();
       throw this.#abort.signal.reason;
     }
+    this.#onConnected?.(key, performance.now() - started);
     this.#all.add(conn);
     const list = this.#conns.get(key) ?? [];
     list.push(conn);
     this.#conns.set(key, list);
-    conn.closed.then(() => {
+    conn.closed.then((err) => {
+      // A connection that died on its own (health check, read error, peer reset) is news about
+      // the server; one we closed, or that ended with NO_ERROR, is not.
+      if (
+        err && !this.#abort.signal.aborted && !this.#retired.has(conn) &&
+        !(err instanceof ConnectionError && err.code === ErrorCode.NO_ERROR)
+      ) {
+        this.#onFailed?.(key, err);
+      }
       this.#all.delete(conn);
       const l = this.#conns.get(key);
       const i = l?.indexOf(conn) ?? -1;
@@ -129,6 +179,43 @@ export class H2Pool {
       if (l?.length === 0) this.#conns.delete(key);
     });
     return conn;
+  }
+
+  /** Dial + preface/SETTINGS, within the connect deadline when there is one. */
+  async #handshake(key: string): Promise<H2Connection> {
+    const limit = this.#connectTimeout;
+    if (limit <= 0) {
+      const duplex = await this.#dial(key, this.#abort.signal);
+      if (this.#abort.signal.aborted) {
+        duplex.close();
+        throw this.#abort.signal.reason;
+      }
+      return await H2Connection.connect(duplex, this.#options);
+    }
+    const late = new AbortController();
+    let duplex: Duplex | undefined;
+    const timer = setTimeout(() => {
+      late.abort(
+        new Error(
+          `connection to ${key} did not complete TCP + TLS + HTTP/2 SETTINGS within ${limit} ms`,
+        ),
+      );
+      // Closing the duplex makes a connect() in progress fail at once.
+      duplex?.close();
+    }, limit);
+    try {
+      duplex = await this.#dial(key, AbortSignal.any([this.#abort.signal, late.signal]));
+      if (this.#abort.signal.aborted || late.signal.aborted) {
+        duplex.close();
+        throw this.#abort.signal.aborted ? this.#abort.signal.reason : late.signal.reason;
+      }
+      return await H2Connection.connect(duplex, this.#options);
+    } catch (err) {
+      if (late.signal.aborted && !this.#abort.signal.aborted) throw late.signal.reason;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

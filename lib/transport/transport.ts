@@ -18,4 +18,18 @@ export interface Transport {
   open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex>;
   /** Drops pooled connections; streams already opened are closed too. */
   close(): void;
+  /**
+   * Optional, for transports that pool connections (where a stream opening proves nothing about
+   * the server): the transport reports what it learns about each server's health. Called once,
+   * by the outbound that owns the transport. Without it the outbound judges by open() alone.
+   */
+  watch?(events: TransportHealthEvents): void;
+}
+
+/** What a pooling transport tells its outbound about servers (see `ServerHealth`). */
+export interface TransportHealthEvents {
+  /** `server` proved alive: a new connection's handshake took `handshakeMs`, or a stream was answered. */
+  up(server: ServerAddress, handshakeMs?: number): void;
+  /** `server` failed: a dial or handshake, a health check, a stream left unanswered. */
+  down(server: ServerAddress, err: Error): void;
 }

@@ -15,7 +15,7 @@ import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { connectTls, type TlsOptions } from "./tls.ts";
-import type { ServerAddress, Transport } from "./transport.ts";
+import type { ServerAddress, Transport, TransportHealthEvents } from "./transport.ts";
 
 export interface V2rayHttpTransportOptions {
   /** `tlsSettings`: required, as in v2ray ("TLS must be enabled for http transport"). */
@@ -32,11 +32,27 @@ export interface V2rayHttpTransportOptions {
   readIdleTimeout?: number;
   /** `httpSettings.health_check_timeout` in ms: drop the connection when a PING goes unanswered. */
   healthCheckTimeout?: number;
+  /**
+   * The deadline of a new connection in ms: TCP connect + TLS handshake + HTTP/2 SETTINGS
+   * (default {@link DEFAULT_CONNECT_TIMEOUT_MS}; 0 = none).
+   */
+  connectTimeout?: number;
+  /**
+   * The deadline of a stream in ms: from its HEADERS to the server's response HEADERS (v2ray's
+   * server answers them before it reads the body, whatever the target does). Past it the
+   * connection is declared dead: its streams fail and new ones go elsewhere
+   * (default {@link DEFAULT_STREAM_TIMEOUT_MS}; 0 = none).
+   */
+  streamTimeout?: number;
   /** Uniform in [0, 1); picks the host. Injectable for tests. */
   random?: () => number;
 }
 
 export const DEFAULT_HTTP_HOST = "www.example.com";
+/** A TLS + HTTP/2 handshake is 2-3 round trips: 4 s leaves room for a 1 s RTT, not for a dead server. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 4000;
+/** One round trip on a live connection; 2 s is far beyond what a server that answers needs. */
+export const DEFAULT_STREAM_TIMEOUT_MS = 2000;
 
 /** v2ray's path rule: empty → "/", otherwise a leading "/" is added when missing. */
 export function normalizeHttpPath(path: string | undefined): string {
@@ -54,6 +70,8 @@ export class V2rayHttpTransport implements Transport {
   readonly #random: () => number;
   readonly #servers = new Map<string, ServerAddress>();
   readonly #pool: H2Pool;
+  readonly #streamTimeout: number;
+  #events: TransportHealthEvents | undefined;
 
   constructor(options: V2rayHttpTransportOptions) {
     if (!options.tls) throw new TypeError("TLS must be enabled for http transport");
@@ -69,8 +87,18 @@ export class V2rayHttpTransport implements Transport {
         this.#headers.push([name.toLowerCase(), v]);
       }
     }
+    this.#streamTimeout = options.streamTimeout ?? DEFAULT_STREAM_TIMEOUT_MS;
     this.#pool = new H2Pool({
       dial: (key, signal) => this.#dial(key, signal),
+      connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      onConnected: (key, ms) => {
+        const server = this.#servers.get(key);
+        if (server) this.#events?.up(server, ms);
+      },
+      onFailed: (key, err) => {
+        const server = this.#servers.get(key);
+        if (server) this.#events?.down(server, err);
+      },
       connection: {
         ...(options.readIdleTimeout !== undefined
           ? { readIdleTimeout: options.readIdleTimeout }
@@ -95,11 +123,15 @@ export class V2rayHttpTransport implements Transport {
     return new ConnDuplex(conn);
   }
 
-  open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
+  watch(events: TransportHealthEvents): void {
+    this.#events = events;
+  }
+
+  async open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
     const key = formatHostPort(server.address, server.port);
     this.#servers.set(key, { address: server.address, port: server.port });
     const authority = this.#hosts[Math.floor(this.#random() * this.#hosts.length)];
-    return this.#pool.request(key, {
+    const { stream, connection } = await this.#pool.open(key, {
       method: this.#method,
       scheme: "https",
       authority,
@@ -109,6 +141,24 @@ export class V2rayHttpTransport implements Transport {
       // this stream), so it serves as the tunnel as it is: no wrapper stream per connection.
       expectStatus: 200,
     }, signal);
+    const limit = this.#streamTimeout;
+    if (limit > 0 || this.#events) {
+      const timer = limit > 0
+        ? setTimeout(() => {
+          const err = new Error(
+            `stream ${stream.id} to ${key} got no response HEADERS within ${limit} ms: ` +
+              `connection declared dead`,
+          );
+          this.#events?.down(server, err);
+          this.#pool.retire(connection);
+        }, limit)
+        : undefined;
+      stream.response.then(() => {
+        clearTimeout(timer);
+        this.#events?.up(server);
+      }, () => clearTimeout(timer));
+    }
+    return stream;
   }
 
   close(): void {

@@ -178,3 +178,98 @@ Deno.test("H2Pool.request() stops waiting when its signal aborts", async () => {
     await peers.close();
   }
 });
+
+Deno.test("H2Pool fails a dial whose peer never sends SETTINGS at connectTimeout", async () => {
+  const failed: string[] = [];
+  const silent: Duplex[] = [];
+  const pool = new H2Pool({
+    // A peer that accepts and then says nothing (a frozen server behind a kernel backlog).
+    dial: () => {
+      const { client, peer } = H2Peer.pair();
+      silent.push(peer as unknown as Duplex);
+      return Promise.resolve(client);
+    },
+    connection: { readIdleTimeout: 0, pingTimeout: 60_000 },
+    connectTimeout: 100,
+    onFailed: (key, err) => failed.push(`${key}: ${err.message}`),
+  });
+  try {
+    await assert.rejects(
+      pool.request("k:1", GET),
+      /connection to k:1 did not complete TCP \+ TLS \+ HTTP\/2 SETTINGS within 100 ms/,
+    );
+    assert.deepEqual(failed, [
+      "k:1: connection to k:1 did not complete TCP + TLS + HTTP/2 SETTINGS within 100 ms",
+    ]);
+  } finally {
+    pool.close();
+    for (const p of silent) p.close();
+  }
+});
+
+Deno.test("H2Pool fails a dial that hangs at connectTimeout, aborting it", async () => {
+  let aborted = false;
+  const pool = new H2Pool({
+    dial: (_key, signal) =>
+      new Promise((_, reject) => {
+        signal?.addEventListener("abort", () => {
+          aborted = true;
+          reject(signal.reason);
+        });
+      }),
+    connectTimeout: 50,
+  });
+  try {
+    await assert.rejects(pool.request("k:1", GET), /within 50 ms/);
+    assert.equal(aborted, true);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("H2Pool reports a new connection's handshake time and a connection that dies", async () => {
+  const events: string[] = [];
+  const peers = new Peers();
+  const pool = new H2Pool({
+    dial: peers.dial,
+    connection: { readIdleTimeout: 0 },
+    onConnected: (key, ms) => events.push(`up ${key} ${ms >= 0}`),
+    onFailed: (key, err) => events.push(`down ${key} ${err.message}`),
+  });
+  try {
+    const s = await pool.request("k:1", GET);
+    await s.response;
+    assert.deepEqual(events, ["up k:1 true"]);
+    // The server vanishes: the connection dies on its own, which is news about the server.
+    peers.peers[0].close();
+    await waitFor(() => events.length === 2);
+    assert.match(events[1], /^down k:1 (peer closed the connection|read failed)/);
+  } finally {
+    pool.close();
+    await peers.close();
+  }
+});
+
+Deno.test("H2Pool.retire() closes a connection, fails its streams, and opens a new one next", async () => {
+  await withPool(async (pool, peers) => {
+    const first = await pool.open("k:1", { ...GET, endStream: false });
+    pool.retire(first.connection);
+    await assert.rejects(first.stream.response);
+    const second = await pool.open("k:1", GET);
+    assert.notEqual(second.connection, first.connection);
+    assert.equal(peers.dials.length, 2);
+    await second.stream.response;
+  }, (peers) => {
+    // The first stream is never answered.
+    peers.onHeaders = (peer, id) =>
+      id === 1 && peers.peers.length === 1
+        ? Promise.resolve()
+        : peer.headers(id, [[":status", "200"]], { endStream: true });
+  });
+});
+
+/** Polls every 5 ms, at most 5 s: for outcomes reported from another task. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), "condition not met within 5 s");
+}
