@@ -18,6 +18,7 @@ import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { Logger } from "../log.ts";
 import type { OpenOptions, Outbound } from "./outbound.ts";
 import type { ServerAddress, Transport } from "../transport/transport.ts";
+import { ServerHealth, type ServerHealthOptions } from "./server_health.ts";
 import {
   encodeRequestHeader,
   MUX_HOST,
@@ -51,12 +52,22 @@ export interface VlessOutboundOptions {
   random?: () => number;
   /** Waits between dial attempts. Injectable for tests. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * The deadline of one attempt in ms — for TCP and TLS the connect and handshake; for the http
+   * transport the wait for a pooled connection, whose own dial has the same deadline
+   * (default {@link DEFAULT_ATTEMPT_TIMEOUT_MS}; 0 = none).
+   */
+  attemptTimeout?: number;
+  /** The health state's clock and back-off. Injectable for tests. */
+  health?: ServerHealthOptions;
 }
 
 /** v2ray dials 5 times: `retry.ExponentialBackoff(5, 200)`. */
 export const DIAL_ATTEMPTS = 5;
 /** The wait after failed attempt k (0-based) is k × 200 ms: 0, 200, 400, 600 (as v2ray). */
 export const DIAL_BACKOFF_STEP_MS = 200;
+/** A TLS handshake is 2-3 round trips: 4 s leaves room for a 1 s RTT, not for a dead server. */
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 4000;
 /** How long the header waits for the client's first bytes, so both leave in one write (as v2ray). */
 export const FIRST_PAYLOAD_WAIT_MS = 100;
 
@@ -67,7 +78,9 @@ export class VlessOutbound implements Outbound {
   readonly #logger: Logger;
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  #next = 0;
+  readonly #health: ServerHealth;
+  readonly #attemptTimeout: number;
+  readonly #closing = new AbortController();
   readonly #open = new Set<HeaderHolder>();
   readonly #headerTimer = new HeaderTimer(FIRST_PAYLOAD_WAIT_MS);
 
@@ -94,61 +107,173 @@ export class VlessOutbound implements Outbound {
     this.#logger = options.logger ?? Logger.silent();
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? sleep;
+    this.#attemptTimeout = options.attemptTimeout ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+    if (!(this.#attemptTimeout >= 0)) {
+      throw new RangeError(`attemptTimeout must be >= 0 ms, got ${this.#attemptTimeout}`);
+    }
+    this.#health = new ServerHealth(options.servers.length, options.health);
+    const indexOf = (server: ServerAddress) =>
+      this.#servers.findIndex((s) => s.address === server.address && s.port === server.port);
+    this.#transport.watch?.({
+      up: (server, ms) => {
+        const i = indexOf(server);
+        if (i >= 0) this.#health.succeeded(i, ms);
+      },
+      down: (server, err) => {
+        const i = indexOf(server);
+        if (i >= 0) this.#markDown(i, err);
+      },
+    });
   }
 
   async open(dest: Destination, options: OpenOptions = {}): Promise<Duplex> {
     const { signal } = options;
+    signal?.throwIfAborted();
     const command: VlessCommand = dest.host === MUX_HOST
       ? "mux"
       : dest.network === "udp"
       ? "udp"
       : "tcp";
-    const debug = this.#logger.enabled("debug");
-    let failures: string[] | undefined;
-    for (let attempt = 0; attempt < DIAL_ATTEMPTS; attempt++) {
-      signal?.throwIfAborted();
-      const server = this.#servers[this.#next];
-      this.#next = (this.#next + 1) % this.#servers.length;
-      const user = server.users[Math.floor(this.#random() * server.users.length)];
-      const header = encodeRequestHeader({ userId: user.id, command, dest, flow: "" });
-      let inner: Duplex;
-      try {
-        inner = await this.#transport.open(server, signal);
-      } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        const message = err instanceof Error ? err.message : String(err);
-        const where = formatHostPort(server.address, server.port);
-        (failures ??= []).push(`#${attempt + 1} ${where}: ${message}`);
-        if (debug) {
-          this.#logger.debug(
-            `vless: dial ${where} for ${formatDestination(dest)} failed: ${message}`,
-          );
-        }
-        if (attempt + 1 < DIAL_ATTEMPTS) await this.#sleep(attempt * DIAL_BACKOFF_STEP_MS, signal);
-        continue;
-      }
-      if (debug) {
-        this.#logger.debug(
-          `vless: tunneling ${formatDestination(dest)} via ${
-            formatHostPort(server.address, server.port)
-          } (${this.#transport.name})`,
-        );
-      }
-      const conn = new VlessConnection(inner, header, command === "udp", dest, this);
-      this.#open.add(conn);
-      this.#headerTimer.add(conn);
-      return conn;
+    const user = (server: VlessServer) =>
+      server.users[Math.floor(this.#random() * server.users.length)];
+    const { attempt, server, duplex } = await this.#race(dest, signal);
+    const header = encodeRequestHeader({ userId: user(server).id, command, dest, flow: "" });
+    if (this.#logger.enabled("debug")) {
+      this.#logger.debug(
+        `vless: tunneling ${formatDestination(dest)} via ${
+          formatHostPort(server.address, server.port)
+        } (${this.#transport.name}, attempt ${attempt})`,
+      );
     }
+    const conn = new VlessConnection(duplex, header, command === "udp", dest, this);
+    this.#open.add(conn);
+    this.#headerTimer.add(conn);
+    return conn;
+  }
+
+  /**
+   * Up to {@link DIAL_ATTEMPTS} attempts over the servers the health state offers, RFC 8305
+   * style: an attempt that has not finished after the race delay gets company — the next untried
+   * server starts in parallel — and the first to succeed wins. A failed attempt is followed at
+   * once by the next untried server; only when every server failed in this round does it wait
+   * (v2ray's 0/200/400/600 ms) before the next round. Losers still running are not cut off: their
+   * outcome is news for the health state, and a success is closed at once.
+   */
+  async #race(
+    dest: Destination,
+    signal: AbortSignal | undefined,
+  ): Promise<{ attempt: number; server: VlessServer; duplex: Duplex }> {
+    const n = this.#servers.length;
+    const tried = new Set<number>();
+    const running = new Set<Attempt>();
+    const failures: string[] = [];
+    let started = 0;
+    let lastFailed = -1;
+    const start = () => {
+      const index = this.#health.pick(tried)!;
+      tried.add(index);
+      const attempt = new Attempt(this, index, ++started, signal);
+      running.add(attempt);
+      return attempt;
+    };
+    try {
+      let last = start();
+      // Each round settles one attempt or starts one; at most DIAL_ATTEMPTS starts in all.
+      for (;;) {
+        const canRace = started < DIAL_ATTEMPTS && tried.size < n;
+        const settled = await waitFirst(
+          [...running].map((a) => a.result.then(() => a)),
+          canRace ? this.#health.raceDelay(last.index) : undefined,
+          signal,
+        );
+        if (settled === undefined) {
+          // The race delay passed without an answer: the next server joins.
+          last = start();
+          continue;
+        }
+        running.delete(settled);
+        const r = await settled.result;
+        if (r.ok) {
+          return {
+            attempt: settled.number,
+            server: this.#servers[settled.index],
+            duplex: r.duplex,
+          };
+        }
+        failures.push(`#${settled.number} ${settled.where}: ${r.error.message}`);
+        lastFailed = settled.number - 1;
+        if (running.size > 0) continue;
+        if (started >= DIAL_ATTEMPTS) break;
+        if (tried.size >= n) {
+          // Every server failed this round: wait as v2ray does, then start over.
+          await this.#sleep(lastFailed * DIAL_BACKOFF_STEP_MS, signal);
+          signal?.throwIfAborted();
+          tried.clear();
+        }
+        last = start();
+      }
+    } finally {
+      // Attempts still running are losers now (or the caller gave up): they finish on their own.
+      for (const a of running) a.lose();
+    }
+    failures.sort((x, y) =>
+      Number(x.slice(1, x.indexOf(" "))) - Number(y.slice(1, y.indexOf(" ")))
+    );
     throw new Error(
-      `failed to reach a VLESS server for ${formatDestination(dest)} after ${DIAL_ATTEMPTS} ` +
-        `attempts: ${failures!.join("; ")}`,
+      `failed to reach a VLESS server for ${formatDestination(dest)} after ${started} ` +
+        `attempts: ${failures.join("; ")}`,
     );
   }
 
   close(): Promise<void> {
+    this.#closing.abort(new Error(`outbound ${this.tag} closed`));
     for (const conn of [...this.#open]) conn.close();
     this.#transport.close();
     return Promise.resolve();
+  }
+
+  // ---- for Attempt ----
+
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  get closing(): AbortSignal {
+    return this.#closing.signal;
+  }
+
+  get attemptTimeout(): number {
+    return this.#attemptTimeout;
+  }
+
+  server(index: number): VlessServer {
+    return this.#servers[index];
+  }
+
+  /** An attempt's outcome, for the health state (a pooling transport reports its own). */
+  attempted(index: number, outcome: { ms: number } | { error: Error }): void {
+    if (this.#transport.watch) return;
+    if ("ms" in outcome) this.#health.succeeded(index, outcome.ms);
+    else this.#markDown(index, outcome.error);
+  }
+
+  #markDown(index: number, err: Error): void {
+    const wasUp = this.#health.available(index);
+    this.#health.failed(index, err);
+    if (wasUp) {
+      const s = this.#servers[index];
+      const st = this.#health.state(index);
+      this.#logger.warn(
+        `vless: server ${formatHostPort(s.address, s.port)} marked down for ${
+          Math.round(st.retryAt - performance.now())
+        } ms: ${err.message}`,
+      );
+    }
+  }
+
+  /** Health of each server, for logs and tests. */
+  get health(): ServerHealth {
+    return this.#health;
   }
 
   // ---- for VlessConnection ----
@@ -555,6 +680,100 @@ class HeldWriter extends ForwardingWriter {
     this.#conn.abortWritable(reason);
     return Promise.resolve();
   }
+}
+
+type AttemptResult = { ok: true; duplex: Duplex } | { ok: false; error: Error };
+
+/**
+ * One connection attempt: the transport's open() under the attempt deadline, the caller's signal
+ * and the outbound's close. `result` never rejects. A loser that succeeds closes what it got.
+ */
+class Attempt {
+  readonly index: number;
+  readonly number: number;
+  readonly where: string;
+  readonly result: Promise<AttemptResult>;
+  #lost = false;
+
+  constructor(owner: VlessOutbound, index: number, number: number, signal?: AbortSignal) {
+    this.index = index;
+    this.number = number;
+    const server = owner.server(index);
+    this.where = formatHostPort(server.address, server.port);
+    this.result = this.#run(owner, server, signal);
+  }
+
+  /** The race is over without this attempt: whatever it gets is closed. */
+  lose(): void {
+    this.#lost = true;
+  }
+
+  async #run(
+    owner: VlessOutbound,
+    server: VlessServer,
+    signal: AbortSignal | undefined,
+  ): Promise<AttemptResult> {
+    const deadline = new AbortController();
+    const limit = owner.attemptTimeout;
+    const timer = limit > 0
+      ? setTimeout(
+        () => deadline.abort(new Error(`no connection within ${limit} ms (attempt deadline)`)),
+        limit,
+      )
+      : undefined;
+    const signals = [deadline.signal, owner.closing];
+    if (signal) signals.push(signal);
+    const started = performance.now();
+    try {
+      const duplex = await owner.transport.open(server, AbortSignal.any(signals));
+      owner.attempted(this.index, { ms: performance.now() - started });
+      if (this.#lost || signal?.aborted || owner.closing.aborted) {
+        duplex.close();
+        return { ok: false, error: new Error("lost the race") };
+      }
+      return { ok: true, duplex };
+    } catch (err) {
+      // The caller or the outbound gave up: that says nothing about the server.
+      if (signal?.aborted || owner.closing.aborted) {
+        return { ok: false, error: toError(signal?.aborted ? signal.reason : err) };
+      }
+      const error = deadline.signal.aborted ? deadline.signal.reason as Error : toError(err);
+      owner.attempted(this.index, { error });
+      return { ok: false, error };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * The first of `promises` to settle (they never reject), or undefined after `ms` (when given);
+ * rejects when `signal` aborts.
+ */
+function waitFirst<T>(
+  promises: Promise<T>[],
+  ms: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<T | undefined> {
+  signal?.throwIfAborted();
+  return new Promise<T | undefined>((resolve, reject) => {
+    const timer = ms === undefined ? undefined : setTimeout(() => finish(undefined), ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const finish = (v: T | undefined) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      resolve(v);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    for (const p of promises) p.then(finish);
+  });
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 function ignore(): void {}

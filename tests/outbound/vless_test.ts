@@ -1,7 +1,18 @@
-import { deepStrictEqual as assertEquals, equal, ok, rejects, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  equal,
+  match,
+  ok,
+  rejects,
+  throws,
+} from "node:assert/strict";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
-import type { ServerAddress, Transport } from "../../lib/transport/transport.ts";
+import type {
+  ServerAddress,
+  Transport,
+  TransportHealthEvents,
+} from "../../lib/transport/transport.ts";
 import { encodeRequestHeader, parseRequestHeader } from "../../lib/vless/header.ts";
 import type { HeldDuplex } from "../../lib/net/duplex.ts";
 import { relay } from "../../lib/net/relay.ts";
@@ -390,7 +401,7 @@ Deno.test("VlessOutbound.open() goes round-robin over servers and picks a random
   }
 });
 
-Deno.test("VlessOutbound.open() retries 5 times on the next server with 0/200/400/600 ms waits", async () => {
+Deno.test("VlessOutbound.open() retries 5 times, on an untried server at once, waiting only after a round of failures", async () => {
   const slept: number[] = [];
   const servers = [1, 2, 3].map((n) => ({ address: `s${n}`, port: n, users: [{ id: ID_A }] }));
   const failing = new FakeTransport("tcp", 5);
@@ -410,7 +421,8 @@ Deno.test("VlessOutbound.open() retries 5 times on the next server with 0/200/40
         return true;
       },
     );
-    assertEquals(slept, [0, 200, 400, 600]);
+    // #1-#3 fail one after the other; only then the wait v2ray has after a third failure.
+    assertEquals(slept, [400]);
   } finally {
     await ob.close();
   }
@@ -456,3 +468,145 @@ Deno.test("VlessOutbound() refuses an XTLS flow by name, which no dray transport
   }
   equal(t.dialed.length, 0);
 });
+
+/**
+ * A transport whose behaviour is set per server address: "ok" opens an in-memory pair, "refuse"
+ * rejects at once, "hang" never answers until aborted, a number answers "ok" after that many ms.
+ */
+class ScriptedTransport implements Transport {
+  readonly name = "tcp";
+  readonly dialed: string[] = [];
+  readonly opened: Array<{ address: string; client: Duplex; peer: Duplex }> = [];
+  readonly behaviour: Record<string, "ok" | "refuse" | "hang" | number>;
+  constructor(behaviour: Record<string, "ok" | "refuse" | "hang" | number>) {
+    this.behaviour = behaviour;
+  }
+  open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
+    this.dialed.push(server.address);
+    const b = this.behaviour[server.address] ?? "ok";
+    if (b === "refuse") return Promise.reject(new Error(`refused by ${server.address}`));
+    return new Promise((resolve, reject) => {
+      const succeed = () => {
+        signal?.removeEventListener("abort", onAbort);
+        const [client, peer] = duplexPair();
+        this.opened.push({ address: server.address, client, peer });
+        resolve(client);
+      };
+      const timer = typeof b === "number" ? setTimeout(succeed, b) : undefined;
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (b === "ok") succeed();
+    });
+  }
+  close(): void {
+    for (const o of this.opened) o.peer.close();
+  }
+}
+
+const TWO = ["a", "b"].map((address) => ({ address, port: 443, users: [{ id: ID_A }] }));
+const DEST = { network: "tcp", host: "example.com", port: 80 } as const;
+
+Deno.test("VlessOutbound.open() skips a server marked down while another is up", async () => {
+  const t = new ScriptedTransport({ a: "refuse" });
+  const ob = outbound(t, TWO);
+  try {
+    for (let i = 0; i < 4; i++) (await ob.open(DEST)).close();
+    // "a" failed once (and "b" took over at once, no sleep); it is not tried again in its back-off.
+    assertEquals(t.dialed, ["a", "b", "b", "b", "b"]);
+    equal(ob.health.state(0).up, false);
+    equal(ob.health.state(0).lastError, "refused by a");
+    equal(ob.health.state(1).up, true);
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() races the next server when an attempt is slow, keeping the first", async () => {
+  const t = new ScriptedTransport({ a: "hang", b: "ok" });
+  const ob = outbound(t, TWO, { attemptTimeout: 1500 });
+  try {
+    const t0 = performance.now();
+    const conn = await ob.open(DEST);
+    const took = performance.now() - t0;
+    conn.close();
+    assertEquals(t.dialed, ["a", "b"]);
+    equal(t.opened[0].address, "b");
+    // The race delay before any handshake was measured is RFC 8305's 250 ms.
+    ok(took >= 240, `won after ${took} ms`);
+    // The loser runs on to its deadline, then marks "a" down: the next open goes to "b" alone.
+    await waitUntil(() => !ob.health.state(0).up, 5000);
+    match(ob.health.state(0).lastError!, /no connection within 1500 ms \(attempt deadline\)/);
+    (await ob.open(DEST)).close();
+    assertEquals(t.dialed, ["a", "b", "b"]);
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() closes a race loser that connects after the winner", async () => {
+  const t = new ScriptedTransport({ a: 400, b: "ok" });
+  const ob = outbound(t, TWO);
+  try {
+    const conn = await ob.open(DEST);
+    equal(t.opened[0].address, "b");
+    await waitUntil(() => t.opened.length === 2, 5000);
+    equal(t.opened[1].address, "a");
+    // The loser's stream is closed: its peer reads EOF or an error at once.
+    const r = await t.opened[1].peer.readable.getReader().read().catch(() => ({ done: true }));
+    equal(r.done, true);
+    // A slow success is still a success: "a" stays up.
+    equal(ob.health.state(0).up, true);
+    conn.close();
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() gives up on an attempt at its deadline", async () => {
+  const t = new ScriptedTransport({ a: "hang" });
+  const ob = outbound(t, [TWO[0]], { attemptTimeout: 50, sleep: () => Promise.resolve() });
+  try {
+    await rejects(
+      ob.open(DEST),
+      /after 5 attempts: #1 a:443: no connection within 50 ms \(attempt deadline\); #2/,
+    );
+    equal(t.dialed.length, 5);
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound takes server health from a pooling transport's events only", async () => {
+  const t = new ScriptedTransport({});
+  let events: TransportHealthEvents | undefined;
+  const watching = Object.assign(t, {
+    watch(e: TransportHealthEvents) {
+      events = e;
+    },
+  });
+  const ob = outbound(watching, TWO);
+  try {
+    ok(events);
+    events.down({ address: "a", port: 443 }, new Error("health check failed"));
+    for (let i = 0; i < 3; i++) (await ob.open(DEST)).close();
+    assertEquals(t.dialed, ["b", "b", "b"]);
+    events.up({ address: "a", port: 443 }, 20);
+    equal(ob.health.state(0).up, true);
+    equal(ob.health.state(0).srtt, 20);
+  } finally {
+    await ob.close();
+  }
+});
+
+/** Polls `cond` every 10 ms, failing after `ms` (a safety net for background outcomes). */
+async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
