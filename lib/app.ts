@@ -33,6 +33,7 @@ import { TcpTransport } from "./transport/tcp.ts";
 import { type TlsOptions, TlsTransport } from "./transport/tls.ts";
 import type { Transport } from "./transport/transport.ts";
 import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
+import { DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_STREAM_TIMEOUT_S } from "./config/stream_settings.ts";
 import { VlessOutbound } from "./outbound/vless.ts";
 
 /** A running inbound listener: the accept loop of a proxy inbound, or the VLESS HTTP/2 server. */
@@ -215,6 +216,7 @@ function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
           users: s.users.map((u) => ({ id: u.idBytes, flow: u.flow })),
         })),
         transport: createTransport(o.stream),
+        attemptTimeout: (o.stream.timeouts?.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000,
         logger,
       });
     case "freedom":
@@ -249,6 +251,8 @@ export function createTransport(stream: StreamConfig): Transport {
       headers: stream.http.headers,
       readIdleTimeout: stream.http.readIdleTimeout * 1000,
       healthCheckTimeout: stream.http.healthCheckTimeout * 1000,
+      connectTimeout: (stream.timeouts?.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000,
+      streamTimeout: (stream.timeouts?.streamTimeout ?? DEFAULT_STREAM_TIMEOUT_S) * 1000,
     });
   }
   if (stream.security === "tls") return new TlsTransport(tlsOptions(stream.tls));

@@ -7,6 +7,7 @@ import type {
   HttpTransportConfig,
   InboundStreamConfig,
   StreamConfig,
+  StreamTimeouts,
   TlsServerConfig,
 } from "./types.ts";
 import { describe, join, MAX_U32, type Obj, type Reader } from "./reader.ts";
@@ -34,6 +35,7 @@ const STREAM_KEYS = [
   "tcpSettings",
   "httpSettings",
   "sockopt",
+  "dray",
 ];
 const STREAM_UNSUPPORTED: Record<string, string> = {
   kcpSettings: "the kcp transport is",
@@ -122,7 +124,49 @@ export function readOutboundStream(
   const b = readStreamBasics(r, o, path);
   if (b === undefined) return undefined;
   const { network, security, s, path: sp } = b;
+  const timeouts = readTimeouts(r, s, sp, network);
+  if (timeouts === undefined) return undefined;
+  const stream = readOutboundTransport(r, s, sp, network, security, addresses);
+  return stream && { ...stream, timeouts };
+}
 
+/**
+ * `streamSettings.dray`: dray's deadlines (v2ray ignores the key). Seconds, whole; 0 turns one
+ * off. `streamTimeout` only means something where streams share a connection (http).
+ */
+function readTimeouts(
+  r: Reader,
+  s: Obj,
+  sp: string,
+  network: "tcp" | "http",
+): StreamTimeouts | undefined {
+  const dp = join(sp, "dray");
+  const d = r.optObject(s, "dray", sp) ?? {};
+  r.keys(d, dp, ["connectTimeout", "streamTimeout"]);
+  const connectTimeout = r.int(d, "connectTimeout", dp, 0, 3600, DEFAULT_CONNECT_TIMEOUT_S);
+  const streamTimeout = r.int(d, "streamTimeout", dp, 0, 3600, DEFAULT_STREAM_TIMEOUT_S);
+  if (network !== "http" && d.streamTimeout !== undefined) {
+    return r.problem(
+      join(dp, "streamTimeout"),
+      `applies to the http transport only (streams on a shared connection); network is "${network}"`,
+    );
+  }
+  if (connectTimeout === undefined || streamTimeout === undefined) return undefined;
+  return { connectTimeout, streamTimeout };
+}
+
+/** dray's default deadlines, in seconds (see StreamTimeouts). */
+export const DEFAULT_CONNECT_TIMEOUT_S = 4;
+export const DEFAULT_STREAM_TIMEOUT_S = 2;
+
+function readOutboundTransport(
+  r: Reader,
+  s: Obj,
+  sp: string,
+  network: "tcp" | "http",
+  security: "none" | "tls",
+  addresses: string[],
+): StreamConfig | undefined {
   if (network === "http" && security !== "tls") {
     // v2ray's http dialer refuses to dial without TLS ("TLS must be enabled for http transport").
     return r.problem(
@@ -229,6 +273,12 @@ export function readInboundStream(
   const b = readStreamBasics(r, o, path);
   if (b === undefined) return undefined;
   const { network, security, s, path: sp } = b;
+  if (s.dray !== undefined) {
+    return r.unsupported(
+      join(sp, "dray"),
+      "streamSettings.dray (outbound deadlines) on an inbound is",
+    );
+  }
   let http: HttpServerTransportConfig | undefined;
   if (network === "http") {
     const hp = join(sp, "httpSettings");

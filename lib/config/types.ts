@@ -291,9 +291,23 @@ export interface HttpServerTransportConfig {
 
 /** Outbound `streamSettings`. The http transport requires TLS, as in v2ray. */
 export type StreamConfig =
-  | { network: "tcp"; security: "none" }
-  | { network: "tcp"; security: "tls"; tls: TlsClientConfig }
-  | { network: "http"; security: "tls"; tls: TlsClientConfig; http: HttpTransportConfig };
+  & (
+    | { network: "tcp"; security: "none" }
+    | { network: "tcp"; security: "tls"; tls: TlsClientConfig }
+    | { network: "http"; security: "tls"; tls: TlsClientConfig; http: HttpTransportConfig }
+  )
+  & { timeouts?: StreamTimeouts };
+
+/**
+ * dray's own `streamSettings.dray` block (v2ray has no such deadlines; v2ray ignores the key):
+ * how long a connection attempt and a stream's setup may take before the next server is tried.
+ */
+export interface StreamTimeouts {
+  /** Seconds for TCP connect + TLS handshake (+ HTTP/2 SETTINGS); 0 = none. Default 4. */
+  connectTimeout: number;
+  /** Seconds from a stream's HEADERS to the response HEADERS (http transport); 0 = none. Default 2. */
+  streamTimeout: number;
+}
 
 /** Inbound `streamSettings` (vless only). http without TLS is h2c. */
 export type InboundStreamConfig =

@@ -134,6 +134,7 @@ Deno.test("parseConfig() accepts comments and fills every default", () => {
       readIdleTimeout: 0,
       healthCheckTimeout: 15,
     },
+    timeouts: { connectTimeout: 4, streamTimeout: 2 },
   });
 });
 

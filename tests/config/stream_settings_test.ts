@@ -45,6 +45,17 @@ testProblemCases([
   ["sockopt", (c) => c.outbounds[0].streamSettings.sockopt = { mark: 255 }, [
     "outbounds[0].streamSettings.sockopt: sockopt is not supported by dray",
   ]],
+  ["an unknown key in streamSettings.dray", (c) => {
+    c.outbounds[0].streamSettings.dray = { connectTimeout: 3, dialTimeout: 1 };
+  }, ["outbounds[0].streamSettings.dray.dialTimeout: unknown field"]],
+  ["a negative connectTimeout", (c) => {
+    c.outbounds[0].streamSettings.dray = { connectTimeout: -1 };
+  }, ["outbounds[0].streamSettings.dray.connectTimeout: must be an integer 0-3600, got -1"]],
+  ["streamTimeout on the tcp transport", (c) => {
+    c.outbounds[0].streamSettings = { network: "tcp", security: "tls", dray: { streamTimeout: 1 } };
+  }, [
+    'outbounds[0].streamSettings.dray.streamTimeout: applies to the http transport only (streams on a shared connection); network is "tcp"',
+  ]],
   ["TCP header obfuscation", (c) => {
     c.outbounds[0].streamSettings = { network: "tcp", tcpSettings: { header: { type: "http" } } };
   }, [
@@ -74,7 +85,11 @@ Deno.test("parseConfigObject() defaults tcp+tls alpn to v2ray's h2, http/1.1", (
   c.outbounds[0].streamSettings = undefined;
   const plain = parseConfigObject(c).outbounds[0];
   assert.ok(plain.protocol === "vless");
-  assert.deepEqual(plain.stream, { network: "tcp", security: "none" });
+  assert.deepEqual(plain.stream, {
+    network: "tcp",
+    security: "none",
+    timeouts: { connectTimeout: 4, streamTimeout: 2 },
+  });
 });
 
 Deno.test("parseConfigObject() needs serverName and host when servers differ in address", () => {
@@ -100,4 +115,20 @@ Deno.test("parseConfigObject() allows a vless inbound over h2c (http without TLS
     security: "none",
     http: { host: ["a.test", "b.test"], path: "/" },
   });
+});
+
+Deno.test("parseConfigObject() reads dray's connect and stream deadlines from streamSettings.dray", () => {
+  const c = client();
+  c.outbounds[0].streamSettings.dray = { connectTimeout: 3, streamTimeout: 0 };
+  const ob = parseConfigObject(c).outbounds[0];
+  assert.ok(ob.protocol === "vless");
+  assert.deepEqual(ob.stream.timeouts, { connectTimeout: 3, streamTimeout: 0 });
+});
+
+Deno.test("parseConfigObject() refuses streamSettings.dray on an inbound", () => {
+  const c = server();
+  c.inbounds[0].streamSettings.dray = { connectTimeout: 3 };
+  assert.deepEqual(problems(c), [
+    "inbounds[0].streamSettings.dray: streamSettings.dray (outbound deadlines) on an inbound is not supported by dray",
+  ]);
 });
