@@ -80,10 +80,14 @@ export interface TargetServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Starts the TCP and UDP targets on 127.0.0.1, ephemeral ports. */
-export function startTarget(): TargetServer {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const udp = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+/**
+ * Starts the TCP and UDP targets on 127.0.0.1 (or `hostname`: "0.0.0.0" for servers in a
+ * network namespace, see netns.ts), ephemeral ports.
+ */
+export function startTarget(options: { hostname?: string } = {}): TargetServer {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const listener = Deno.listen({ hostname, port: 0 });
+  const udp = Deno.listenDatagram({ hostname, port: 0, transport: "udp" });
   const conns = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
   let accepted = 0;
