@@ -3,16 +3,16 @@
  * pull-based `ReadableStream` that returns receive credit as the consumer reads, and what we send
  * as a `WritableStream` bounded by the send windows and the peer's SETTINGS_MAX_FRAME_SIZE.
  *
- * Neither touches the socket: the inbound half reports consumed bytes, the outbound half asks a
+ * Neither touches the socket: the receiving half reports consumed bytes, the sending half asks a
  * `BodySender` for credit and to queue DATA frames.
  */
 import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
 import { ErrorCode, StreamError } from "./errors.ts";
-import type { InboundWindow } from "./flow.ts";
-import type { TakenListener } from "./writer.ts";
+import type { ReceiveWindow } from "./flow.ts";
+import type { TakenListener } from "./frame_writer.ts";
 
 const EMPTY = new Uint8Array(0);
-/** Size of the pieces buffered bytes are copied into (see InboundBody#keep). */
+/** Size of the pieces buffered bytes are copied into (see ReceiveBody#keep). */
 const BUFFER_PIECE = POOL_BUFFER_SIZE;
 /** A few bytes arriving on a stream with nothing buffered get a piece of SMALL_PIECE bytes. */
 const SMALL_DATA = 512;
@@ -24,10 +24,10 @@ const SMALL_PIECE = 2 * SMALL_DATA;
  */
 const LENT_PIECES = 64;
 
-export interface InboundBodyOptions {
+export interface ReceiveBodyOptions {
   streamId: number;
   /** The receive window we advertised for the stream; DATA must fit in it. */
-  window: InboundWindow;
+  window: ReceiveWindow;
   /** Names the peer in errors ("peer", "client"). */
   peerName: string;
   /**
@@ -44,13 +44,13 @@ export interface InboundBodyOptions {
  * bytes are dropped), so what we hold never exceeds the window we advertised, and a slow consumer
  * slows the peer instead of growing our memory.
  */
-export class InboundBody {
+export class ReceiveBody {
   readonly readable: ReadableStream<Uint8Array>;
   #streamId: number;
-  #window: InboundWindow;
+  #window: ReceiveWindow;
   #peerName: string;
   /** The options, kept for their callbacks (called as methods: they may be one shared object). */
-  #events: InboundBodyOptions;
+  #events: ReceiveBodyOptions;
   #received = 0;
   #chunks: Uint8Array[] = [];
   #tail: Uint8Array | undefined;
@@ -65,7 +65,7 @@ export class InboundBody {
   /** The tail, when it is a piece from the pool (lent to the consumer once flushed). */
   #pooledTail: Uint8Array | undefined;
 
-  constructor(options: InboundBodyOptions) {
+  constructor(options: ReceiveBodyOptions) {
     this.#streamId = options.streamId;
     this.#window = options.window;
     this.#peerName = options.peerName;
@@ -244,7 +244,7 @@ export class InboundBody {
   }
 }
 
-/** What an outbound body needs from its stream and connection. */
+/** What a send body needs from its stream and connection. */
 export interface BodySender {
   /** Takes up to `want` bytes of send credit (stream, connection, max frame size); 0 = wait. */
   reserve(want: number): number;
@@ -263,7 +263,7 @@ export interface BodySender {
  * bytes have left the connection's queue, so at most one chunk per stream waits there and a peer
  * that stops reading stalls the writer instead of growing our memory.
  */
-export class OutboundBody implements TakenListener {
+export class SendBody implements TakenListener {
   readonly writable: WritableStream<Uint8Array>;
   #sender: BodySender;
   #error: Error | undefined;

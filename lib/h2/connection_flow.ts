@@ -4,17 +4,17 @@
  * receive credit, and the peer's WINDOW_UPDATE frames. The per-stream windows live on the streams.
  */
 import { ConnectionError, ErrorCode, StreamError } from "./errors.ts";
-import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { DEFAULT_WINDOW_SIZE, encodeWindowUpdate } from "./frame.ts";
-import type { FrameWriter } from "./writer.ts";
+import type { FrameWriter } from "./frame_writer.ts";
 
 /** What the connection's flow control needs of a stream. */
 export interface FlowStream {
   readonly id: number;
   /** Send credit the peer gave the stream. */
-  readonly sendWindow: OutboundWindow;
+  readonly sendWindow: SendWindow;
   /** Receive credit we gave the peer for the stream. */
-  readonly recvWindow: InboundWindow;
+  readonly recvWindow: ReceiveWindow;
   /** True while a write waits for send credit. */
   readonly waitingForWindow: boolean;
   /** The send window may have grown. */
@@ -24,8 +24,8 @@ export interface FlowStream {
 export class ConnectionFlow {
   #writer: FrameWriter;
   #peerName: string;
-  #sendWindow = new OutboundWindow(DEFAULT_WINDOW_SIZE);
-  #recvWindow = new InboundWindow(DEFAULT_WINDOW_SIZE);
+  #sendWindow = new SendWindow(DEFAULT_WINDOW_SIZE);
+  #recvWindow = new ReceiveWindow(DEFAULT_WINDOW_SIZE);
   /**
    * Streams that asked for credit while the connection window was empty. A connection
    * WINDOW_UPDATE wakes only these: scanning every open stream on each update cost real CPU with

@@ -5,7 +5,7 @@
 import { MAX_WINDOW_SIZE } from "./frame.ts";
 
 /** Send side: how many bytes the peer lets us send. */
-export class OutboundWindow {
+export class SendWindow {
   #size: number;
 
   constructor(initial: number) {
@@ -48,7 +48,7 @@ export function defaultThreshold(size: number): number {
   return Math.min(Math.max(64 * 1024, size / 8), 1024 * 1024);
 }
 
-export interface InboundWindowOptions {
+export interface ReceiveWindowOptions {
   /**
    * Return credit once this many consumed bytes are unsent, or half the window. Default: an
    * eighth of the window, at least 64 KiB and at most 1 MiB (see {@link defaultThreshold}).
@@ -61,13 +61,13 @@ export interface InboundWindowOptions {
  * credit we have not yet returned. Credit is returned only as the consumer reads (`consume`), so
  * bytes buffered on our side never exceed the window we advertised.
  */
-export class InboundWindow {
+export class ReceiveWindow {
   #size: number;
   #available: number;
   #unsent = 0;
   #threshold: number | undefined;
 
-  constructor(size: number, options: InboundWindowOptions = {}) {
+  constructor(size: number, options: ReceiveWindowOptions = {}) {
     this.#size = size;
     this.#available = size;
     this.#threshold = options.threshold;

@@ -301,6 +301,21 @@ export function parsePriority(header: FrameHeader, payload: Uint8Array): Priorit
   return parsePriorityFields(payload, 0);
 }
 
+/**
+ * RFC 9113 §5.3.1: "A stream cannot depend on itself. An endpoint MUST treat this as a stream
+ * error of type PROTOCOL_ERROR." For PRIORITY frames and HEADERS with the PRIORITY flag alike;
+ * checked once the frame is otherwise handled (a header block is decoded first, §4.3).
+ */
+export function checkPriority(streamId: number, priority: { dependency: number }): void {
+  if (priority.dependency === streamId) {
+    throw new StreamError(
+      streamId,
+      ErrorCode.PROTOCOL_ERROR,
+      `reset stream ${streamId}: its priority makes it depend on itself`,
+    );
+  }
+}
+
 export function encodePriority(streamId: number, priority: Priority): Uint8Array {
   const out = frame(FrameType.PRIORITY, 0, streamId, 5);
   writeUint32(out, 9, (priority.dependency & 0x7fffffff) | (priority.exclusive ? 0x80000000 : 0));
@@ -514,6 +529,28 @@ export function parseWindowUpdate(header: FrameHeader, payload: Uint8Array): num
     throw new StreamError(header.streamId, ErrorCode.PROTOCOL_ERROR, message);
   }
   return increment;
+}
+
+/**
+ * The allocation-free twin of {@link parseWindowUpdate}, for a frame that arrived whole in a read:
+ * the increment of a well-formed WINDOW_UPDATE (length 4) whose header starts at `offset`, or -1
+ * when the bytes there are anything else or not all in `buf`. A zero increment comes back as 0,
+ * for the full path to reject. The stream id is {@link frameStreamIdAt}.
+ */
+export function windowUpdateAt(buf: Uint8Array, offset: number): number {
+  if (
+    buf.byteLength - offset < FRAME_HEADER_SIZE + 4 ||
+    buf[offset + 3] !== FrameType.WINDOW_UPDATE ||
+    buf[offset] !== 0 || buf[offset + 1] !== 0 || buf[offset + 2] !== 4
+  ) {
+    return -1;
+  }
+  return readUint31(buf, offset + FRAME_HEADER_SIZE);
+}
+
+/** The stream id of the frame header at `offset` (the caller ensures 9 bytes are there). */
+export function frameStreamIdAt(buf: Uint8Array, offset: number): number {
+  return readUint31(buf, offset + 5);
 }
 
 export function encodeWindowUpdate(streamId: number, increment: number): Uint8Array {

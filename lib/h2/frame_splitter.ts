@@ -9,23 +9,25 @@
  * of 16 KiB records are almost all split, so about one GiB of garbage per GiB received.
  */
 import { ConnectionError, ErrorCode } from "./errors.ts";
-import { FRAME_HEADER_SIZE, type FrameHeader, parseFrameHeader } from "./frame.ts";
+import {
+  FRAME_HEADER_SIZE,
+  type FrameHeader,
+  frameStreamIdAt,
+  parseFrameHeader,
+  windowUpdateAt,
+} from "./frame.ts";
 
 /** Called per frame; returning false stops the splitting of the current chunk (we are closing). */
 export type FrameHandler = (header: FrameHeader, payload: Uint8Array) => boolean;
 
 /**
- * Offered every well-formed WINDOW_UPDATE (length 4) that arrived whole, as two numbers (reserved
- * bits cleared); true if it handled it, false to have it go through the {@link FrameHandler} like
+ * Offered every well-formed WINDOW_UPDATE (length 4, increment not 0) that arrived whole, as two
+ * numbers (frame.ts's windowUpdateAt); true if it handled it, false to have it go through the {@link FrameHandler} like
  * any frame. A peer that credits each small read (v2ray's Go server sends a WINDOW_UPDATE per
  * 2 KiB its handler reads, conn and stream: ~1 million frames per GiB uploaded) would otherwise
  * cost a header object, a payload view and a parse per frame — most of our upload GC.
  */
 export type WindowUpdateHandler = (streamId: number, increment: number) => boolean;
-
-/** RFC 9113 §6.9: the frame type and its fixed payload length. */
-const WINDOW_UPDATE = 0x8;
-const WINDOW_UPDATE_LENGTH = 4;
 
 export class FrameSplitter {
   #maxFrameSize: number;
@@ -61,15 +63,12 @@ export class FrameSplitter {
     const len = chunk.byteLength;
     while (off < len) {
       if (this.#header === undefined) {
-        if (
-          onWindowUpdate && this.#headFill === 0 &&
-          len - off >= FRAME_HEADER_SIZE + WINDOW_UPDATE_LENGTH &&
-          chunk[off + 3] === WINDOW_UPDATE && chunk[off] === 0 && chunk[off + 1] === 0 &&
-          chunk[off + 2] === WINDOW_UPDATE_LENGTH &&
-          onWindowUpdate(readU31(chunk, off + 5), readU31(chunk, off + FRAME_HEADER_SIZE))
-        ) {
-          off += FRAME_HEADER_SIZE + WINDOW_UPDATE_LENGTH;
-          continue;
+        if (onWindowUpdate && this.#headFill === 0) {
+          const increment = windowUpdateAt(chunk, off);
+          if (increment > 0 && onWindowUpdate(frameStreamIdAt(chunk, off), increment)) {
+            off += FRAME_HEADER_SIZE + 4;
+            continue;
+          }
         }
         if (this.#headFill === 0 && len - off >= FRAME_HEADER_SIZE) {
           const h = parseFrameHeader(chunk, off);
@@ -122,9 +121,4 @@ export class FrameSplitter {
       );
     }
   }
-}
-
-/** A 31-bit big-endian field (the reserved top bit cleared): stream ids, window increments. */
-function readU31(b: Uint8Array, o: number): number {
-  return ((b[o] & 0x7f) << 24 | b[o + 1] << 16 | b[o + 2] << 8 | b[o + 3]) >>> 0;
 }

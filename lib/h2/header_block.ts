@@ -13,11 +13,14 @@ export interface HeaderBlock {
   streamId: number;
   block: Uint8Array;
   endStream: boolean;
+  /** The stream the HEADERS' priority fields make this one depend on; -1 without them. */
+  dependency: number;
 }
 
 interface PendingBlock {
   streamId: number;
   endStream: boolean;
+  dependency: number;
   parts: Uint8Array[];
   size: number;
   frames: number;
@@ -63,11 +66,15 @@ export class HeaderBlockAssembler {
 
   #headers(h: FrameHeader, payload: Uint8Array): HeaderBlock | undefined {
     const f = parseHeaders(h, payload);
-    if (f.endHeaders) return { streamId: h.streamId, block: f.fragment, endStream: f.endStream };
+    const dependency = f.priority?.dependency ?? -1;
+    if (f.endHeaders) {
+      return { streamId: h.streamId, block: f.fragment, endStream: f.endStream, dependency };
+    }
     // The fragment is a view of the read buffer, which the next read may reuse: keep a copy.
     this.#pending = {
       streamId: h.streamId,
       endStream: f.endStream,
+      dependency,
       parts: [f.fragment.slice()],
       size: f.fragment.byteLength,
       frames: 1,
@@ -99,7 +106,7 @@ export class HeaderBlockAssembler {
       block.set(part, o);
       o += part.byteLength;
     }
-    return { streamId: p.streamId, block, endStream: p.endStream };
+    return { streamId: p.streamId, block, endStream: p.endStream, dependency: p.dependency };
   }
 
   #checkSize(p: PendingBlock): void {

@@ -5,7 +5,7 @@
  */
 import { ConnectionError, ErrorCode } from "./errors.ts";
 import { encodePing } from "./frame.ts";
-import type { FrameWriter } from "./writer.ts";
+import type { FrameWriter } from "./frame_writer.ts";
 
 export interface HealthCheckOptions {
   /** Send a PING after this long without reading anything; 0 = off. */

@@ -3,15 +3,15 @@
  * request body as a pull-based `ReadableStream`, and the response — HEADERS sent by `respond()`,
  * the body through a flow-controlled `WritableStream`.
  *
- * The stream never touches the socket: it asks its connection (a `ServerStreamHost`) for send
+ * The stream never touches the socket: it asks its connection (a `StreamHost<H2ServerStream>`) for send
  * credit and to queue frames, and the connection feeds it the frames the client sends.
  */
+import type { StreamHost } from "./endpoint.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { InboundBody, OutboundBody } from "./body.ts";
-import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { ReceiveBody, SendBody } from "./body.ts";
+import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { CONNECTION_SPECIFIC, contentLength, fieldProblem } from "./header_fields.ts";
 import { type OpenedStreamState, StreamStateMachine } from "./stream_state.ts";
-import type { TakenListener } from "./writer.ts";
 
 /** RFC 9113 §5.1 states of a stream the client opened (push, and so "reserved", is never used). */
 export type ServerStreamState = OpenedStreamState;
@@ -24,22 +24,6 @@ export interface H2ServerRequest {
   path: string;
   /** The regular header fields, names lowercase, in the order received. */
   headers: Array<[string, string]>;
-}
-
-/** What a server stream needs from its connection. */
-export interface ServerStreamHost {
-  reserve(stream: H2ServerStream, want: number): number;
-  /** HPACK-encodes and queues a header block (encoding at queue time keeps HPACK state in order). */
-  queueHeaders(stream: H2ServerStream, fields: Array<[string, string]>, endStream: boolean): void;
-  queueData(
-    stream: H2ServerStream,
-    data: Uint8Array,
-    endStream: boolean,
-    notify: TakenListener | undefined,
-  ): void;
-  queueReset(stream: H2ServerStream, code: number): void;
-  consumed(stream: H2ServerStream, n: number, streamToo: boolean): void;
-  streamClosed(stream: H2ServerStream): void;
 }
 
 function malformed(streamId: number, what: string): StreamError {
@@ -111,30 +95,30 @@ export class H2ServerStream {
   readonly id: number;
   readonly request: H2ServerRequest;
   /** Send credit the client gave this stream. */
-  readonly sendWindow: OutboundWindow;
+  readonly sendWindow: SendWindow;
   /** Receive credit we gave the client for this stream. */
-  readonly recvWindow: InboundWindow;
+  readonly recvWindow: ReceiveWindow;
 
-  #host: ServerStreamHost;
+  #host: StreamHost<H2ServerStream>;
   #life: StreamStateMachine;
   #error: Error | undefined;
   #responded = false;
   #sent = 0;
   #contentLength = -1;
-  #in: InboundBody;
-  #out: OutboundBody;
+  #in: ReceiveBody;
+  #out: SendBody;
 
   constructor(
     id: number,
     request: H2ServerRequest,
-    host: ServerStreamHost,
+    host: StreamHost<H2ServerStream>,
     options: { sendWindow: number; recvWindow: number; endStream: boolean },
   ) {
     this.id = id;
     this.request = request;
     this.#host = host;
-    this.sendWindow = new OutboundWindow(options.sendWindow);
-    this.recvWindow = new InboundWindow(options.recvWindow);
+    this.sendWindow = new SendWindow(options.sendWindow);
+    this.recvWindow = new ReceiveWindow(options.recvWindow);
     this.#contentLength = contentLength(request.headers, (what) => malformed(id, what));
     // RFC 9113 §5.1: HEADERS opens the stream; with END_STREAM it is half-closed (remote).
     this.#life = new StreamStateMachine(id, {
@@ -142,7 +126,7 @@ export class H2ServerStream {
       peerName: "client",
       onClosed: () => this.#host.streamClosed(this),
     });
-    this.#in = new InboundBody({
+    this.#in = new ReceiveBody({
       streamId: id,
       window: this.recvWindow,
       peerName: "client",
@@ -150,7 +134,7 @@ export class H2ServerStream {
       // The handler does not want the rest of the request body: ask the client to stop sending.
       onCancel: () => this.close(),
     });
-    this.#out = new OutboundBody({
+    this.#out = new SendBody({
       reserve: (want) => {
         this.#ensureResponded(false);
         const n = this.#host.reserve(this, want);

@@ -6,12 +6,13 @@
  * to queue frames, and the connection feeds it the frames the peer sends.
  */
 import type { Duplex } from "../net/duplex.ts";
-import { type BodySender, InboundBody, type InboundBodyOptions, OutboundBody } from "./body.ts";
+import type { StreamHost } from "./endpoint.ts";
+import { type BodySender, ReceiveBody, type ReceiveBodyOptions, SendBody } from "./body.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { InboundWindow, OutboundWindow } from "./flow.ts";
+import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { contentLength, fieldProblem } from "./header_fields.ts";
 import { type OpenedStreamState, type StreamState, StreamStateMachine } from "./stream_state.ts";
-import type { TakenListener } from "./writer.ts";
+import type { TakenListener } from "./frame_writer.ts";
 
 export type { StreamState };
 
@@ -38,16 +39,16 @@ export function isRetryable(err: unknown): boolean {
  * (they are the options of all three) instead of a closure each: streams are opened per proxied
  * connection, and most live long and idle.
  */
-class StreamLinks implements InboundBodyOptions, BodySender {
+class StreamLinks implements ReceiveBodyOptions, BodySender {
   readonly streamId: number;
-  readonly window: InboundWindow;
+  readonly window: ReceiveWindow;
   readonly peerName = "peer";
   readonly state: OpenedStreamState;
   life!: StreamStateMachine;
   #stream: H2Stream;
-  #host: StreamHost;
+  #host: StreamHost<H2Stream>;
 
-  constructor(stream: H2Stream, host: StreamHost, state: OpenedStreamState) {
+  constructor(stream: H2Stream, host: StreamHost<H2Stream>, state: OpenedStreamState) {
     this.#stream = stream;
     this.#host = host;
     this.streamId = stream.id;
@@ -61,7 +62,7 @@ class StreamLinks implements InboundBodyOptions, BodySender {
     this.#host.streamClosed(this.#stream);
   }
 
-  // ---- InboundBody: the response body ----
+  // ---- ReceiveBody: the response body ----
 
   onConsumed(n: number, streamToo: boolean): void {
     this.#host.consumed(this.#stream, n, streamToo);
@@ -72,14 +73,14 @@ class StreamLinks implements InboundBodyOptions, BodySender {
     this.#stream.close();
   }
 
-  // ---- OutboundBody: the request body ----
+  // ---- SendBody: the request body ----
 
   reserve(want: number): number {
     return this.#host.reserve(this.#stream, want);
   }
 
   queueData(data: Uint8Array, endStream: boolean, notify: TakenListener | undefined): void {
-    this.#host.queueData(this.#stream, data, endStream, notify !== undefined);
+    this.#host.queueData(this.#stream, data, endStream, notify);
   }
 
   beforeEnd(): boolean {
@@ -94,20 +95,6 @@ class StreamLinks implements InboundBodyOptions, BodySender {
   abort(): void {
     this.#stream.close();
   }
-}
-
-/** What a stream needs from its connection. */
-export interface StreamHost {
-  /** Takes up to `want` bytes of send credit (stream, connection, max frame size); 0 = wait. */
-  reserve(stream: H2Stream, want: number): number;
-  /** Queues a DATA frame; when `notify`, calls `stream.taken()` once its bytes left the queue. */
-  queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void;
-  /** Queues RST_STREAM; the stream has already failed itself. */
-  queueReset(stream: H2Stream, code: number): void;
-  /** The consumer read `n` body bytes (or they were dropped): return the credit. */
-  consumed(stream: H2Stream, n: number, streamToo: boolean): void;
-  /** The stream reached "closed". */
-  streamClosed(stream: H2Stream): void;
 }
 
 export interface H2StreamOptions {
@@ -142,12 +129,12 @@ export class H2Stream implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   /** Send credit the peer gave this stream. */
-  readonly sendWindow: OutboundWindow;
+  readonly sendWindow: SendWindow;
   /** Receive credit we gave the peer for this stream. */
-  readonly recvWindow: InboundWindow;
+  readonly recvWindow: ReceiveWindow;
 
   #life: StreamStateMachine;
-  #host: StreamHost;
+  #host: StreamHost<H2Stream>;
   #error: Error | undefined;
   #expectStatus: number;
 
@@ -159,22 +146,22 @@ export class H2Stream implements Duplex {
   #trailersWaiter: Deferred<Array<[string, string]> | undefined> | undefined;
   #contentLength = -1;
   /** The response body. */
-  #in: InboundBody;
+  #in: ReceiveBody;
   /** The request body. */
-  #out: OutboundBody;
+  #out: SendBody;
 
-  constructor(id: number, host: StreamHost, options: H2StreamOptions) {
+  constructor(id: number, host: StreamHost<H2Stream>, options: H2StreamOptions) {
     this.id = id;
     this.#host = host;
     this.#expectStatus = options.expectStatus ?? -1;
-    this.sendWindow = new OutboundWindow(options.sendWindow);
-    this.recvWindow = new InboundWindow(options.recvWindow);
+    this.sendWindow = new SendWindow(options.sendWindow);
+    this.recvWindow = new ReceiveWindow(options.recvWindow);
 
     // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
     const links = new StreamLinks(this, host, options.endStream ? "half-closed-local" : "open");
     this.#life = links.life = new StreamStateMachine(id, links);
-    this.#in = new InboundBody(links);
-    this.#out = new OutboundBody(links);
+    this.#in = new ReceiveBody(links);
+    this.#out = new SendBody(links);
     this.readable = this.#in.readable;
     this.writable = this.#out.writable;
     if (options.endStream) this.writable.close().catch(() => {});
@@ -290,11 +277,6 @@ export class H2Stream implements Duplex {
   /** The send window may have grown. */
   wakeWindow(): void {
     this.#out.wakeWindow();
-  }
-
-  /** The bytes of the last write left the connection's queue. */
-  taken(): void {
-    this.#out.taken();
   }
 
   get waitingForWindow(): boolean {

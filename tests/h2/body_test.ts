@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
-import { InboundBody } from "../../lib/h2/body.ts";
-import { InboundWindow } from "../../lib/h2/flow.ts";
+import { ReceiveBody } from "../../lib/h2/body.ts";
+import { ReceiveWindow } from "../../lib/h2/flow.ts";
 
-function body(consumed: number[] = []): InboundBody {
-  return new InboundBody({
+function body(consumed: number[] = []): ReceiveBody {
+  return new ReceiveBody({
     streamId: 1,
-    window: new InboundWindow(1024 * 1024),
+    window: new ReceiveWindow(1024 * 1024),
     peerName: "peer",
     onConsumed: (n) => consumed.push(n),
     onCancel: () => {},
   });
 }
 
-Deno.test("InboundBody.push() copies the frame even when the consumer is waiting", async () => {
+Deno.test("ReceiveBody.push() copies the frame even when the consumer is waiting", async () => {
   const b = body();
   const reader = b.readable.getReader();
   const pending = reader.read();
@@ -28,7 +28,7 @@ Deno.test("InboundBody.push() copies the frame even when the consumer is waiting
   assert.equal((await reader.read()).done, true);
 });
 
-Deno.test("InboundBody joins frames pushed before a read into one chunk and credits them on read", async () => {
+Deno.test("ReceiveBody joins frames pushed before a read into one chunk and credits them on read", async () => {
   const consumed: number[] = [];
   const b = body(consumed);
   for (let i = 0; i < 3; i++) {

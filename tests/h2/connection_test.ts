@@ -3,7 +3,7 @@ import { H2Connection, type H2ConnectionOptions } from "../../lib/h2/connection.
 import { ConnectionError, ErrorCode, StreamError } from "../../lib/h2/errors.ts";
 import { isRetryable } from "../../lib/h2/stream.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
-import { H2Peer, type PeerFrame, readU32, T } from "../support/h2_peer.ts";
+import { H2Peer, literalBlock, type PeerFrame, readU32, T, u32 } from "../support/h2_peer.ts";
 
 const GET = {
   method: "GET",
@@ -714,7 +714,6 @@ Deno.test("H2Connection ignores unknown frame types and PRIORITY, and resets on 
 });
 
 Deno.test("H2Connection joins HEADERS + CONTINUATION and caps CONTINUATION floods with ENHANCE_YOUR_CALM", async () => {
-  const { literalBlock } = await import("../support/h2_peer.ts");
   {
     await using t = await setup();
     const stream = t.conn.request(GET);
@@ -765,4 +764,118 @@ Deno.test("H2Stream resets with STREAM_CLOSED on DATA after the peer's END_STREA
   await peer.data(1, "late");
   const rst = await peer.expect(T.RST_STREAM);
   assert.equal(readU32(rst.payload), ErrorCode.STREAM_CLOSED);
+});
+
+/** Waits for the RST_STREAM on `streamId` (skipping WINDOW_UPDATEs and SETTINGS ACKs); its code. */
+async function expectReset(peer: H2Peer, streamId: number): Promise<number> {
+  const f = await peer.expect(T.RST_STREAM);
+  assert.equal(f.streamId, streamId);
+  return readU32(f.payload);
+}
+
+/** The connection still serves: a new request gets its response. */
+async function assertServes(conn: H2Connection, peer: H2Peer, id: number): Promise<void> {
+  const s = conn.request(GET);
+  const h = await peer.expect(T.HEADERS);
+  assert.equal(h.streamId, id);
+  await peer.headers(id, [[":status", "204"]], { endStream: true });
+  assert.equal((await s.response).status, 204);
+}
+
+Deno.test("H2Connection resets a stream with PROTOCOL_ERROR when the server's PRIORITY makes it depend on itself", async () => {
+  await using t = await setup();
+  const { conn, peer } = t;
+  const stream = conn.request(GET);
+  await peer.expect(T.HEADERS);
+  await peer.send(T.PRIORITY, 0, 1, new Uint8Array([...u32(1), 16]));
+  assert.equal(await expectReset(peer, 1), ErrorCode.PROTOCOL_ERROR);
+  const err = await rejection(stream.response);
+  assert.ok(err instanceof StreamError && err.code === ErrorCode.PROTOCOL_ERROR);
+  assert.match(err.message, /depend on itself/);
+  await assertServes(conn, peer, 3);
+});
+
+Deno.test("H2Connection resets a stream whose response HEADERS (PRIORITY flag) depend on itself, keeping HPACK in step", async () => {
+  await using t = await setup();
+  const { conn, peer } = t;
+  const stream = conn.request(GET);
+  await peer.expect(T.HEADERS);
+  // PRIORITY flag: exclusive bit + 31-bit dependency, weight, then the block (an indexed field
+  // that adds to the dynamic table: x-a: 1, literal with incremental indexing, new name).
+  const block = new Uint8Array([0x40, 1, 0x78, 1, 0x31]);
+  await peer.send(T.HEADERS, 0x4 | 0x20, 1, new Uint8Array([...u32(1), 16, ...block]));
+  assert.equal(await expectReset(peer, 1), ErrorCode.PROTOCOL_ERROR);
+  assert.ok((await rejection(stream.response)) instanceof StreamError);
+  // The block was decoded: index 62 (the first dynamic entry) is x: 1 on the next response.
+  const next = conn.request(GET);
+  await peer.expect(T.HEADERS);
+  await peer.send(T.HEADERS, 0x4 | 0x1, 3, new Uint8Array([0x88, 0x80 | 62]));
+  const res = await next.response;
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.headers, [["x", "1"]]);
+});
+
+Deno.test("H2Connection ends with a peer-initiated error and sends no GOAWAY when a write fails", async () => {
+  let broken = false;
+  const breakable = (d: Duplex): Duplex => {
+    const w = d.writable.getWriter();
+    return {
+      readable: d.readable,
+      writable: new WritableStream({
+        write: (chunk) => broken ? Promise.reject(new Error("broken pipe")) : w.write(chunk),
+        close: () => w.close(),
+      }),
+      close: () => d.close(),
+    };
+  };
+  await using t = await setup({}, [], breakable);
+  const { conn, peer } = t;
+  broken = true;
+  const stream = conn.request(GET);
+  const err = await conn.closed;
+  assert.ok(err instanceof ConnectionError);
+  assert.equal(err.initiator, "peer");
+  assert.match(err.message, /write failed: broken pipe/);
+  assert.ok((await rejection(stream.response)) instanceof ConnectionError);
+  const frames = await peer.readUntilEof();
+  assert.equal(
+    frames.find((f) => f.type === T.GOAWAY),
+    undefined,
+    "no GOAWAY after a failed write",
+  );
+});
+
+Deno.test("H2Connection resets with STREAM_CLOSED a DATA frame on a stream that ended both ways, and ignores one on a stream it reset", async () => {
+  await using t = await setup();
+  const { conn, peer } = t;
+  const done = conn.request(GET);
+  await peer.expect(T.HEADERS);
+  await peer.headers(1, [[":status", "200"]], { endStream: true });
+  assert.equal((await done.response).status, 200);
+  assert.equal(done.state, "closed");
+  await peer.data(1, "late");
+  assert.equal(await expectReset(peer, 1), ErrorCode.STREAM_CLOSED);
+  const cancelled = conn.request(GET);
+  await peer.expect(T.HEADERS);
+  cancelled.close();
+  assert.equal(await expectReset(peer, 3), ErrorCode.CANCEL);
+  await peer.data(3, "in flight");
+  // No second RST_STREAM for stream 3: the next frame is the next request's HEADERS.
+  await assertServes(conn, peer, 5);
+});
+
+Deno.test("H2Connection fails with SETTINGS_TIMEOUT when the server never ACKs our SETTINGS", async () => {
+  const { client, peer } = H2Peer.pair();
+  const connecting = H2Connection.connect(client, { readIdleTimeout: 0, pingTimeout: 50 });
+  await peer.readPreface();
+  assert.equal((await peer.readFrame())?.type, T.SETTINGS);
+  await peer.settings([]);
+  const conn = await connecting;
+  const err = await conn.closed;
+  assert.ok(err instanceof ConnectionError);
+  assert.equal(err.code, ErrorCode.SETTINGS_TIMEOUT);
+  assert.match(err.message, /no SETTINGS ACK within 50 ms/);
+  const goaway = (await peer.readUntilEof()).find((f) => f.type === T.GOAWAY);
+  assert.equal(goaway && goAwayCode(goaway), ErrorCode.SETTINGS_TIMEOUT);
+  peer.close();
 });

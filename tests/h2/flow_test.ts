@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { defaultThreshold, InboundWindow, OutboundWindow } from "../../lib/h2/flow.ts";
+import { defaultThreshold, ReceiveWindow, SendWindow } from "../../lib/h2/flow.ts";
 
-Deno.test("InboundWindow.consume() returns 0 until an eighth of the window (64 KiB-1 MiB) or half of it is unsent", () => {
-  const w = new InboundWindow(4 * 1024 * 1024);
+Deno.test("ReceiveWindow.consume() returns 0 until an eighth of the window (64 KiB-1 MiB) or half of it is unsent", () => {
+  const w = new ReceiveWindow(4 * 1024 * 1024);
   assert.equal(w.receive(600_000), true);
   assert.equal(w.available, 4 * 1024 * 1024 - 600_000);
   assert.equal(w.consume(500_000), 0);
@@ -17,21 +17,21 @@ Deno.test("InboundWindow.consume() returns 0 until an eighth of the window (64 K
   assert.equal(defaultThreshold(1 << 30), 1024 * 1024);
 
   // An explicit threshold wins.
-  const fixed = new InboundWindow(4 * 1024 * 1024, { threshold: 1000 });
+  const fixed = new ReceiveWindow(4 * 1024 * 1024, { threshold: 1000 });
   assert.equal(fixed.receive(5000), true);
   assert.equal(fixed.consume(999), 0);
   assert.equal(fixed.consume(1), 1000);
 
   // A small window refreshes at half its size.
-  const small = new InboundWindow(1000);
+  const small = new ReceiveWindow(1000);
   assert.equal(small.receive(1000), true);
   assert.equal(small.consume(499), 0);
   assert.equal(small.consume(1), 500);
   assert.equal(small.available, 500);
 });
 
-Deno.test("InboundWindow.receive() refuses bytes beyond what was advertised", () => {
-  const w = new InboundWindow(10);
+Deno.test("ReceiveWindow.receive() refuses bytes beyond what was advertised", () => {
+  const w = new ReceiveWindow(10);
   assert.equal(w.receive(10), true);
   assert.equal(w.receive(1), false);
   assert.equal(w.available, 0);
@@ -42,8 +42,8 @@ Deno.test("InboundWindow.receive() refuses bytes beyond what was advertised", ()
   assert.equal(w.receive(1), false);
 });
 
-Deno.test("InboundWindow.grow() raises the window and stops at 2^31-1", () => {
-  const w = new InboundWindow(65_535);
+Deno.test("ReceiveWindow.grow() raises the window and stops at 2^31-1", () => {
+  const w = new ReceiveWindow(65_535);
   w.grow(16 * 1024 * 1024 - 65_535);
   assert.equal(w.size, 16 * 1024 * 1024);
   assert.equal(w.available, 16 * 1024 * 1024);
@@ -51,10 +51,10 @@ Deno.test("InboundWindow.grow() raises the window and stops at 2^31-1", () => {
   assert.equal(w.size, 16 * 1024 * 1024);
 });
 
-Deno.test("OutboundWindow goes negative on a SETTINGS shrink: 3 → send 3 → window 2 → +2 → 1 byte", () => {
+Deno.test("SendWindow goes negative on a SETTINGS shrink: 3 → send 3 → window 2 → +2 → 1 byte", () => {
   // RFC 9113 §6.9.2: the window of a stream with 3 bytes in flight, after SETTINGS_INITIAL_WINDOW_SIZE
   // drops from 3 to 2, is -1; a WINDOW_UPDATE of 2 leaves exactly 1 byte to send.
-  const w = new OutboundWindow(3);
+  const w = new SendWindow(3);
   w.consume(3);
   assert.equal(w.size, 0);
   assert.equal(w.add(2 - 3), true);
@@ -66,8 +66,8 @@ Deno.test("OutboundWindow goes negative on a SETTINGS shrink: 3 → send 3 → w
   assert.equal(w.size, 0);
 });
 
-Deno.test("OutboundWindow.add() refuses to pass 2^31-1 and leaves the window unchanged", () => {
-  const w = new OutboundWindow(65_535);
+Deno.test("SendWindow.add() refuses to pass 2^31-1 and leaves the window unchanged", () => {
+  const w = new SendWindow(65_535);
   assert.equal(w.add(2 ** 31 - 1 - 65_535), true);
   assert.equal(w.size, 2 ** 31 - 1);
   assert.equal(w.add(1), false);

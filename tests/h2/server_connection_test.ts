@@ -818,6 +818,16 @@ Deno.test("H2ServerConnection: an unknown frame type is ignored; PRIORITY depend
   assert.equal(await s.peer.expectReset(1), ErrorCode.PROTOCOL_ERROR);
 });
 
+Deno.test("H2ServerConnection: request HEADERS whose PRIORITY flag makes the stream depend on itself reset it, and the connection serves on", async () => {
+  await using s = await setup();
+  const block = literalBlock(requestFields());
+  await s.peer.send(T.HEADERS, 0x4 | 0x20, 1, new Uint8Array([...u32(1), 16, ...block]));
+  assert.equal(await s.peer.expectReset(1), ErrorCode.PROTOCOL_ERROR);
+  assert.equal(s.streams.seen.length, 0, "no handler ran");
+  await s.peer.request(3, requestFields());
+  assert.equal((await s.streams.next()).id, 3);
+});
+
 Deno.test("H2ServerConnection pings a silent client and closes when no ACK comes", async () => {
   const { server, peer } = H2ClientPeer.pairWithServer();
   const [conn] = await Promise.all([

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { ErrorCode, StreamError } from "../../lib/h2/errors.ts";
-import { H2Stream, isRetryable, type StreamHost } from "../../lib/h2/stream.ts";
+import type { StreamHost } from "../../lib/h2/endpoint.ts";
+import type { TakenListener } from "../../lib/h2/frame_writer.ts";
+import { H2Stream, isRetryable } from "../../lib/h2/stream.ts";
 
 /** A connection stand-in that records what the stream asks of it. */
-class FakeHost implements StreamHost {
+class FakeHost implements StreamHost<H2Stream> {
   credit = 0;
   maxFrame = 16384;
   data: Array<{ bytes: number; endStream: boolean }> = [];
@@ -15,10 +17,13 @@ class FakeHost implements StreamHost {
     this.credit -= Math.max(0, n);
     return Math.max(0, n);
   }
-  queueData(stream: H2Stream, data: Uint8Array, endStream: boolean, notify: boolean): void {
+  queueHeaders(): void {
+    throw new Error("a client stream's HEADERS are its connection's to queue");
+  }
+  queueData(_s: H2Stream, data: Uint8Array, endStream: boolean, notify?: TakenListener): void {
     this.data.push({ bytes: data.byteLength, endStream });
     // Taken at once, as an idle writer would.
-    if (notify) queueMicrotask(() => stream.taken());
+    if (notify) queueMicrotask(() => notify.taken());
   }
   queueReset(_s: H2Stream, code: number): void {
     this.resets.push(code);

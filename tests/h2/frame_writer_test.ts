@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FrameWriter, MAX_BATCH, REUSE_MIN } from "../../lib/h2/writer.ts";
+import { FrameWriter, MAX_BATCH, REUSE_MIN } from "../../lib/h2/frame_writer.ts";
 
 /** A writable that records each chunk: a copy of its bytes and the buffer it lives in. */
 function recorder(): {
