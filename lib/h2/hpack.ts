@@ -3,23 +3,21 @@
  *
  * `HpackDecoder` decodes header blocks from the peer: the static table, a dynamic table with
  * eviction, Huffman and raw string literals, dynamic table size updates, and limits on integers,
- * strings and the decoded header list. `HpackEncoder` encodes our request headers with indexed
- * fields for exact static-table matches and literals without indexing otherwise, so it never
- * inserts into the peer's dynamic table.
+ * strings and the decoded header list. `HpackEncoder` encodes our headers (either role's) with
+ * indexed fields for exact static-table matches and literals without indexing otherwise, so it
+ * never inserts into the peer's dynamic table.
  *
  * Header names and values are bytes on the wire; they are mapped to strings one byte per UTF-16
  * code unit (latin1), so any byte sequence round-trips. Names are returned as decoded: checking
  * their case is the connection layer's job.
  *
- * Errors: every malformed block is `ConnectionError(COMPRESSION_ERROR)` (RFC 9113 §4.3: a
- * decoding error is a connection error of that type), and its message names the problem and the
- * byte offset in the block. Going over `maxHeaderListSize` or `maxStringLength` is
- * `ConnectionError(ENHANCE_YOUR_CALM)`: decoding stops right there, so memory stays bounded by the
- * block itself, which leaves the dynamic table out of step with the peer's and so must end the
+ * Errors: every malformed block is `ConnectionError(COMPRESSION_ERROR)` (RFC 9113 §4.3), its
+ * message naming the problem and the byte offset in the block. Going over `maxHeaderListSize` or
+ * `maxStringLength` is `ConnectionError(ENHANCE_YOUR_CALM)`: decoding stops right there, so memory
+ * stays bounded by the block, and the dynamic table, now out of step with the peer's, ends the
  * connection (RFC 9113 §10.5.1: the block "MUST be processed to ensure a consistent connection
  * state, unless the connection is closed").
  */
-
 import { ConnectionError, ErrorCode } from "./errors.ts";
 import {
   huffmanDecodeInto,
