@@ -19,5 +19,6 @@ export function heldClient(
     },
     writer,
     close: () => conn.close(),
+    copiesWrites: conn.copiesWrites,
   };
 }

@@ -16,7 +16,6 @@
  */
 import type { Policy } from "../dispatch/policy.ts";
 import { errorMessage } from "../error_message.ts";
-import { giveBack } from "../net/buffer_lender.ts";
 import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination, formatHostPort } from "../net/destination.ts";
@@ -120,6 +119,8 @@ export class VlessInbound implements InboundHandler {
         : reader.restReader(),
       writer: new ResponseWriter(conn, encodeResponseHeader(version), udp, ctx),
       close: () => conn.close(),
+      // The response writer passes chunks on to the connection, or copies them.
+      copiesWrites: conn.copiesWrites,
     };
     const route = {
       destination: dest,
@@ -233,8 +234,6 @@ class ResponseWriter extends ForwardingWriter {
       first.set(data, header.byteLength);
       data = first;
     }
-    // A copy was made: the reader may have the chunk's memory back now.
-    if (data !== chunk) giveBack(chunk);
     return this.inner.write(data);
   }
 

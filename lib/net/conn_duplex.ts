@@ -1,4 +1,4 @@
-import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "./buffer_lender.ts";
+import { BufferLender, POOL_BUFFER_SIZE } from "./buffer_lender.ts";
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
 
@@ -101,7 +101,6 @@ export class ConnDuplex implements Duplex {
       write: async (chunk) => {
         let off = 0;
         while (off < chunk.byteLength) off += await conn.write(chunk.subarray(off));
-        giveBack(chunk);
       },
       close: async () => {
         try {

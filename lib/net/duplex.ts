@@ -30,4 +30,6 @@ export interface HeldDuplex {
   readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly writer: WritableStreamDefaultWriter<Uint8Array>;
   close(): void;
+  /** As {@link Duplex.copiesWrites}, for `writer`. */
+  readonly copiesWrites?: boolean;
 }

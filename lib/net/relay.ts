@@ -1,3 +1,4 @@
+import { giveBack } from "./buffer_lender.ts";
 import type { Duplex, HeldDuplex } from "./duplex.ts";
 import { IdleTimer } from "./idle_timer.ts";
 
@@ -52,6 +53,10 @@ export interface RelayResult {
  * Relays until both directions reach EOF, the policy timers fire, `signal` aborts, or either side
  * fails. EOF on one side is passed on as a half-close of the other side's writable. Both duplexes
  * are closed when the relay ends. Never throws.
+ *
+ * Lent buffers (buffer_lender.ts) come back here and only here: once a write to a side that
+ * `copiesWrites` has resolved, its chunk is given back to whoever lent it. Readers, framers and
+ * transports in between never call the pool; one that keeps a chunk passes on a copy.
  */
 export async function relay(
   client: Duplex | HeldDuplex,
@@ -122,7 +127,9 @@ export async function relay(
     reader: ReadableStreamDefaultReader<Uint8Array>,
     writer: WritableStreamDefaultWriter<Uint8Array>,
     key: "up" | "down",
+    copies: boolean,
   ): Promise<void> => {
+    const reset = (err: unknown) => teardown("reset", err);
     // A write failure surfaces on the next `ready`/`closed`; catch it so it is never unhandled.
     writer.closed.catch((err) => teardown("reset", err));
     // One chunk per call, so that nothing names the last chunk while the loop waits for the next:
@@ -134,8 +141,10 @@ export async function relay(
       timer?.touch();
       await writer.ready;
       if (ended !== undefined) return false;
-      state[key] += r.value.byteLength;
-      writer.write(r.value).catch((err) => teardown("reset", err));
+      const chunk = r.value;
+      state[key] += chunk.byteLength;
+      if (copies) writer.write(chunk).then(() => giveBack(chunk), reset);
+      else writer.write(chunk).catch(reset);
       return true;
     };
     while (await step());
@@ -148,17 +157,18 @@ export async function relay(
     reader: ReadableStreamDefaultReader<Uint8Array>,
     writer: WritableStreamDefaultWriter<Uint8Array>,
     key: "up" | "down",
+    copies: boolean,
     nextTimeout: () => number,
   ) =>
-    copy(reader, writer, key).then(
+    copy(reader, writer, key, copies).then(
       () => directionDone(nextTimeout()),
       (err) => teardown("reset", err),
     );
 
   if (ended === undefined) {
     // After the uplink ends the downlink gets `downlinkOnly`, and the other way round.
-    run(upReader, upWriter, "up", () => opts.downlinkOnly);
-    run(downReader, downWriter, "down", () => opts.uplinkOnly);
+    run(upReader, upWriter, "up", remote.copiesWrites === true, () => opts.downlinkOnly);
+    run(downReader, downWriter, "down", client.copiesWrites === true, () => opts.uplinkOnly);
   }
   await finished.promise;
   const result: RelayResult = { up: state.up, down: state.down, ended: ended ?? "eof" };

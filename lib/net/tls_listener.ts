@@ -14,7 +14,6 @@
  */
 import type { Socket } from "node:net";
 import tls from "node:tls";
-import { giveBack } from "./buffer_lender.ts";
 import type { Duplex } from "./duplex.ts";
 import { closeQuietly } from "./close_quietly.ts";
 
@@ -295,7 +294,6 @@ class TlsSocketDuplex implements Duplex {
           // caller may reuse its buffer afterwards and at most one chunk is in node's hands.
           socket.write(chunk, (err?: Error | null) => {
             if (err) return reject(failure ?? err);
-            giveBack(chunk);
             resolve();
           });
         }),

@@ -10,7 +10,6 @@
  *   through; 4.34's client holds the EOF for about 2 s);
  * - UDP datagrams up to 65535 bytes are carried (4.34 drops those over 2046 bytes silently).
  */
-import { giveBack } from "../net/buffer_lender.ts";
 import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { formatDestination, formatHostPort } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
@@ -395,6 +394,14 @@ class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
 
+  /**
+   * Writes reach the transport stream as they are (or as a copy, header in front): done with a
+   * chunk exactly when the transport is.
+   */
+  get copiesWrites(): boolean {
+    return this.#inner.copiesWrites === true;
+  }
+
   constructor(
     inner: Duplex,
     header: Uint8Array,
@@ -517,8 +524,6 @@ class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
       }
     }
     if (this.#header !== null) data = this.withHeader(data);
-    // A copy was made: the reader may have the chunk's memory back now.
-    if (data !== chunk) giveBack(chunk);
     // Wait for room in the transport's queue, not for the bytes to be consumed: backpressure
     // still holds, and a failed write errors the stream, failing the next write or close.
     const writer = this.#writer;
@@ -538,8 +543,6 @@ class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
     const first = new Uint8Array(h.byteLength + chunk.byteLength);
     first.set(h);
     first.set(chunk, h.byteLength);
-    // A copy was made: the reader may have the chunk's memory back now.
-    giveBack(chunk);
     return first;
   }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { relay } from "../../lib/net/relay.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 
 const TOTAL = 8 * 1024 * 1024;
@@ -41,7 +42,7 @@ async function send(conn: Deno.Conn, total: number): Promise<void> {
   conn.closeWrite();
 }
 
-Deno.test("ConnDuplex reads a bulk transfer into a few reused buffers when its chunks are written on", async () => {
+Deno.test("ConnDuplex reads a bulk transfer into a few reused buffers when a relay writes its chunks on", async () => {
   const [inA, peerA] = await tcpPair();
   const [outB, peerB] = await tcpPair();
   const a = new ConnDuplex(inA);
@@ -53,25 +54,44 @@ Deno.test("ConnDuplex reads a bulk transfer into a few reused buffers when its c
       let got = 0;
       for (;;) {
         const n = await peerB.read(buf);
-        if (n === null) return got;
+        if (n === null) break;
         checkPattern(got, buf.subarray(0, n));
         got += n;
       }
+      await peerB.closeWrite();
+      return got;
     })();
     const buffers = new Set<ArrayBufferLike>();
-    const reader = a.readable.getReader();
-    const writer = b.writable.getWriter();
     let reads = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      reads++;
-      buffers.add(value.buffer);
-      await writer.write(value);
-    }
-    await writer.close();
+    const inner = a.readable.getReader();
+    // The relay's reader of `a`, noting which memory each chunk lives in.
+    const reader = {
+      read: async () => {
+        const r = await inner.read();
+        if (!r.done) {
+          reads++;
+          buffers.add(r.value.buffer);
+        }
+        return r;
+      },
+      cancel: (reason?: unknown) => inner.cancel(reason),
+      releaseLock: () => inner.releaseLock(),
+      closed: inner.closed,
+    };
+    const client = {
+      reader,
+      writer: a.writable.getWriter(),
+      close: () => a.close(),
+      copiesWrites: a.copiesWrites,
+    };
+    const r = await relay(client, b, {
+      connIdle: 30_000,
+      uplinkOnly: 30_000,
+      downlinkOnly: 30_000,
+    });
     await sending;
     assert.equal(await receiving, TOTAL);
+    assert.equal(r.up, TOTAL);
     // Fresh memory per read (or a 256 KiB slab per few reads) would show dozens of buffers.
     assert.ok(reads > 32, `only ${reads} reads`);
     assert.ok(buffers.size <= 4, `${buffers.size} buffers for ${reads} reads`);
