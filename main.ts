@@ -17,6 +17,7 @@ import { ConfigError } from "./lib/config/parse.ts";
 import { insecureHosts } from "./lib/config/tls_settings.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./lib/cli/insecure_relaunch.ts";
 import { type CliIo, cmdProbe, PROBE_HELP } from "./lib/cli/probe.ts";
+import { cmdExec, EXEC_HELP } from "./lib/cli/exec.ts";
 import { linkFromConfig, linkToV2rayJson, parseVlessLink } from "./lib/config/share_link.ts";
 import { linksToV2rayJson } from "./lib/config/link_list.ts";
 import type { Config } from "./lib/config/types.ts";
@@ -61,6 +62,7 @@ Commands:
   test     Check a config: print every problem (exit 23) or "Configuration OK" (exit 0)
   link     Convert share links to a JSON config, or a config to a link (--to-link)
   probe    Check that each server works and how fast (table or --json), exit 1 if one fails
+  exec     Run a command through the proxy (ALL_PROXY, HTTP(S)_PROXY set), exit with its code
   demo     Run a dray server and client on 127.0.0.1 and fetch a page through them
   version  Print the version
   help     Print this help, or a command's help: dray help <command>
@@ -120,6 +122,7 @@ ${SOURCE_OPTIONS}
 
 ${EXIT_CODES}`,
   probe: PROBE_HELP,
+  exec: EXEC_HELP,
   version: `Usage: dray version
 
 Prints dray's version and the Deno runtime it runs on.`,
@@ -357,6 +360,8 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         return await cmdLink(rest);
       case "probe":
         return await cmdProbe(rest, cliIo());
+      case "exec":
+        return await cmdExec(rest, { out, err, version: VERSION });
       case "demo":
         return await cmdDemo(rest);
       case "version":

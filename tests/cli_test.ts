@@ -85,7 +85,7 @@ Deno.test("dray version prints the version and runtime, exit 0", async () => {
 Deno.test("dray help lists every command, and each command has -h/--help", async () => {
   const r = await dray(["help"]);
   assert.equal(r.code, 0);
-  for (const c of ["run", "test", "link", "probe", "version", "help"]) {
+  for (const c of ["run", "test", "link", "probe", "exec", "version", "help"]) {
     assert.match(r.stdout, new RegExp(`^  ${c} `, "m"));
   }
   const cases: Array<[string[], RegExp]> = [
