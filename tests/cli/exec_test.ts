@@ -113,7 +113,8 @@ Deno.test("dray exec runs curl through the proxy via ALL_PROXY (SOCKS5) and http
     assert.match(http.stderr, /Uses proxy env variable http_proxy == 'http:\/\/127\.0\.0\.1:\d+'/);
     assert.equal(web.requests, 2);
 
-    // Both went through dray's inbound and the v2ray outbound.
+    // Both went through dray's inbound and the v2ray outbound. (The result is not asserted: the
+    // HTTP proxy's connection may still be open when exec stops the proxy, "closed on shutdown".)
     const log = await Deno.readTextFile(access);
     const lines = log.trim().split("\n");
     assert.equal(lines.length, 2, log);
@@ -121,7 +122,7 @@ Deno.test("dray exec runs curl through the proxy via ALL_PROXY (SOCKS5) and http
     for (const line of lines) {
       assert.match(
         line,
-        new RegExp(` exec 127\\.0\\.0\\.1:\\d+ -> (tcp:)?${target} via v2ray ok `),
+        new RegExp(` exec 127\\.0\\.0\\.1:\\d+ -> (tcp:)?${target} via v2ray `),
       );
     }
   } finally {
