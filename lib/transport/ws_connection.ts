@@ -1,0 +1,381 @@
+/**
+ * One open WebSocket (after the opening handshake) as a {@link Duplex} of bytes, for either role.
+ * Every chunk written is one binary message (masked by a client, RFC 6455 §5.3); every data frame
+ * read is handed on as bytes, whatever its opcode or fragmentation.
+ *
+ * How a proxied connection ends, as v2ray does it: a WebSocket has no half-close, so closing
+ * `writable` sends nothing on the client side (v2ray's client never tells the server its uplink
+ * ended; the server's uplinkOnly timer does), and on the server side it starts the close: the Close
+ * frame follows the last data byte only after {@link WS_CLOSE_HOLD_MS}. v2ray 4.34's client throws
+ * away bytes it has read but not yet delivered when the Close frame arrives, so a server that
+ * closes right after its last byte loses the end of downloads to a lagging v2ray client; v2ray's
+ * own server holds about a second (its uplinkOnly policy), we hold longer.
+ *
+ * The other way, every received byte is delivered before a Close frame is acted on: `readable`
+ * gives the bytes, then EOF; the Close is answered at once (§5.5.1 "the endpoint MUST send a Close
+ * frame in response") and the socket is closed.
+ *
+ * Backpressure: the socket is read only when `readable` has a reader waiting, so a slow consumer
+ * slows the peer through TCP. Protocol errors close with 1002, oversized frames or messages with
+ * 1009 (§7.4.1), each logged with its reason.
+ */
+import { giveBack } from "../net/buffer_lender.ts";
+import type { Duplex, HeldDuplex } from "../net/duplex.ts";
+import type { Logger } from "../log.ts";
+import {
+  applyMask,
+  type CloseBody,
+  CloseCode,
+  closeCodeFor,
+  encodeCloseBody,
+  encodeFrame,
+  frameHeaderLength,
+  Opcode,
+  writeFrameHeader,
+} from "../ws/frame.ts";
+import { FrameParser, type FrameSink } from "../ws/frame_parser.ts";
+
+/**
+ * How long a server keeps the WebSocket open after the downlink's last byte before it sends its
+ * Close frame (unless the client closes first). v2ray 4.34's server holds for its uplinkOnly
+ * timeout, 1 s by default; twice that leaves a lagging v2ray client time to deliver what it holds.
+ */
+export const WS_CLOSE_HOLD_MS = 2_000;
+/** After our Close frame, how long we wait for the peer's before closing the socket. */
+export const WS_CLOSE_WAIT_MS = 2_000;
+
+export interface WsConnectionOptions {
+  role: "client" | "server";
+  /** Keep-alive: a Ping after this many ms without a frame either way; 0 = never. */
+  pingIntervalMs?: number;
+  /** Bytes delivered before anything read from the socket (early data the server took). */
+  earlyData?: Uint8Array;
+  /** Server: the hold before our Close frame (default WS_CLOSE_HOLD_MS). */
+  closeHoldMs?: number;
+  maxFrameBytes?: number;
+  maxMessageBytes?: number;
+  /** Protocol errors are logged here (at info), naming `label`. */
+  logger?: Logger;
+  /** Who the peer is, for logs: "ws to 1.2.3.4:443", "ws from 1.2.3.4:5678". */
+  label?: string;
+  /** The socket's writes copy the bytes (a real socket): write buffers may be reused. */
+  copiesWrites?: boolean;
+}
+
+/** A write buffer bigger than this is not kept for reuse: an idle connection holds at most this. */
+const SCRATCH_MAX = 64 * 1024 + 16;
+
+export class WsConnection implements Duplex {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly copiesWrites = true;
+  readonly #socket: HeldDuplex;
+  readonly #role: "client" | "server";
+  readonly #parser: FrameParser;
+  readonly #options: WsConnectionOptions;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  /** A reader is waiting for bytes: resolved by pull(), awaited by the read loop. */
+  #demand = Promise.withResolvers<void>();
+  #wanted = false;
+  /** The readable was cancelled or closed: bytes read now are dropped. */
+  #discarding = false;
+  #readableDone = false;
+  /** Our Close frame is out (or the socket is gone): nothing more may be written. */
+  #sentClose = false;
+  #peerClosed = false;
+  /** The writable was closed cleanly: the data that was meant to go has gone. */
+  #writeEnded = false;
+  #lingering = false;
+  #tornDown = false;
+  #lastActivity = Date.now();
+  #pingTimer: ReturnType<typeof setTimeout> | undefined;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #lingerDone = Promise.withResolvers<void>();
+  #scratch: Uint8Array | undefined;
+  /** Output of the current push(): payload bytes compacted into the chunk, from start to end. */
+  #chunk: Uint8Array | undefined;
+  #outStart = 0;
+  #outEnd = 0;
+  readonly #sink: FrameSink;
+  /** Settles when the socket is closed. */
+  readonly closed: Promise<void>;
+  readonly #closedResolvers = Promise.withResolvers<void>();
+
+  constructor(socket: HeldDuplex, options: WsConnectionOptions) {
+    this.#socket = socket;
+    this.#role = options.role;
+    this.#options = options;
+    this.closed = this.#closedResolvers.promise;
+    this.#parser = new FrameParser({
+      // We read the peer's frames: a server reads a client's.
+      role: options.role === "client" ? "client" : "server",
+      maxFrameBytes: options.maxFrameBytes,
+      maxMessageBytes: options.maxMessageBytes,
+    });
+    this.#sink = {
+      onData: (piece) => this.#onData(piece),
+      onPing: (payload) => this.#sendControl(Opcode.Pong, payload),
+      onPong: () => {},
+      onClose: (body) => this.#onPeerClose(body),
+    };
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        this.#controller = c;
+        if (options.earlyData && options.earlyData.byteLength > 0) c.enqueue(options.earlyData);
+      },
+      pull: () => {
+        this.#wanted = true;
+        this.#demand.resolve();
+      },
+      cancel: () => {
+        this.#discarding = true;
+        this.#readableDone = true;
+        this.#demand.resolve();
+        this.close();
+      },
+    }, { highWaterMark: 0 });
+    this.writable = new WritableStream<Uint8Array>({
+      write: (chunk) => this.#writeData(chunk),
+      close: () => this.#endWrites(),
+      abort: () => this.close(),
+    });
+    void this.#readLoop();
+    this.#armPing();
+  }
+
+  async #readLoop(): Promise<void> {
+    const reader = this.#socket.reader;
+    try {
+      for (;;) {
+        if (!this.#discarding && !this.#wanted) await this.#demand.promise;
+        if (this.#tornDown) return;
+        const r = await reader.read();
+        if (r.done) break;
+        this.#lastActivity = Date.now();
+        this.#push(r.value);
+        if (this.#peerClosed) return;
+      }
+      // EOF without a Close frame (§7.1.5: code 1006): what came is all there is.
+      this.#endReadable();
+      if (this.#lingering) this.#lingerDone.resolve();
+      else this.#teardown();
+    } catch (err) {
+      if (this.#tornDown) return;
+      if (err instanceof SyntaxError || err instanceof RangeError) {
+        this.#options.logger?.info(
+          `${this.#options.label ?? "WebSocket"}: closing with ${
+            closeCodeFor(err)
+          }: ${err.message}`,
+        );
+        this.#failReadable(err);
+        this.#sendClose(closeCodeFor(err), err.message);
+        this.#teardownSoon();
+        return;
+      }
+      this.#failReadable(err);
+      this.#teardown();
+    }
+  }
+
+  /** Parses one socket chunk; the data in it becomes one chunk for the reader. */
+  #push(chunk: Uint8Array): void {
+    this.#chunk = chunk;
+    this.#outStart = this.#outEnd = -1;
+    try {
+      this.#parser.push(chunk, this.#sink);
+    } finally {
+      this.#chunk = undefined;
+    }
+    if (this.#outEnd > this.#outStart && !this.#discarding) {
+      // The waiting reader gets this chunk; the next read waits for the next pull().
+      this.#wanted = false;
+      this.#demand = Promise.withResolvers<void>();
+      this.#controller.enqueue(chunk.subarray(this.#outStart, this.#outEnd));
+    }
+    if (this.#peerClosed) this.#endReadable();
+  }
+
+  /**
+   * Moves each payload piece down to follow the previous one (over the frame headers between
+   * them), so a socket read full of small frames (v2ray writes 2 KiB messages) reaches the
+   * consumer as one chunk rather than one per frame.
+   */
+  #onData(piece: Uint8Array): void {
+    const chunk = this.#chunk!;
+    const at = piece.byteOffset - chunk.byteOffset;
+    if (this.#outStart < 0) {
+      this.#outStart = at;
+      this.#outEnd = at + piece.byteLength;
+      return;
+    }
+    if (at !== this.#outEnd) chunk.copyWithin(this.#outEnd, at, at + piece.byteLength);
+    this.#outEnd += piece.byteLength;
+  }
+
+  #onPeerClose(body: CloseBody): void {
+    this.#peerClosed = true;
+    // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close frame,
+    // the endpoint MUST send a Close frame in response. (When sending a Close frame in response,
+    // the endpoint typically echos the status code it received.)"
+    const code = body.code === CloseCode.NoStatus ? CloseCode.Normal : body.code;
+    if (this.#lingering) {
+      this.#sendClose(code);
+      this.#lingerDone.resolve();
+      return;
+    }
+    this.#sendClose(code);
+    // §7.1.1: after both Close frames the server closes TCP first; a client that waits for that
+    // only delays freeing the socket, v2ray's server closes right after its Close frame anyway.
+    this.#teardownSoon();
+  }
+
+  #endReadable(): void {
+    if (this.#readableDone) return;
+    this.#readableDone = true;
+    try {
+      this.#controller.close();
+    } catch {
+      // Already cancelled by the consumer.
+    }
+  }
+
+  #failReadable(err: unknown): void {
+    if (this.#readableDone) return;
+    this.#readableDone = true;
+    try {
+      this.#controller.error(err);
+    } catch {
+      // Already cancelled.
+    }
+  }
+
+  async #writeData(chunk: Uint8Array): Promise<void> {
+    if (this.#sentClose || this.#tornDown) {
+      throw new Deno.errors.BrokenPipe("WebSocket is closing");
+    }
+    if (chunk.byteLength === 0) return;
+    this.#lastActivity = Date.now();
+    const n = chunk.byteLength;
+    const masked = this.#role === "client";
+    const headerLength = frameHeaderLength(n, masked);
+    // Frame in one buffer so header and payload leave in one write (one TLS record when small).
+    // Where the payload starts 4-byte aligned the client's masking goes a word at a time.
+    const pad = masked ? (4 - (headerLength & 3)) & 3 : 0;
+    const size = pad + headerLength + n;
+    let buf: Uint8Array;
+    // Bulk writes reuse one buffer (the socket copies what it is given); small ones get their own,
+    // and let the big one go, so a quiet connection holds none.
+    const reuse = this.#options.copiesWrites === true && size >= 4096 && size <= SCRATCH_MAX;
+    if (reuse) {
+      if (!this.#scratch || this.#scratch.byteLength < size) {
+        this.#scratch = new Uint8Array(Math.max(size, 16 * 1024));
+      }
+      buf = this.#scratch;
+    } else {
+      buf = new Uint8Array(size);
+      this.#scratch = undefined;
+    }
+    const mask = masked ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+    writeFrameHeader(buf, pad, { fin: true, opcode: Opcode.Binary, payloadLength: n, mask });
+    const payload = buf.subarray(pad + headerLength, size);
+    payload.set(chunk);
+    giveBack(chunk);
+    if (mask) applyMask(payload, mask, 0);
+    const frame = buf.subarray(pad, size);
+    await this.#socket.writer.write(frame);
+  }
+
+  #sendControl(opcode: number, payload: Uint8Array): void {
+    if (this.#sentClose || this.#tornDown) return;
+    this.#lastActivity = Date.now();
+    const mask = this.#role === "client" ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+    this.#socket.writer.write(encodeFrame(opcode, payload, { mask })).catch(() => {});
+  }
+
+  #sendClose(code: number, reason = ""): void {
+    if (this.#sentClose || this.#tornDown) return;
+    this.#sendControl(Opcode.Close, encodeCloseBody(code, reason));
+    // §5.5.1: "After sending a Close frame, the endpoint MUST NOT send any further data frames."
+    this.#sentClose = true;
+  }
+
+  /** The writable closed: nothing for a client; a server starts the held close. */
+  #endWrites(): void {
+    this.#writeEnded = true;
+    if (this.#role === "server") this.#linger();
+  }
+
+  /**
+   * Server, after the last data byte: keep reading (and dropping) for the hold, then Close, then
+   * wait for the client's Close (bounded), then close the socket. Runs on after `close()`.
+   */
+  #linger(): void {
+    if (this.#lingering || this.#tornDown) return;
+    if (this.#peerClosed) return this.#teardownSoon();
+    this.#lingering = true;
+    const hold = this.#options.closeHoldMs ?? WS_CLOSE_HOLD_MS;
+    (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const held = new Promise<void>((r) => (timer = setTimeout(r, hold)));
+      await Promise.race([held, this.#lingerDone.promise]);
+      clearTimeout(timer);
+      this.#sendClose(CloseCode.Normal);
+      if (!this.#peerClosed) {
+        this.#lingerTimer = setTimeout(() => this.#lingerDone.resolve(), WS_CLOSE_WAIT_MS);
+        await this.#lingerDone.promise;
+      }
+      this.#teardown();
+    })();
+  }
+
+  /** Sends whatever is queued (our Close), then closes the socket. */
+  #teardownSoon(): void {
+    if (this.#tornDown) return;
+    // The writer's queue is in order: once an empty write resolves, the Close went out before it.
+    this.#socket.writer.write(new Uint8Array(0)).catch(() => {}).finally(() => this.#teardown());
+  }
+
+  #armPing(): void {
+    const every = this.#options.pingIntervalMs ?? 0;
+    if (every <= 0 || this.#tornDown) return;
+    const check = () => {
+      this.#pingTimer = undefined;
+      if (this.#tornDown || this.#sentClose) return;
+      const idle = Date.now() - this.#lastActivity;
+      // §5.5.2: "A Ping frame MAY be sent at any time after the connection is established".
+      if (idle >= every) this.#sendControl(Opcode.Ping, new Uint8Array(0));
+      this.#pingTimer = setTimeout(check, idle >= every ? every : every - idle);
+    };
+    this.#pingTimer = setTimeout(check, every);
+  }
+
+  #teardown(): void {
+    if (this.#tornDown) return;
+    this.#tornDown = true;
+    this.#sentClose = true;
+    if (this.#pingTimer !== undefined) clearTimeout(this.#pingTimer);
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerDone.resolve();
+    this.#demand.resolve();
+    this.#endReadable();
+    this.#socket.close();
+    this.#closedResolvers.resolve();
+  }
+
+  /**
+   * Ends the connection. After a clean end of the writable on the server this is the held close
+   * (it runs on in the background); otherwise our Close frame (1000, or 1001 if the writable did
+   * not end cleanly) goes out and the socket is closed. Never throws.
+   */
+  close(): void {
+    if (this.#tornDown) return;
+    this.#discarding = true;
+    this.#demand.resolve();
+    if (this.#role === "server" && this.#writeEnded) {
+      this.#linger();
+      return;
+    }
+    this.#sendClose(this.#writeEnded || this.#peerClosed ? CloseCode.Normal : CloseCode.GoingAway);
+    this.#teardownSoon();
+  }
+}
