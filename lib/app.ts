@@ -34,6 +34,8 @@ import { type TlsOptions, TlsTransport } from "./transport/tls.ts";
 import type { Transport } from "./transport/transport.ts";
 import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
 import { DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_STREAM_TIMEOUT_S } from "./config/stream_settings.ts";
+import { WsTransport } from "./transport/ws.ts";
+import { WsServerHandler } from "./transport/ws_server.ts";
 import { VlessOutbound } from "./outbound/vless.ts";
 
 /** A running inbound listener: the accept loop of a proxy inbound, or the VLESS HTTP/2 server. */
@@ -195,7 +197,14 @@ async function startInbound(
       // listen(): over TLS a node:tls listener with TCP_NODELAY, as for http above.
       return await InboundServer.listen({
         ...base,
-        handler,
+        handler: stream.network === "ws"
+          ? new WsServerHandler({
+            handler,
+            path: stream.ws.path,
+            maxEarlyData: stream.ws.maxEarlyData,
+            earlyDataHeaderName: stream.ws.earlyDataHeaderName || undefined,
+          })
+          : handler,
         policy,
         tls: tls && stream.security === "tls"
           ? { ...tls, alpnProtocols: stream.tls.alpn }
@@ -215,7 +224,7 @@ function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
           port: s.port,
           users: s.users.map((u) => ({ id: u.idBytes, flow: u.flow })),
         })),
-        transport: createTransport(o.stream),
+        transport: createTransport(o.stream, logger),
         attemptTimeout: (o.stream.timeouts?.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000,
         logger,
       });
@@ -241,7 +250,7 @@ function tlsOptions(tls: TlsClientConfig): TlsOptions {
 }
 
 /** The transport of an outbound's streamSettings (also what `dray probe` dials each server with). */
-export function createTransport(stream: StreamConfig): Transport {
+export function createTransport(stream: StreamConfig, logger?: Logger): Transport {
   if (stream.network === "http") {
     return new V2rayHttpTransport({
       tls: tlsOptions(stream.tls),
@@ -253,6 +262,18 @@ export function createTransport(stream: StreamConfig): Transport {
       healthCheckTimeout: stream.http.healthCheckTimeout * 1000,
       connectTimeout: (stream.timeouts?.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000,
       streamTimeout: (stream.timeouts?.streamTimeout ?? DEFAULT_STREAM_TIMEOUT_S) * 1000,
+    });
+  }
+  if (stream.network === "ws") {
+    const { ws } = stream;
+    return new WsTransport({
+      tls: stream.security === "tls" ? tlsOptions(stream.tls) : undefined,
+      path: ws.path,
+      headers: ws.headers,
+      earlyData: ws.maxEarlyData > 0
+        ? { maxBytes: ws.maxEarlyData, headerName: ws.earlyDataHeaderName || undefined }
+        : undefined,
+      logger,
     });
   }
   if (stream.security === "tls") return new TlsTransport(tlsOptions(stream.tls));

@@ -4,6 +4,9 @@
  *   vless://<id>@<host>:<port>?type=…&security=…&sni=…&alpn=…&host=…&path=…&flow=…
  *     &encryption=none#<name>
  *
+ * For `type=ws`, `host` is the Host header and early data is Xray's `ed`: in the path
+ * (`path=/ray?ed=2048`) or as its own parameter (`ed=2048`).
+ *
  * Every value is percent-encoded (encodeURIComponent); lists (alpn, host) are comma-separated
  * without spaces; an IPv6 host is in brackets. Omitted: `type` = tcp, `security` = none,
  * `encryption` = none (but an empty one is an error), `sni` and `host` = the server host,
@@ -14,6 +17,7 @@
  * leaves out every value equal to its default.
  */
 import { parseConfigObject } from "./parse.ts";
+import { DEFAULT_ALPN } from "./tls_settings.ts";
 import type { Config, VlessOutboundConfig } from "./types.ts";
 import { parseUserId } from "./uuid.ts";
 
@@ -24,7 +28,7 @@ export interface VlessLink {
   address: string;
   port: number;
   /** "h2" is kept as written; both mean v2ray's http transport. */
-  type: "tcp" | "http" | "h2";
+  type: "tcp" | "http" | "h2" | "ws";
   security: "none" | "tls";
   /** "" = the server host. */
   sni: string;
@@ -69,6 +73,7 @@ const KNOWN_PARAMS = [
   "allowInsecure",
   "insecure",
   "headerType",
+  "ed",
 ];
 /** Parameters of features dray lacks: refused when set to anything. */
 const UNSUPPORTED_PARAMS: Record<string, string> = {
@@ -82,7 +87,7 @@ const UNSUPPORTED_PARAMS: Record<string, string> = {
   quicSecurity: "the quic transport is",
   key: "the quic transport is",
 };
-const UNSUPPORTED_TYPES = ["kcp", "ws", "quic", "grpc", "httpupgrade", "splithttp", "xhttp"];
+const UNSUPPORTED_TYPES = ["kcp", "quic", "grpc", "httpupgrade", "splithttp", "xhttp"];
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** Parses a `vless://` link. Throws SyntaxError naming the field, e.g. `… port: is required`. */
@@ -130,11 +135,11 @@ export function parseVlessLink(text: string): VlessLink {
   const get = (k: string) => params.get(k);
 
   const typeRaw = get("type") ?? "tcp";
-  if (!["tcp", "http", "h2"].includes(typeRaw)) {
+  if (!["tcp", "http", "h2", "ws"].includes(typeRaw)) {
     if (UNSUPPORTED_TYPES.includes(typeRaw)) {
-      throw fail("type", `"${typeRaw}" is not supported by dray (supported: tcp, http, h2)`);
+      throw fail("type", `"${typeRaw}" is not supported by dray (supported: tcp, http, h2, ws)`);
     }
-    throw fail("type", `unknown type ${JSON.stringify(typeRaw)} (supported: tcp, http, h2)`);
+    throw fail("type", `unknown type ${JSON.stringify(typeRaw)} (supported: tcp, http, h2, ws)`);
   }
   const type = typeRaw as VlessLink["type"];
 
@@ -149,7 +154,7 @@ export function parseVlessLink(text: string): VlessLink {
     );
   }
   const security = securityRaw as VlessLink["security"];
-  if (type !== "tcp" && security !== "tls") {
+  if ((type === "http" || type === "h2") && security !== "tls") {
     throw fail("security", `the http transport requires TLS ("security=tls"), as in v2ray`);
   }
 
@@ -177,12 +182,18 @@ export function parseVlessLink(text: string): VlessLink {
   const list = (k: string) => (get(k) ?? "").split(",").filter((s) => s !== "");
   const sni = get("sni") ?? "";
   const alpn = list("alpn");
-  if (type !== "tcp" && alpn.length > 0 && !alpn.includes("h2")) {
+  if ((type === "http" || type === "h2") && alpn.length > 0 && !alpn.includes("h2")) {
     throw fail("alpn", `the http transport needs "h2" in alpn, got ${JSON.stringify(get("alpn"))}`);
   }
   let path = get("path") ?? "/";
   if (path === "") path = "/";
   if (!path.startsWith("/")) path = `/${path}`;
+  const ed = get("ed");
+  if (ed !== undefined) {
+    if (type !== "ws") throw fail("ed", "early data is for type=ws only");
+    if (!/^\d+$/.test(ed)) throw fail("ed", `must be a number of bytes, got ${JSON.stringify(ed)}`);
+    if (!/[?&]ed=/.test(path)) path += `${path.includes("?") ? "&" : "?"}ed=${ed}`;
+  }
 
   return {
     id,
@@ -332,7 +343,11 @@ export function linkToV2rayJson(
     if (link.alpn.length > 0) tls.alpn = link.alpn;
     stream.tlsSettings = tls;
   }
-  if (link.type !== "tcp") {
+  if (link.type === "ws") {
+    const ws: Record<string, unknown> = { path: link.path };
+    if (link.host.length > 0) ws.headers = { Host: link.host[0] };
+    stream.wsSettings = ws;
+  } else if (link.type !== "tcp") {
     const http: Record<string, unknown> = { path: link.path };
     if (link.host.length > 0) http.host = link.host;
     stream.httpSettings = http;
@@ -386,7 +401,7 @@ export function linkFromConfig(
   const s = ob.stream;
   if (s.security === "tls") {
     if (s.tls.serverName !== server.address) link.sni = s.tls.serverName;
-    const defaultAlpn = s.network === "http" ? ["h2"] : ["h2", "http/1.1"];
+    const defaultAlpn = DEFAULT_ALPN[s.network];
     if (s.tls.alpn.join(",") !== defaultAlpn.join(",")) link.alpn = s.tls.alpn;
     link.allowInsecure = s.tls.allowInsecure;
   }
@@ -394,12 +409,28 @@ export function linkFromConfig(
     if (s.http.host.join(",") !== server.address) link.host = s.http.host;
     link.path = s.http.path;
   }
+  if (s.network === "ws") {
+    const host = Object.entries(s.ws.headers).find(([n]) => n.toLowerCase() === "host")?.[1];
+    if (host !== undefined) link.host = [host];
+    link.path = s.ws.path;
+    if (s.ws.maxEarlyData > 0 && s.ws.earlyDataHeaderName === "Sec-WebSocket-Protocol") {
+      link.path += `${link.path.includes("?") ? "&" : "?"}ed=${s.ws.maxEarlyData}`;
+    }
+  }
   // What a link cannot carry is reported, not dropped silently.
   const lost = (what: string) => opts.onLoss?.(what);
   if (ob.servers.length > 1 || server.users.length > 1) lost("servers and users after the first");
   if (s.security === "tls") {
     if (s.tls.caCerts.length > 0 || s.tls.certificates.length > 0) lost("tlsSettings.certificates");
     if (s.tls.disableSystemRoot) lost("tlsSettings.disableSystemRoot");
+  }
+  if (s.network === "ws") {
+    if (Object.keys(s.ws.headers).some((n) => n.toLowerCase() !== "host")) {
+      lost("wsSettings.headers other than Host");
+    }
+    if (s.ws.maxEarlyData > 0 && s.ws.earlyDataHeaderName !== "Sec-WebSocket-Protocol") {
+      lost("wsSettings.maxEarlyData/earlyDataHeaderName (links carry only Xray's ed)");
+    }
   }
   if (s.network === "http") {
     if (s.http.method !== "PUT") lost("httpSettings.method");

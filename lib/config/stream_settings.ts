@@ -1,5 +1,5 @@
 /**
- * `streamSettings`: the transport (`network` tcp | http/h2) and its security (`none` | `tls`), for
+ * `streamSettings`: the transport (`network` tcp | http/h2 | ws) and its security (`none` | `tls`), for
  * vless outbounds (client side) and vless inbounds (server side). TLS lives in tls_settings.ts.
  */
 import type {
@@ -9,16 +9,23 @@ import type {
   StreamConfig,
   StreamTimeouts,
   TlsServerConfig,
+  WsTransportConfig,
 } from "./types.ts";
 import { describe, join, MAX_U32, type Obj, type Reader } from "./reader.ts";
 import { readTlsClient, readTlsServer } from "./tls_settings.ts";
 
-const NETWORKS: Record<string, "tcp" | "http"> = { tcp: "tcp", http: "http", h2: "http" };
+type Network = "tcp" | "http" | "ws";
+const NETWORKS: Record<string, Network> = {
+  tcp: "tcp",
+  http: "http",
+  h2: "http",
+  ws: "ws",
+  websocket: "ws",
+};
+const SUPPORTED = "tcp, http, h2, ws";
 const UNSUPPORTED_NETWORKS = [
   "kcp",
   "mkcp",
-  "ws",
-  "websocket",
   "quic",
   "ds",
   "domainsocket",
@@ -34,12 +41,12 @@ const STREAM_KEYS = [
   "tlsSettings",
   "tcpSettings",
   "httpSettings",
+  "wsSettings",
   "sockopt",
   "dray",
 ];
 const STREAM_UNSUPPORTED: Record<string, string> = {
   kcpSettings: "the kcp transport is",
-  wsSettings: "the ws transport is",
   quicSettings: "the quic transport is",
   dsSettings: "the domainsocket transport is",
   grpcSettings: "the grpc transport is",
@@ -48,7 +55,7 @@ const STREAM_UNSUPPORTED: Record<string, string> = {
 };
 
 interface StreamBasics {
-  network: "tcp" | "http";
+  network: Network;
   security: "none" | "tls";
   s: Obj;
   path: string;
@@ -61,7 +68,7 @@ function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undef
   r.keys(s, sp, STREAM_KEYS, STREAM_UNSUPPORTED);
   let ok = true;
 
-  let network: "tcp" | "http" = "tcp";
+  let network: Network = "tcp";
   const n = s.network;
   if (n !== undefined && n !== null) {
     const np = join(sp, "network");
@@ -70,9 +77,9 @@ function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undef
     } else if (Object.hasOwn(NETWORKS, n.toLowerCase())) {
       network = NETWORKS[n.toLowerCase()];
     } else if (UNSUPPORTED_NETWORKS.includes(n.toLowerCase())) {
-      ok = r.unsupported(np, `${describe(n)} is`, "tcp, http, h2") ?? false;
+      ok = r.unsupported(np, `${describe(n)} is`, SUPPORTED) ?? false;
     } else {
-      ok = r.problem(np, `unknown network ${describe(n)} (supported: tcp, http, h2)`) ?? false;
+      ok = r.problem(np, `unknown network ${describe(n)} (supported: ${SUPPORTED})`) ?? false;
     }
   }
 
@@ -108,6 +115,9 @@ function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undef
     }
   } else ok = false;
 
+  if (s.wsSettings !== undefined && network !== "ws") {
+    r.problem(join(sp, "wsSettings"), `is for network "ws", not "${network}"`);
+  }
   const sockopt = r.optObject(s, "sockopt", sp);
   if (sockopt && Object.keys(sockopt).length > 0) {
     r.unsupported(join(sp, "sockopt"), "sockopt is");
@@ -138,7 +148,7 @@ function readTimeouts(
   r: Reader,
   s: Obj,
   sp: string,
-  network: "tcp" | "http",
+  network: Network,
 ): StreamTimeouts | undefined {
   const dp = join(sp, "dray");
   const d = r.optObject(s, "dray", sp) ?? {};
@@ -163,7 +173,7 @@ function readOutboundTransport(
   r: Reader,
   s: Obj,
   sp: string,
-  network: "tcp" | "http",
+  network: Network,
   security: "none" | "tls",
   addresses: string[],
 ): StreamConfig | undefined {
@@ -173,6 +183,12 @@ function readOutboundTransport(
       join(sp, "security"),
       'the http transport requires TLS ("security": "tls"), as in v2ray',
     );
+  }
+  if (network === "ws") {
+    const ws = readWs(r, s, sp);
+    if (security === "none") return ws && { network, security, ws };
+    const tls = readTlsClient(r, s, sp, network, addresses);
+    return tls && ws && { network, security, tls, ws };
   }
   if (security === "none") return { network: "tcp", security: "none" };
 
@@ -295,10 +311,94 @@ export function readInboundStream(
     tls = readTlsServer(r, s, sp, network);
     if (tls === undefined) return undefined;
   }
+  if (network === "ws") {
+    const ws = readWs(r, s, sp);
+    if (ws === undefined) return undefined;
+    return tls ? { network, security: "tls", tls, ws } : { network, security: "none", ws };
+  }
   if (network === "tcp") {
     return tls ? { network, security: "tls", tls } : { network, security: "none" };
   }
   return tls
     ? { network, security: "tls", tls, http: http! }
     : { network, security: "none", http: http! };
+}
+
+/** Headers the WebSocket handshake sets itself (gorilla's dialer refuses them as duplicates). */
+const WS_OWN_HEADERS = [
+  "upgrade",
+  "connection",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-extensions",
+];
+
+/**
+ * `wsSettings` as v2ray 4.34 (`path`, its misspelled `Path`, `headers`, `acceptProxyProtocol`),
+ * plus early data: v2fly's `maxEarlyData` + `earlyDataHeaderName`, and Xray's `?ed=N` in the path
+ * (taken out of the path; the data goes in Sec-WebSocket-Protocol).
+ */
+function readWs(r: Reader, s: Obj, sp: string): WsTransportConfig | undefined {
+  const wp = join(sp, "wsSettings");
+  const w = r.optObject(s, "wsSettings", sp);
+  if (w === undefined) return undefined;
+  r.keys(w, wp, [
+    "path",
+    "Path",
+    "headers",
+    "acceptProxyProtocol",
+    "maxEarlyData",
+    "earlyDataHeaderName",
+  ], {
+    useBrowserForwarding: "the browser dialer is",
+    heartbeatPeriod: "heartbeatPeriod is (dray pings an idle WebSocket every 30 s)",
+  });
+  let ok = true;
+  if (w.acceptProxyProtocol !== undefined && w.acceptProxyProtocol !== false) {
+    ok = r.unsupported(join(wp, "acceptProxyProtocol"), "the PROXY protocol is") ?? false;
+  }
+  // 4.34: "path", else the old misspelled key "Path".
+  const key = typeof w.path === "string" && w.path !== "" ? "path" : "Path";
+  const rawPath = r.string(w, key, wp, "");
+  const headers: Record<string, string> = {};
+  const ho = r.optObject(w, "headers", wp);
+  if (ho === undefined) ok = false;
+  for (const [name, value] of Object.entries(ho ?? {})) {
+    const p = join(join(wp, "headers"), name);
+    if (!TOKEN.test(name)) ok = r.problem(p, "is not a valid header name") ?? false;
+    else if (WS_OWN_HEADERS.includes(name.toLowerCase())) {
+      ok = r.problem(p, "is set by the WebSocket handshake itself") ?? false;
+    } else if (typeof value !== "string") {
+      ok = r.problem(p, `must be a string, got ${describe(value)}`) ?? false;
+    } else headers[name] = value;
+  }
+  let maxEarlyData = r.int(w, "maxEarlyData", wp, 0, 0x7fffffff, 0);
+  let earlyDataHeaderName = r.string(w, "earlyDataHeaderName", wp, "");
+  if (earlyDataHeaderName && !TOKEN.test(earlyDataHeaderName)) {
+    ok = r.problem(join(wp, "earlyDataHeaderName"), "is not a valid header name") ?? false;
+  }
+  if (rawPath === undefined || maxEarlyData === undefined || earlyDataHeaderName === undefined) {
+    return undefined;
+  }
+  let path = rawPath === "" ? "/" : rawPath.startsWith("/") ? rawPath : `/${rawPath}`;
+  const q = path.indexOf("?");
+  if (q >= 0) {
+    const params = new URLSearchParams(path.slice(q + 1));
+    const ed = params.get("ed");
+    if (ed !== null) {
+      const pp = join(wp, key);
+      if (!/^\d+$/.test(ed) || Number(ed) > 0x7fffffff) {
+        return r.problem(pp, `ed must be a number of bytes, got ${describe(ed)}`);
+      }
+      if (maxEarlyData > 0) {
+        return r.problem(pp, "ed and maxEarlyData both set early data; keep one");
+      }
+      params.delete("ed");
+      const rest = params.toString();
+      path = path.slice(0, q) + (rest ? `?${rest}` : "");
+      maxEarlyData = Number(ed);
+      earlyDataHeaderName = "Sec-WebSocket-Protocol";
+    }
+  }
+  return ok ? { path, headers, maxEarlyData, earlyDataHeaderName } : undefined;
 }

@@ -30,8 +30,11 @@ const TLS_UNSUPPORTED: Record<string, string> = {
   rejectUnknownSni: "rejectUnknownSni is",
 };
 
+/** ALPN offered when tlsSettings.alpn is empty, per network. */
+export const DEFAULT_ALPN = { tcp: ["h2", "http/1.1"], http: ["h2"], ws: ["http/1.1"] };
+
 /** The parts of tlsSettings both sides share. */
-function readTlsCommon(r: Reader, s: Obj, sp: string, network: "tcp" | "http") {
+function readTlsCommon(r: Reader, s: Obj, sp: string, network: "tcp" | "http" | "ws") {
   const tp = join(sp, "tlsSettings");
   const t = r.optObject(s, "tlsSettings", sp);
   if (t === undefined) return undefined;
@@ -50,9 +53,10 @@ function readTlsCommon(r: Reader, s: Obj, sp: string, network: "tcp" | "http") {
   if (t.allowInsecureCiphers === true) r.unsupported(join(tp, "allowInsecureCiphers"), "it is");
   const serverName = r.string(t, "serverName", tp, "");
   const alpnList = r.stringList(t, "alpn", tp);
-  // v2ray's defaults: the http transport offers only h2; otherwise h2 and http/1.1.
+  // v2ray's defaults: the http transport offers only h2, ws only http/1.1 (its dialer's
+  // WithNextProto), otherwise h2 and http/1.1.
   const alpn = alpnList &&
-    (alpnList.length > 0 ? alpnList : network === "http" ? ["h2"] : ["h2", "http/1.1"]);
+    (alpnList.length > 0 ? alpnList : DEFAULT_ALPN[network]);
   return { t, tp, serverName, alpn };
 }
 
@@ -150,7 +154,7 @@ export function readTlsClient(
   r: Reader,
   s: Obj,
   sp: string,
-  network: "tcp" | "http",
+  network: "tcp" | "http" | "ws",
   addresses: string[],
 ): TlsClientConfig | undefined {
   const common = readTlsCommon(r, s, sp, network);
@@ -202,7 +206,7 @@ export function readTlsServer(
   r: Reader,
   s: Obj,
   sp: string,
-  network: "tcp" | "http",
+  network: "tcp" | "http" | "ws",
 ): TlsServerConfig | undefined {
   const common = readTlsCommon(r, s, sp, network);
   if (common === undefined) return undefined;

@@ -289,12 +289,26 @@ export interface HttpServerTransportConfig {
   path: string;
 }
 
+/** `wsSettings`, both sides: v2ray 4.34's keys plus v2fly's and Xray's early data. */
+export interface WsTransportConfig {
+  /** Request path, starting with "/", without Xray's `ed` query; default "/". */
+  path: string;
+  /** Request headers as given; a Host among them is the Host header (client side). */
+  headers: Record<string, string>;
+  /** Early data carried in the opening request, bytes; 0 = off (`maxEarlyData`, or `?ed=N`). */
+  maxEarlyData: number;
+  /** The header carrying it; "" = appended to the path (v2fly); `?ed=N` → Sec-WebSocket-Protocol. */
+  earlyDataHeaderName: string;
+}
+
 /** Outbound `streamSettings`. The http transport requires TLS, as in v2ray. */
 export type StreamConfig =
   & (
     | { network: "tcp"; security: "none" }
     | { network: "tcp"; security: "tls"; tls: TlsClientConfig }
     | { network: "http"; security: "tls"; tls: TlsClientConfig; http: HttpTransportConfig }
+    | { network: "ws"; security: "none"; ws: WsTransportConfig }
+    | { network: "ws"; security: "tls"; tls: TlsClientConfig; ws: WsTransportConfig }
   )
   & { timeouts?: StreamTimeouts };
 
@@ -314,4 +328,6 @@ export type InboundStreamConfig =
   | { network: "tcp"; security: "none" }
   | { network: "tcp"; security: "tls"; tls: TlsServerConfig }
   | { network: "http"; security: "none"; http: HttpServerTransportConfig }
-  | { network: "http"; security: "tls"; tls: TlsServerConfig; http: HttpServerTransportConfig };
+  | { network: "http"; security: "tls"; tls: TlsServerConfig; http: HttpServerTransportConfig }
+  | { network: "ws"; security: "none"; ws: WsTransportConfig }
+  | { network: "ws"; security: "tls"; tls: TlsServerConfig; ws: WsTransportConfig };

@@ -85,12 +85,17 @@ const ERRORS: Array<[string, string, string]> = [
   [
     "an unknown type",
     `vless://${ID}@example.com:443?type=smoke`,
-    'type: unknown type "smoke" (supported: tcp, http, h2)',
+    'type: unknown type "smoke" (supported: tcp, http, h2, ws)',
   ],
   [
-    "the ws type",
-    `vless://${ID}@example.com:443?type=ws`,
-    'type: "ws" is not supported by dray (supported: tcp, http, h2)',
+    "the grpc type",
+    `vless://${ID}@example.com:443?type=grpc`,
+    'type: "grpc" is not supported by dray (supported: tcp, http, h2, ws)',
+  ],
+  [
+    "ws early data that is not a number",
+    `vless://${ID}@example.com:443?type=ws&ed=many`,
+    'ed: must be a number of bytes, got "many"',
   ],
   [
     "an unbracketed IPv6 host",
@@ -258,4 +263,26 @@ Deno.test("linkFromConfig() refuses a config without a vless outbound", () => {
     name: "RangeError",
     message: "Cannot make a share link: the config has no vless outbound",
   });
+});
+
+Deno.test("configFromLink() and linkFromConfig() carry ws host, path and Xray's ed", () => {
+  const link =
+    `vless://${ID}@example.com:443?type=ws&security=tls&host=cdn.test&path=%2Fray&ed=2048`;
+  const config = configFromLink(link);
+  const ob = config.outbounds[0];
+  assert.ok(ob.protocol === "vless" && ob.stream.network === "ws");
+  assert.deepEqual(ob.stream.ws, {
+    path: "/ray",
+    headers: { Host: "cdn.test" },
+    maxEarlyData: 2048,
+    earlyDataHeaderName: "Sec-WebSocket-Protocol",
+  });
+  assert.equal(
+    linkFromConfig(config),
+    `vless://${ID}@example.com:443?type=ws&security=tls&host=cdn.test&path=%2Fray%3Fed%3D2048&encryption=none`,
+  );
+  // ws without TLS is allowed (behind a TLS-terminating CDN or on a LAN).
+  const plain = configFromLink(`vless://${ID}@example.com:80?type=ws`).outbounds[0];
+  assert.ok(plain.protocol === "vless" && plain.stream.network === "ws");
+  assert.equal(plain.stream.security, "none");
 });

@@ -14,11 +14,42 @@ testProblemCases([
     ],
   ],
   ["an unknown network", (c) => c.outbounds[0].streamSettings.network = "carrier-pigeon", [
-    'outbounds[0].streamSettings.network: unknown network "carrier-pigeon" (supported: tcp, http, h2)',
+    'outbounds[0].streamSettings.network: unknown network "carrier-pigeon" (supported: tcp, http, h2, ws)',
   ]],
-  ["the ws network", (c) => c.outbounds[0].streamSettings.network = "ws", [
-    'outbounds[0].streamSettings.network: "ws" is not supported by dray (supported: tcp, http, h2)',
+  ["an unknown wsSettings key", (c) =>
+    c.outbounds[0].streamSettings = {
+      network: "ws",
+      wsSettings: { path: "/", host: "a.test", useBrowserForwarding: true },
+    }, [
+    "outbounds[0].streamSettings.wsSettings.host: unknown field",
+    "outbounds[0].streamSettings.wsSettings.useBrowserForwarding: the browser dialer is not supported by dray",
   ]],
+  [
+    "ws early data that is not a number",
+    (c) => c.outbounds[0].streamSettings = { network: "ws", wsSettings: { path: "/ray?ed=lots" } },
+    [
+      'outbounds[0].streamSettings.wsSettings.path: ed must be a number of bytes, got "lots"',
+    ],
+  ],
+  [
+    "ws early data set twice, a PROXY protocol, handshake headers",
+    (c) =>
+      c.outbounds[0].streamSettings = {
+        network: "ws",
+        wsSettings: {
+          path: "/ray?ed=2048",
+          maxEarlyData: 10,
+          acceptProxyProtocol: true,
+          headers: { Upgrade: "h2c", "Bad Name": "x" },
+        },
+      },
+    [
+      "outbounds[0].streamSettings.wsSettings.acceptProxyProtocol: the PROXY protocol is not supported by dray",
+      "outbounds[0].streamSettings.wsSettings.headers.Upgrade: is set by the WebSocket handshake itself",
+      "outbounds[0].streamSettings.wsSettings.headers.Bad Name: is not a valid header name",
+      "outbounds[0].streamSettings.wsSettings.path: ed and maxEarlyData both set early data; keep one",
+    ],
+  ],
   ["kcp, quic, domainsocket and grpc", (c) => {
     c.outbounds.push(
       ...["kcp", "quic", "domainsocket", "grpc"].map((network) => ({
@@ -28,10 +59,10 @@ testProblemCases([
       })),
     );
   }, [
-    'outbounds[1].streamSettings.network: "kcp" is not supported by dray (supported: tcp, http, h2)',
-    'outbounds[2].streamSettings.network: "quic" is not supported by dray (supported: tcp, http, h2)',
-    'outbounds[3].streamSettings.network: "domainsocket" is not supported by dray (supported: tcp, http, h2)',
-    'outbounds[4].streamSettings.network: "grpc" is not supported by dray (supported: tcp, http, h2)',
+    'outbounds[1].streamSettings.network: "kcp" is not supported by dray (supported: tcp, http, h2, ws)',
+    'outbounds[2].streamSettings.network: "quic" is not supported by dray (supported: tcp, http, h2, ws)',
+    'outbounds[3].streamSettings.network: "domainsocket" is not supported by dray (supported: tcp, http, h2, ws)',
+    'outbounds[4].streamSettings.network: "grpc" is not supported by dray (supported: tcp, http, h2, ws)',
   ]],
   ["xtls security", (c) => c.outbounds[0].streamSettings.security = "xtls", [
     'outbounds[0].streamSettings.security: "xtls" is not supported by dray (supported: none, tls)',
@@ -39,9 +70,13 @@ testProblemCases([
   ["an unknown security", (c) => c.outbounds[0].streamSettings.security = "ssl", [
     'outbounds[0].streamSettings.security: unknown security "ssl" (supported: none, tls)',
   ]],
-  ["wsSettings", (c) => c.outbounds[0].streamSettings.wsSettings = { path: "/" }, [
-    "outbounds[0].streamSettings.wsSettings: the ws transport is not supported by dray",
-  ]],
+  [
+    "wsSettings without network ws",
+    (c) => c.outbounds[0].streamSettings.wsSettings = { path: "/" },
+    [
+      'outbounds[0].streamSettings.wsSettings: is for network "ws", not "http"',
+    ],
+  ],
   ["sockopt", (c) => c.outbounds[0].streamSettings.sockopt = { mark: 255 }, [
     "outbounds[0].streamSettings.sockopt: sockopt is not supported by dray",
   ]],
@@ -131,4 +166,36 @@ Deno.test("parseConfigObject() refuses streamSettings.dray on an inbound", () =>
   assert.deepEqual(problems(c), [
     "inbounds[0].streamSettings.dray: streamSettings.dray (outbound deadlines) on an inbound is not supported by dray",
   ]);
+});
+
+Deno.test("parseConfigObject() reads a 4.34 ws config, Xray's ?ed=N and v2fly's early data", () => {
+  const c = client();
+  c.outbounds[0].streamSettings = {
+    network: "ws",
+    security: "tls",
+    wsSettings: { path: "ray?x=1&ed=2048", headers: { Host: "cdn.test", "User-Agent": "u" } },
+  };
+  const ob = parseConfigObject(c).outbounds[0];
+  assert.ok(ob.protocol === "vless" && ob.stream.network === "ws" && ob.stream.security === "tls");
+  assert.deepEqual(ob.stream.ws, {
+    path: "/ray?x=1",
+    headers: { Host: "cdn.test", "User-Agent": "u" },
+    maxEarlyData: 2048,
+    earlyDataHeaderName: "Sec-WebSocket-Protocol",
+  });
+  // v2ray's ws dialer offers ALPN http/1.1 when none is configured.
+  assert.deepEqual(ob.stream.tls.alpn, ["http/1.1"]);
+
+  const s = server();
+  s.inbounds[0].streamSettings = {
+    network: "ws",
+    wsSettings: { Path: "/old", maxEarlyData: 1024, earlyDataHeaderName: "X-Early" },
+  };
+  const ib = parseConfigObject(s).inbounds[0];
+  assert.ok(ib.protocol === "vless");
+  assert.deepEqual(ib.stream, {
+    network: "ws",
+    security: "none",
+    ws: { path: "/old", headers: {}, maxEarlyData: 1024, earlyDataHeaderName: "X-Early" },
+  });
 });
