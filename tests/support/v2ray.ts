@@ -17,7 +17,9 @@ export const CA_PEM: string = Deno.readTextFileSync(new URL("ca.pem", CERTS));
 export interface V2rayServerOptions {
   /** VLESS user ids (canonical UUID text). */
   clients: string[];
-  network: "tcp" | "http";
+  network: "tcp" | "http" | "ws";
+  /** wsSettings.path (network "ws"). */
+  wsPath?: string;
   security: "none" | "tls";
   /** httpSettings.path / host (v2ray's defaults "/" and ["www.example.com"] when unset). */
   httpPath?: string;
@@ -183,6 +185,7 @@ function serverConfig(o: V2rayServerOptions, port: number): unknown {
       ...(o.alpn ? { alpn: o.alpn } : {}),
     };
   }
+  if (o.network === "ws") stream.wsSettings = { path: o.wsPath ?? "/" };
   if (o.network === "http") {
     stream.httpSettings = {
       ...(o.httpPath !== undefined ? { path: o.httpPath } : {}),

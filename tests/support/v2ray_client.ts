@@ -16,7 +16,9 @@ export interface V2rayClientOptions {
   serverPort: number;
   /** VLESS user id (canonical UUID text). */
   id: string;
-  network: "tcp" | "http";
+  network: "tcp" | "http" | "ws";
+  /** wsSettings.path (network "ws"). */
+  wsPath?: string;
   security: "none" | "tls";
   httpHost?: string[];
   httpPath?: string;
@@ -114,6 +116,7 @@ function clientConfig(o: V2rayClientOptions, socksPort: number): unknown {
       certificates: [{ certificateFile: ca, usage: "verify" }],
     };
   }
+  if (o.network === "ws") stream.wsSettings = { path: o.wsPath ?? "/" };
   if (o.network === "http") {
     stream.httpSettings = {
       ...(o.httpHost ? { host: o.httpHost } : {}),
