@@ -59,7 +59,7 @@ export class Reader {
     return undefined;
   }
 
-  /** `what` ends in "is"/"are": `"ws" is not supported by dray (supported: tcp, http, h2)`. */
+  /** `what` ends in "is"/"are": `"kcp" is not supported by dray (supported: tcp, http, h2, ws)`. */
   unsupported(path: string, what: string, supported?: string): undefined {
     const tail = supported === undefined ? "" : ` (supported: ${supported})`;
     return this.problem(path, `${what} not supported by dray${tail}`);

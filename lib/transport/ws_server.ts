@@ -10,7 +10,7 @@
  * accepted as Xray's and v2fly's servers take it: base64url in Sec-WebSocket-Protocol (echoed back),
  * in `earlyDataHeaderName`, or, with `maxEarlyData` and no header name, after the path.
  */
-import { addressKind, formatHostPort } from "../net/destination.ts";
+import { addressKind, formatHostPort, type HostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import {
@@ -21,13 +21,9 @@ import {
   type RequestHead,
 } from "../http1/message.ts";
 import { readHead } from "../http1/read_head.ts";
-import {
-  errorMessage,
-  type InboundContext,
-  type InboundHandler,
-  type InboundResult,
-  lingeringClose,
-} from "../inbound/inbound.ts";
+import { errorMessage } from "../error_message.ts";
+import type { InboundContext, InboundHandler, InboundResult } from "../inbound/inbound.ts";
+import { lingeringClose } from "../inbound/lingering_close.ts";
 import { decodeEarlyData } from "../ws/early_data.ts";
 import { encodeUpgradeResponse, parseUpgradeRequest } from "../ws/handshake.ts";
 import { normalizeWsPath } from "./ws.ts";
@@ -96,7 +92,9 @@ export class WsServerHandler implements InboundHandler {
       const status = err instanceof HttpError ? err.status : 400;
       const extra: [string, string][] = status === 426 ? [["Sec-WebSocket-Version", "13"]] : [];
       const message = errorMessage(err);
-      ctx.logger.info(`ws: ${ctx.source}: ${status} for ${message}`);
+      ctx.logger.info(
+        `ws: ${formatHostPort(ctx.source.host, ctx.source.port)}: ${status} for ${message}`,
+      );
       await writer.write(encodeErrorResponse(status, extra)).catch(() => {});
       await lingeringClose(conn, writer, { read: () => bytes.read() });
       return { destination: "", result: `${status}: ${message}`, up: 0, down: 0 };
@@ -116,7 +114,7 @@ export class WsServerHandler implements InboundHandler {
         closeHoldMs: this.#options.closeHoldMs,
         copiesWrites: conn.copiesWrites === true,
         logger: ctx.logger,
-        label: `ws from ${ctx.source}`,
+        label: `ws from ${formatHostPort(ctx.source.host, ctx.source.port)}`,
       },
     );
     const result = await this.#options.handler.handle(ws, {
@@ -180,8 +178,8 @@ function bounded(early: Uint8Array | undefined): Uint8Array | undefined {
 }
 
 /** The client's address for logs: the first X-Forwarded-For entry when it is an IP, as v2ray. */
-function forwardedFor(head: RequestHead, source: string): string {
+function forwardedFor(head: RequestHead, source: HostPort): HostPort {
   const forwarded = getHeader(head.headers, "x-forwarded-for")?.split(",")[0].trim();
-  if (forwarded && addressKind(forwarded) !== "domain") return formatHostPort(forwarded, 0);
+  if (forwarded && addressKind(forwarded) !== "domain") return { host: forwarded, port: 0 };
   return source;
 }

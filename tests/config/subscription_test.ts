@@ -52,7 +52,7 @@ Deno.test("parseSubscription() skips other lines once each, naming the line and 
     A, //                                                2
     "", //                                               3: blank
     "vmess://eyJhZGQiOiJ4In0=", //                       4
-    `vless://${ID}@c.example.com:443?type=ws#C`, //      5: bad link
+    `vless://${ID}@c.example.com:443?type=grpc#C`, //    5: bad link
     "trojan://pw@d.example.com:443", //                  6
     "hello there", //                                    7
     `  ${B}  `, //                                       8: trimmed
@@ -65,7 +65,7 @@ Deno.test("parseSubscription() skips other lines once each, naming the line and 
     {
       line: 5,
       reason:
-        'Cannot parse share link: type: "ws" is not supported by dray (supported: tcp, http, h2)',
+        'Cannot parse share link: type: "grpc" is not supported by dray (supported: tcp, http, h2, ws)',
     },
     { line: 6, reason: 'unsupported scheme "trojan://" (dray speaks VLESS only)' },
     { line: 7, reason: 'not a share link: "hello there"' },

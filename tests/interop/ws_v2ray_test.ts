@@ -6,7 +6,8 @@
  */
 import { deepStrictEqual as assertEquals, equal, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { DEFAULT_POLICY } from "../../lib/inbound/inbound.ts";
+import { DEFAULT_POLICY } from "../../lib/dispatch/policy.ts";
+import { dispatcherFor } from "../support/fake_outbound.ts";
 import { InboundServer } from "../../lib/inbound/server.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
 import { Logger } from "../../lib/log.ts";
@@ -55,7 +56,7 @@ function startDray(kind: Kind, id: string): Promise<InboundServer> {
       path: WS_PATH,
       handler: new VlessInbound({ clients: [{ id: uuidBytes(id) }] }),
     }),
-    outbound: new FreedomOutbound(),
+    dispatcher: dispatcherFor(new FreedomOutbound()),
     policy: DEFAULT_POLICY,
     logger: Logger.silent(),
     ...(kind === "wss" ? { tls: { cert: CERT, key: KEY, alpnProtocols: ["http/1.1"] } } : {}),

@@ -5,7 +5,7 @@ import { Logger } from "../../lib/log.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { WsTransport } from "../../lib/transport/ws.ts";
 import { WsServerHandler } from "../../lib/transport/ws_server.ts";
-import { FakeOutbound, readAll } from "../support/fake_outbound.ts";
+import { dispatcherFor, FakeOutbound, readAll } from "../support/fake_outbound.ts";
 
 function randomBytes(n: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -66,7 +66,7 @@ async function withServer(
     tag: "ws-in",
     port: 0,
     handler: new WsServerHandler({ handler, ...options }),
-    outbound: new FakeOutbound(),
+    dispatcher: dispatcherFor(new FakeOutbound()),
     policy,
     logger: Logger.silent(),
   });
