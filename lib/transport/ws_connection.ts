@@ -19,7 +19,6 @@
  * slows the peer through TCP. Protocol errors close with 1002, oversized frames or messages with
  * 1009 (§7.4.1), each logged with its reason.
  */
-import { giveBack } from "../net/buffer_lender.ts";
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -278,8 +277,9 @@ export class WsConnection implements Duplex {
     const mask = masked ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
     writeFrameHeader(buf, pad, { fin: true, opcode: Opcode.Binary, payloadLength: n, mask });
     const payload = buf.subarray(pad + headerLength, size);
+    // Copied: the chunk is done with once this write resolves (copiesWrites), and the relay
+    // gives it back then.
     payload.set(chunk);
-    giveBack(chunk);
     if (mask) applyMask(payload, mask, 0);
     const frame = buf.subarray(pad, size);
     await this.#socket.writer.write(frame);
