@@ -138,8 +138,17 @@ export class WsTransport implements Transport {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
+    // Bytes that came with the 101 answer go first; then reads go into WsConnection's own
+    // buffers (ConnDuplex.read), not `readable`'s record-sized chunks.
+    const prefix = bytes.buffered > 0 ? await bytes.read() ?? undefined : undefined;
     return new WsConnection(
-      { reader: bytes.restReader(), writer, close: () => socket.close() },
+      {
+        reader: bytes.restReader(),
+        writer,
+        close: () => socket.close(),
+        read: (buf) => socket.read(buf),
+        prefix,
+      },
       {
         role: "client",
         pingIntervalMs: this.#options.pingIntervalMs ?? WS_PING_INTERVAL_MS,
