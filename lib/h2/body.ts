@@ -7,7 +7,7 @@
  * `BodySender` for credit and to queue DATA frames.
  */
 import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
-import { ErrorCode, StreamError } from "./errors.ts";
+import { ConnectionError, ErrorCode, StreamError } from "./errors.ts";
 import type { ReceiveWindow } from "./flow.ts";
 import type { TakenListener } from "./frame_writer.ts";
 
@@ -23,6 +23,17 @@ const SMALL_PIECE = 2 * SMALL_DATA;
  * in pieces; from the pool, they come back and serve again instead of becoming garbage.
  */
 const LENT_PIECES = 64;
+
+/**
+ * True when a stream failing with `err` keeps the bytes it already received readable ahead of the
+ * error (ReceiveBody.fail's `keepBuffered`): the peer reset the stream or the connection ended —
+ * those bytes are good data, and a proxy must hand them on before it reports the cut. Not for our
+ * own resets or a stream we found malformed.
+ */
+export function keepsReceivedBytes(err: Error): boolean {
+  if (err instanceof StreamError) return err.initiator === "peer";
+  return err instanceof ConnectionError;
+}
 
 export interface ReceiveBodyOptions {
   streamId: number;
@@ -59,6 +70,8 @@ export class ReceiveBody {
   #ended = false;
   #error: Error | undefined;
   #done = false;
+  /** The buffered bytes were credited back when the stream failed (fail() with keepBuffered). */
+  #credited = false;
   #pullWaiter: (() => void) | undefined;
   /** Created on the first full-size piece: most bodies of idle streams never need one. */
   #lender: BufferLender | undefined;
@@ -181,19 +194,32 @@ export class ReceiveBody {
   }
 
   /**
-   * The stream failed: the readable errors unless the body was already complete (its buffered
-   * bytes then stay readable); buffered bytes of an incomplete body are dropped and credited back.
+   * The stream failed: the readable errors unless the body was already complete. With
+   * `keepBuffered` (the peer ended the stream abnormally — reset it, or the connection broke) the
+   * bytes already received stay readable and the error comes after them: a proxy must hand on
+   * every byte it got and then say the stream was cut, never drop the tail and never turn the cut
+   * into an EOF. Otherwise (our own reset, a malformed stream) buffered bytes of an incomplete body
+   * are dropped and credited back.
    */
-  fail(err: Error): void {
+  fail(err: Error, keepBuffered = false): void {
     if (this.#error) return;
     this.#error = err;
-    if (!this.#ended) this.drop();
+    if (this.#ended) {
+      // A complete body: its buffered bytes stay readable and are credited as they are read.
+    } else if (!keepBuffered) {
+      this.drop();
+    } else if (this.#buffered > 0) {
+      // The stream is over; the connection's window must not wait for a reader that may never
+      // come. The bytes stay readable (bounded by the stream window) without credit of their own.
+      this.#events.onConsumed(this.#buffered, false);
+      this.#credited = true;
+    }
     this.#wake();
   }
 
   /** Drops buffered bytes and credits them back to the connection only. */
   drop(): void {
-    if (this.#buffered > 0) this.#events.onConsumed(this.#buffered, false);
+    if (this.#buffered > 0 && !this.#credited) this.#events.onConsumed(this.#buffered, false);
     this.#chunks = [];
     if (this.#pooledTail) this.#lender!.put(this.#pooledTail);
     this.#pooledTail = undefined;
@@ -219,7 +245,7 @@ export class ReceiveBody {
       for (const chunk of this.#chunks) controller.enqueue(chunk);
       this.#chunks = [];
       this.#buffered = 0;
-      this.#events.onConsumed(n, !this.#ended);
+      if (!this.#credited) this.#events.onConsumed(n, !this.#ended);
       return;
     }
     if (this.#ended) {

@@ -8,7 +8,7 @@
  */
 import type { StreamHost } from "./endpoint.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { ReceiveBody, SendBody } from "./body.ts";
+import { keepsReceivedBytes, ReceiveBody, SendBody } from "./body.ts";
 import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { CONNECTION_SPECIFIC, contentLength, fieldProblem } from "./header_fields.ts";
 import { type OpenedStreamState, StreamStateMachine } from "./stream_state.ts";
@@ -297,7 +297,7 @@ export class H2ServerStream {
   fail(err: Error): void {
     if (this.#error) return;
     this.#error = err;
-    this.#in.fail(err);
+    this.#in.fail(err, keepsReceivedBytes(err));
     this.#out.fail(err);
     this.#life.close();
   }

@@ -7,7 +7,13 @@
  */
 import type { Duplex } from "../net/duplex.ts";
 import type { StreamHost } from "./endpoint.ts";
-import { type BodySender, ReceiveBody, type ReceiveBodyOptions, SendBody } from "./body.ts";
+import {
+  type BodySender,
+  keepsReceivedBytes,
+  ReceiveBody,
+  type ReceiveBodyOptions,
+  SendBody,
+} from "./body.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
 import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { contentLength, fieldProblem } from "./header_fields.ts";
@@ -266,7 +272,9 @@ export class H2Stream implements Duplex {
       );
       return;
     }
-    // RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR just asks us to stop sending.
+    // RFC 9113 §8.1: after a complete response (END_STREAM received), RST_STREAM NO_ERROR just
+    // asks us to stop sending; the body stays a complete body. Before END_STREAM any reset cuts
+    // the response short: its readable ends in this error, after the bytes already received.
     this.fail(
       new StreamError(this.id, code, `peer reset stream ${this.id} (${errorCodeName(code)})`, {
         initiator: "peer",
@@ -292,7 +300,7 @@ export class H2Stream implements Duplex {
     this.#error = err;
     if (!this.#response) this.#responseWaiter?.reject(err);
     if (!this.#in.ended) this.#trailersWaiter?.reject(err);
-    this.#in.fail(err);
+    this.#in.fail(err, keepsReceivedBytes(err));
     this.#out.fail(err);
     this.#life.close();
   }
