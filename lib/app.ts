@@ -138,7 +138,7 @@ async function startInbound(
     case "mixed": {
       const s = inbound.settings;
       const options = { auth: s.auth, accounts: s.accounts, udp: s.udp, ip: s.ip || undefined };
-      return new InboundServer({
+      return await InboundServer.listen({
         ...base,
         policy: policyFor(config, s.userLevel),
         handler: inbound.protocol === "socks"
@@ -149,7 +149,7 @@ async function startInbound(
     case "dokodemo-door": {
       const s = inbound.settings;
       const tunnel = new TunnelInbound({ address: s.address, port: s.port });
-      return new InboundServer({
+      return await InboundServer.listen({
         ...base,
         policy: policyFor(config, s.userLevel),
         handler: s.network.includes("tcp") ? tunnel : undefined,
@@ -161,7 +161,7 @@ async function startInbound(
       const policy = policyFor(config, s.userLevel);
       // v2ray's http `timeout` (seconds) bounds reading the request head, like handshake.
       if (s.timeout > 0) policy.handshake = s.timeout * 1000;
-      return new InboundServer({
+      return await InboundServer.listen({
         ...base,
         policy,
         handler: new HttpProxyInbound({ accounts: s.accounts }),

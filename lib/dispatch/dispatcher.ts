@@ -240,5 +240,7 @@ export function describeRelay(r: RelayResult): string {
       return "closed on shutdown";
     case "error":
       return r.error?.message ?? "error";
+    case "cut":
+      return `cut short${r.cutBy === "client" ? " by the client" : ""}: ${errorMessage(r.error)}`;
   }
 }

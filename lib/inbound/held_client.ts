@@ -1,5 +1,5 @@
 import type { ByteReader } from "../net/byte_reader.ts";
-import type { Duplex, HeldDuplex } from "../net/duplex.ts";
+import { abortively, type Duplex, type HeldDuplex } from "../net/duplex.ts";
 
 /**
  * The client side of a proxied connection after its handshake, as the relay takes it: the
@@ -20,5 +20,6 @@ export function heldClient(
     writer,
     close: () => conn.close(),
     copiesWrites: conn.copiesWrites,
+    reset: () => abortively(conn),
   };
 }

@@ -1,6 +1,7 @@
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
+import { TcpListener } from "../net/tcp_listener.ts";
 import { TlsListener } from "../net/tls_listener.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { Policy } from "../dispatch/policy.ts";
@@ -74,9 +75,11 @@ export class InboundServer {
   #closing: Promise<void> | undefined;
 
   /**
-   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here). Plain TCP/UDP only:
-   * TLS goes through `InboundServer.listen()`, whose node:tls sockets have TCP_NODELAY — Deno's
-   * own TLS listener offers no way to turn Nagle off (~40 ms per write-write-read round trip).
+   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here) with `Deno.listen`.
+   * Plain TCP/UDP only, and its connections cannot be reset: a download cut short upstream reaches
+   * the client as a FIN. The app uses `InboundServer.listen()`: node sockets that can send a RST,
+   * and for TLS TCP_NODELAY — Deno's own TLS listener offers no way to turn Nagle off (~40 ms per
+   * write-write-read round trip).
    */
   constructor(options: InboundServerOptions, listener?: Acceptor) {
     this.tag = options.tag;
@@ -119,12 +122,34 @@ export class InboundServer {
   /**
    * Binds and resolves once listening. With `tls` the TCP port is served by node:tls
    * (TlsListener): every socket has TCP_NODELAY, and a client that does not finish its handshake
-   * within TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. Without `tls`, the same as
-   * the constructor.
+   * within TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. Without `tls`, a node:net
+   * listener (TcpListener) whose connections a relay can reset when the stream it copies is cut
+   * short. UDP-only inbounds: the same as the constructor.
    */
   static async listen(options: InboundServerOptions): Promise<InboundServer> {
     const { tls, handler, logger, tag } = options;
-    if (!tls || !handler) return new InboundServer(options);
+    if (!handler) return new InboundServer(options);
+    if (!tls) {
+      const tcp = await TcpListener.listen({
+        hostname: options.hostname ?? "127.0.0.1",
+        port: options.port,
+        onError: (err) => logger.warn(`inbound "${tag}": accept failed: ${errorMessage(err)}`),
+      });
+      const acceptor: Acceptor = {
+        addr: tcp.addr,
+        accept: async () => {
+          const a = await tcp.accept();
+          return { duplex: a.duplex, remote: a.remoteAddr, local: a.localAddr };
+        },
+        close: () => tcp.close(),
+      };
+      try {
+        return new InboundServer(options, acceptor);
+      } catch (err) {
+        tcp.close();
+        throw err;
+      }
+    }
     const listener = await TlsListener.listen({
       hostname: options.hostname ?? "127.0.0.1",
       port: options.port,

@@ -19,7 +19,7 @@ import { errorMessage } from "../error_message.ts";
 import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { ByteReader } from "../net/byte_reader.ts";
 import { type Destination, formatDestination, formatHostPort } from "../net/destination.ts";
-import type { Duplex, HeldDuplex } from "../net/duplex.ts";
+import { abortively, type Duplex, type HeldDuplex } from "../net/duplex.ts";
 import { encodeResponseHeader, parseRequestHeader, VLESS_VERSION } from "../vless/header.ts";
 import { encodeUdpPacket, UdpPacketDecoderStream } from "../vless/udp.ts";
 import { deadline } from "./deadline.ts";
@@ -121,6 +121,7 @@ export class VlessInbound implements InboundHandler {
       close: () => conn.close(),
       // The response writer passes chunks on to the connection, or copies them.
       copiesWrites: conn.copiesWrites,
+      reset: () => abortively(conn),
     };
     const route = {
       destination: dest,

@@ -12,6 +12,13 @@ export interface Duplex {
   readonly writable: WritableStream<Uint8Array>;
   close(): void;
   /**
+   * Abortive close: the peer sees the connection reset (TCP RST, RST_STREAM) instead of an EOF.
+   * How a relay tells one side that the other side's stream was cut short. Absent where the
+   * transport cannot say so (a Deno.Conn: its close always sends FIN first); `abortively()` then
+   * closes.
+   */
+  reset?(): void;
+  /**
    * True when `writable` is done with a chunk's memory once its write resolves (a socket: the
    * bytes were copied into the kernel or the TLS session), so a writer may reuse that buffer for
    * its next write. False or absent for writables that keep the chunk (an in-memory pipe hands the
@@ -32,4 +39,12 @@ export interface HeldDuplex {
   close(): void;
   /** As {@link Duplex.copiesWrites}, for `writer`. */
   readonly copiesWrites?: boolean;
+  /** As Duplex.reset. */
+  reset?(): void;
+}
+
+/** Resets `d` where it can (Duplex.reset), else closes it. Never throws. */
+export function abortively(d: Duplex | HeldDuplex): void {
+  if (d.reset) d.reset();
+  else d.close();
 }

@@ -1,5 +1,6 @@
 import { giveBack } from "./buffer_lender.ts";
-import type { Duplex, HeldDuplex } from "./duplex.ts";
+import { abortively, type Duplex, type HeldDuplex } from "./duplex.ts";
+import { waitAtMost } from "./wait_at_most.ts";
 import { IdleTimer } from "./idle_timer.ts";
 
 /**
@@ -36,23 +37,40 @@ export interface RelayOptions {
   signal?: AbortSignal;
 }
 
-/** Why the relay ended. */
-export type RelayEnding = "eof" | "idle" | "half-closed" | "aborted" | "reset" | "error";
+/**
+ * How long a cut-short direction waits for its last write to reach the destination before the
+ * destination is reset (a reader that stopped reading must not hold the relay forever).
+ */
+const CUT_FLUSH_MS = 5_000;
+
+/**
+ * Why the relay ended. "cut": one side's stream failed before its end (an HTTP/2 stream reset
+ * before END_STREAM, a TCP reset, a TLS stream cut without close_notify): what it delivered was
+ * handed on, then the other side was reset (`abortively`), never half-closed as if at EOF.
+ */
+export type RelayEnding = "eof" | "idle" | "half-closed" | "aborted" | "reset" | "error" | "cut";
 
 export interface RelayResult {
   /** Bytes copied client → remote. */
   up: number;
   /** Bytes copied remote → client. */
   down: number;
-  /** Set only for failures that are not a normal ending (resets and broken pipes are normal). */
+  /**
+   * Set for failures that are not a normal ending (resets and broken pipes are normal), and for
+   * "cut": the error that cut the stream short.
+   */
   error?: Error;
   ended: RelayEnding;
+  /** With "cut": whose stream was cut ("remote": the downlink, "client": the uplink). */
+  cutBy?: "client" | "remote";
 }
 
 /**
  * Relays until both directions reach EOF, the policy timers fire, `signal` aborts, or either side
- * fails. EOF on one side is passed on as a half-close of the other side's writable. Both duplexes
- * are closed when the relay ends. Never throws.
+ * fails. EOF on one side is passed on as a half-close of the other side's writable. A read that
+ * fails is not an EOF: the bytes read before it are written on, then the other side is reset
+ * (ended "cut"), so a truncated download never looks complete. Both duplexes are closed when the
+ * relay ends. Never throws.
  *
  * Lent buffers (buffer_lender.ts) come back here and only here: once a write to a side that
  * `copiesWrites` has resolved, its chunk is given back to whoever lent it. Readers, framers and
@@ -66,6 +84,7 @@ export async function relay(
   const state = { up: 0, down: 0 };
   let ended: RelayEnding | undefined;
   let error: Error | undefined;
+  let cutBy: "client" | "remote" | undefined;
   let timer: IdleTimer | undefined;
   const finished = Promise.withResolvers<void>();
   /** Directions still copying. */
@@ -87,9 +106,37 @@ export async function relay(
     opts.signal?.removeEventListener("abort", onAbort);
     client.close();
     remote.close();
-    // Then cancel/abort, so pending reads and writes settle even on a Duplex whose close() is lazy.
-    // With a reason: aborting a WritableStream without one makes its AbortSignal build a
-    // DOMException, stack trace and all (~10 µs each, two per connection).
+    release();
+  };
+
+  /**
+   * The source of direction `key` failed: after its last write has landed (bounded), the
+   * destination is reset and the source closed.
+   */
+  const cutShort = async (
+    key: "up" | "down",
+    err: unknown,
+    lastWrite: Promise<void> | undefined,
+  ) => {
+    if (ended !== undefined) return;
+    ended = "cut";
+    error = err instanceof Error ? err : new Error(String(err));
+    timer?.stop();
+    opts.signal?.removeEventListener("abort", onAbort);
+    // The other direction stops at its next step (ended is set); its reader is cancelled below.
+    if (lastWrite) await waitAtMost(lastWrite.catch(() => {}), CUT_FLUSH_MS);
+    const [source, dest] = key === "down" ? [remote, client] : [client, remote];
+    abortively(dest);
+    source.close();
+    release();
+  };
+
+  /**
+   * Cancels/aborts, so pending reads and writes settle even on a Duplex whose close() is lazy.
+   * With a reason: aborting a WritableStream without one makes its AbortSignal build a
+   * DOMException, stack trace and all (~10 µs each, two per connection).
+   */
+  const release = () => {
     for (
       const p of [
         upReader.cancel(RELAY_ENDED),
@@ -132,19 +179,33 @@ export async function relay(
     const reset = (err: unknown) => teardown("reset", err);
     // A write failure surfaces on the next `ready`/`closed`; catch it so it is never unhandled.
     writer.closed.catch((err) => teardown("reset", err));
+    /** The last write handed over: a cut waits for it before resetting the destination. */
+    let lastWrite: Promise<void> | undefined;
     // One chunk per call, so that nothing names the last chunk while the loop waits for the next:
     // an idle connection spends its life suspended in `reader.read()`, and a suspended frame
     // holding the previous chunk kept its buffer alive (~3 KiB per idle proxied connection).
     const step = async (): Promise<boolean> => {
-      const r = await reader.read();
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        // Not an EOF: never pass it on as a half-close.
+        if (ended === undefined) {
+          if (key === "up") cutBy = "client";
+          else cutBy = "remote";
+          cutShort(key, err, lastWrite);
+        }
+        return false;
+      }
       if (ended !== undefined || r.done) return false;
       timer?.touch();
       await writer.ready;
       if (ended !== undefined) return false;
       const chunk = r.value;
       state[key] += chunk.byteLength;
-      if (copies) writer.write(chunk).then(() => giveBack(chunk), reset);
-      else writer.write(chunk).catch(reset);
+      lastWrite = writer.write(chunk);
+      if (copies) lastWrite.then(() => giveBack(chunk), reset);
+      else lastWrite.catch(reset);
       return true;
     };
     while (await step());
@@ -173,6 +234,7 @@ export async function relay(
   await finished.promise;
   const result: RelayResult = { up: state.up, down: state.down, ended: ended ?? "eof" };
   if (error) result.error = error;
+  if (cutBy) result.cutBy = cutBy;
   return result;
 }
 

@@ -14,8 +14,9 @@
  */
 import type { Socket } from "node:net";
 import tls from "node:tls";
-import type { Duplex } from "./duplex.ts";
 import { closeQuietly } from "./close_quietly.ts";
+import type { Duplex } from "./duplex.ts";
+import { SocketDuplex } from "./socket_duplex.ts";
 
 export interface TlsListenerOptions {
   hostname: string;
@@ -53,8 +54,6 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
  * dropped: an owner that stops calling accept() must not make us hold sockets without bound.
  */
 const ACCEPT_QUEUE = 128;
-/** Bytes the readable queues ahead of its reader before the socket is paused. */
-const READ_QUEUE_BYTES = 128 * 1024;
 
 export class TlsListener implements AsyncIterable<AcceptedTls> {
   readonly addr: NetAddress;
@@ -134,7 +133,7 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       return;
     }
     const accepted: AcceptedTls = {
-      duplex: new TlsSocketDuplex(socket),
+      duplex: new SocketDuplex(socket),
       remoteAddr: { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
       localAddr: { hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 },
       alpnProtocol: typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : null,
@@ -182,7 +181,7 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
 }
 
 /** Node's bind errors carry a code; callers of a Deno-shaped listener expect Deno's classes. */
-function toDenoError(err: Error): Error {
+export function toDenoError(err: Error): Error {
   const code = (err as { code?: string }).code;
   const message = err.message;
   switch (code) {
@@ -195,134 +194,5 @@ function toDenoError(err: Error): Error {
       return new Deno.errors.PermissionDenied(message, { cause: err });
     default:
       return err;
-  }
-}
-
-/** The part of a libuv stream handle that starts and stops reading from the kernel. */
-interface ReadControl {
-  readStart(): number;
-  readStop(): number;
-}
-
-/**
- * The TCP handle under a node TLS socket, when we can reach it.
- *
- * Deno 2.9's `TLSSocket.pause()` does not bound memory: its TLS layer keeps reading the TCP socket
- * and queues the decrypted bytes, so a peer that sends faster than we consume grows our heap
- * without limit (measured: 700 MiB for a paused socket). It also loses the peer's EOF when it
- * arrives while paused. Starting and stopping the TCP handle's reads instead leaves the data in
- * the kernel, where TCP flow control slows the sender, and the TLS layer sees EOF normally.
- */
-function tcpHandleOf(socket: tls.TLSSocket): ReadControl | undefined {
-  const internals = socket as unknown as {
-    _handle?: { _nativeTcpHandle?: Partial<ReadControl> };
-    _parent?: { _handle?: Partial<ReadControl> };
-  };
-  const handle = internals._handle?._nativeTcpHandle ?? internals._parent?._handle;
-  if (typeof handle?.readStart === "function" && typeof handle.readStop === "function") {
-    return handle as ReadControl;
-  }
-  return undefined;
-}
-
-/** A node TLS socket as a {@link Duplex}. */
-class TlsSocketDuplex implements Duplex {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  /** A write resolves on node's callback, once the TLS layer is done with the chunk. */
-  readonly copiesWrites = true;
-  readonly #socket: tls.TLSSocket;
-
-  constructor(socket: tls.TLSSocket) {
-    this.#socket = socket;
-    // The socket may fail before anyone reads or writes; without a listener node would throw.
-    let failure: Error | undefined;
-    socket.on("error", (err: Error) => (failure ??= err));
-
-    const tcp = tcpHandleOf(socket);
-    let done = false;
-    let reading = true;
-    const stopReading = () => {
-      if (!reading) return;
-      reading = false;
-      if (tcp) tcp.readStop();
-      else socket.pause();
-    };
-    const startReading = () => {
-      if (reading || done || socket.destroyed) return;
-      reading = true;
-      if (tcp) tcp.readStart();
-      else socket.resume();
-    };
-
-    this.readable = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        socket.on("data", (chunk: Uint8Array) => {
-          if (done) return;
-          // A plain view of node's Buffer (no copy): Buffer#slice would not copy for a consumer.
-          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 0) <= 0) stopReading();
-        });
-        socket.on("end", () => {
-          if (done) return;
-          done = true;
-          controller.close();
-        });
-        socket.on("close", () => {
-          if (done) return;
-          done = true;
-          if (failure) controller.error(failure);
-          // Destroyed without an error (our own close()): the reader sees EOF.
-          else controller.close();
-        });
-      },
-      pull: startReading,
-      cancel: () => {
-        done = true;
-        this.close();
-      },
-    }, { highWaterMark: READ_QUEUE_BYTES, size: (chunk) => chunk.byteLength });
-
-    this.writable = new WritableStream<Uint8Array>({
-      write: (chunk) =>
-        new Promise<void>((resolve, reject) => {
-          if (socket.destroyed) {
-            reject(failure ?? new Deno.errors.BrokenPipe("TLS socket is closed"));
-            return;
-          }
-          // Node keeps a reference to `chunk` until its callback; we resolve only then, so the
-          // caller may reuse its buffer afterwards and at most one chunk is in node's hands.
-          socket.write(chunk, (err?: Error | null) => {
-            if (err) return reject(failure ?? err);
-            resolve();
-          });
-        }),
-      close: () =>
-        new Promise<void>((resolve) => {
-          if (socket.destroyed || socket.writableEnded) {
-            resolve();
-            return;
-          }
-          // close_notify + FIN; 'finish' once they are flushed. A reset meanwhile ends it too:
-          // the peer can no longer be told about EOF, nothing more to do.
-          const settle = () => {
-            socket.off("finish", settle);
-            socket.off("close", settle);
-            resolve();
-          };
-          socket.once("finish", settle);
-          socket.once("close", settle);
-          socket.end();
-        }),
-      abort: () => this.close(),
-    });
-  }
-
-  close(): void {
-    try {
-      this.#socket.destroy();
-    } catch {
-      // Destroying twice is not an error for us.
-    }
   }
 }

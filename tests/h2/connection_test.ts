@@ -300,41 +300,44 @@ Deno.test("H2Stream keeps a complete response when the peer resets with NO_ERROR
 });
 
 for (const code of [ErrorCode.NO_ERROR, ErrorCode.CANCEL]) {
-  Deno.test(`H2Stream.readable yields every byte received, then fails, when the peer resets with ${
-    errorCodeName(code)
-  } before END_STREAM`, async () => {
-    await using t = await setup({ connectionWindowSize: 65535, initialWindowSize: 65535 });
-    const { conn, peer } = t;
-    const stream = conn.request(GET);
-    await peer.expect(T.HEADERS);
-    await peer.headers(1, [[":status", "200"]]);
-    await peer.data(1, new Uint8Array(38_000).fill(1));
-    await peer.data(1, new Uint8Array(2_048).fill(2));
-    await stream.response;
-    await peer.rst(1, code);
-    // The stream is over: the connection window gets its credit back without waiting for a reader.
-    const wu = await peer.expect(T.WINDOW_UPDATE);
-    assert.equal(wu.streamId, 0);
-    assert.equal(readU32(wu.payload), 40_048);
-    const reader = stream.readable.getReader();
-    let got = 0;
-    let err: unknown;
-    try {
-      for (let i = 0; i < 100; i++) {
-        const r = await reader.read();
-        if (r.done) break;
-        got += r.value.byteLength;
+  Deno.test(
+    `H2Stream.readable yields every byte received, then fails, when the peer resets with ${
+      errorCodeName(code)
+    } before END_STREAM`,
+    async () => {
+      await using t = await setup({ connectionWindowSize: 65535, initialWindowSize: 65535 });
+      const { conn, peer } = t;
+      const stream = conn.request(GET);
+      await peer.expect(T.HEADERS);
+      await peer.headers(1, [[":status", "200"]]);
+      await peer.data(1, new Uint8Array(38_000).fill(1));
+      await peer.data(1, new Uint8Array(2_048).fill(2));
+      await stream.response;
+      await peer.rst(1, code);
+      // The stream is over: the connection window gets its credit back without waiting for a reader.
+      const wu = await peer.expect(T.WINDOW_UPDATE);
+      assert.equal(wu.streamId, 0);
+      assert.equal(readU32(wu.payload), 40_048);
+      const reader = stream.readable.getReader();
+      let got = 0;
+      let err: unknown;
+      try {
+        for (let i = 0; i < 100; i++) {
+          const r = await reader.read();
+          if (r.done) break;
+          got += r.value.byteLength;
+        }
+      } catch (e) {
+        err = e;
       }
-    } catch (e) {
-      err = e;
-    }
-    assert.equal(got, 40_048);
-    assert.ok(err instanceof StreamError, `expected a StreamError, got ${err}`);
-    assert.equal(err.initiator, "peer");
-    assert.equal(err.code, code);
-    assert.equal(err.message, `peer reset stream 1 (${errorCodeName(code)})`);
-    assert.equal(conn.activeStreams, 0);
-  });
+      assert.equal(got, 40_048);
+      assert.ok(err instanceof StreamError, `expected a StreamError, got ${err}`);
+      assert.equal(err.initiator, "peer");
+      assert.equal(err.code, code);
+      assert.equal(err.message, `peer reset stream 1 (${errorCodeName(code)})`);
+      assert.equal(conn.activeStreams, 0);
+    },
+  );
 }
 
 Deno.test("H2Stream.readable yields the bytes received, then fails, when the connection drops mid-body", async () => {

@@ -202,18 +202,77 @@ Deno.test("relay() treats a reset as a normal ending", async () => {
   await drain(app.readable);
 });
 
-Deno.test("relay() reports a failure that is not a reset", async () => {
+Deno.test("relay() hands on every byte read, then resets the client, when the remote's read fails (ended 'cut', never a half-close)", async () => {
   const [app, inboundSide] = duplexPair();
   const [outboundSide, server] = duplexPair();
+  const events: string[] = [];
+  const client: Duplex = {
+    readable: inboundSide.readable,
+    writable: inboundSide.writable,
+    close: () => {
+      events.push("close");
+      inboundSide.close();
+    },
+    reset: () => {
+      events.push("reset");
+      inboundSide.close();
+    },
+  };
+  let pulls = 0;
   const remote: Duplex = {
-    readable: new ReadableStream({ pull: (c) => c.error(new TypeError("bad frame")) }),
+    readable: new ReadableStream({
+      pull: (c) => {
+        if (pulls++ < 3) c.enqueue(enc.encode("part"));
+        else c.error(new TypeError("bad frame"));
+      },
+    }, { highWaterMark: 0 }),
     writable: outboundSide.writable,
     close: () => outboundSide.close(),
   };
-  const r = await relay(inboundSide, remote, LONG);
-  assert.equal(r.ended, "error");
+  const [r, got] = await Promise.all([
+    relay(client, remote, LONG),
+    readAll(app.readable).catch(
+      (err) => err,
+    ),
+  ]);
+  assert.equal(r.ended, "cut");
+  assert.equal(r.cutBy, "remote");
   assert.ok(r.error instanceof TypeError);
   assert.equal(r.error.message, "bad frame");
+  assert.equal(r.down, 12);
+  // The client got all 12 bytes before its side was reset (not closed first).
+  assert.equal(events[0], "reset");
+  if (got instanceof Uint8Array) assert.equal(dec.decode(got), "partpartpart");
+  await drain(server.readable);
+});
+
+Deno.test("relay() resets the remote when the client's read fails (ended 'cut' by the client)", async () => {
+  const [outboundSide, server] = duplexPair();
+  const [app, inboundSide] = duplexPair();
+  const events: string[] = [];
+  const client: Duplex = {
+    readable: new ReadableStream({
+      pull: (c) => c.error(new Deno.errors.ConnectionReset("Connection reset by peer")),
+    }),
+    writable: inboundSide.writable,
+    close: () => inboundSide.close(),
+  };
+  const remote: Duplex = {
+    readable: outboundSide.readable,
+    writable: outboundSide.writable,
+    close: () => {
+      events.push("close");
+      outboundSide.close();
+    },
+    reset: () => {
+      events.push("reset");
+      outboundSide.close();
+    },
+  };
+  const r = await relay(client, remote, LONG);
+  assert.equal(r.ended, "cut");
+  assert.equal(r.cutBy, "client");
+  assert.equal(events[0], "reset");
   await drain(app.readable);
   await drain(server.readable);
 });

@@ -1,0 +1,126 @@
+/**
+ * A plain TCP listener on `node:net` whose connections can be reset: every accepted connection is
+ * a {@link SocketDuplex} with TCP_NODELAY, real half-close and `reset()` (TCP RST).
+ *
+ * Why not `Deno.listen`: a `Deno.Conn` has no abortive close (its close() sends FIN first, and
+ * Deno has no SO_LINGER), so a proxy on it cannot tell a client that the download it was relaying
+ * was cut short — the client would read a clean EOF and keep a truncated file.
+ *
+ * The shape follows `Deno.Listener`: `accept()`, `close()`, `addr`.
+ */
+import net from "node:net";
+import { closeQuietly } from "./close_quietly.ts";
+import type { Duplex } from "./duplex.ts";
+import { SocketDuplex } from "./socket_duplex.ts";
+import { toDenoError } from "./tls_listener.ts";
+
+export interface TcpListenerOptions {
+  hostname: string;
+  /** 0 picks a free port (see `addr`). */
+  port: number;
+  /** Server errors after listening (accept failing with EMFILE…), for the caller's log. */
+  onError?: (err: Error) => void;
+}
+
+export interface AcceptedTcp {
+  duplex: Duplex;
+  remoteAddr: Deno.NetAddr;
+  localAddr: Deno.NetAddr;
+}
+
+export class TcpListener {
+  readonly addr: Deno.NetAddr;
+  readonly #server: net.Server;
+  readonly #queue: AcceptedTcp[] = [];
+  readonly #waiters: PromiseWithResolvers<AcceptedTcp>[] = [];
+  #closed = false;
+
+  private constructor(server: net.Server, addr: Deno.NetAddr) {
+    this.#server = server;
+    this.addr = addr;
+    server.on("connection", (socket: net.Socket) => this.#onConnection(socket));
+  }
+
+  /** Binds and listens; rejects as `Deno.listen` would (e.g. `Deno.errors.AddrInUse`). */
+  static async listen(opts: TcpListenerOptions): Promise<TcpListener> {
+    // allowHalfOpen: a client's FIN ends our readable only; we may still write the rest.
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    const listening = Promise.withResolvers<void>();
+    const onListenError = (err: Error) => listening.reject(toDenoError(err));
+    server.once("error", onListenError);
+    server.listen({ host: opts.hostname, port: opts.port }, () => listening.resolve());
+    try {
+      await listening.promise;
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+    server.off("error", onListenError);
+    server.on("error", (err: Error) => {
+      try {
+        opts.onError?.(err);
+      } catch {
+        // The caller's logger failing must not take the listener down.
+      }
+    });
+    const a = server.address();
+    if (a === null || typeof a === "string") {
+      server.close();
+      throw new TypeError(`Cannot listen on ${opts.hostname}:${opts.port}: no TCP address`);
+    }
+    return new TcpListener(server, { transport: "tcp", hostname: a.address, port: a.port });
+  }
+
+  #onConnection(socket: net.Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    try {
+      socket.setNoDelay(true);
+    } catch {
+      // Reset already; the handler will see that.
+    }
+    const accepted: AcceptedTcp = {
+      duplex: new SocketDuplex(socket),
+      remoteAddr: {
+        transport: "tcp",
+        hostname: socket.remoteAddress ?? "",
+        port: socket.remotePort ?? 0,
+      },
+      localAddr: {
+        transport: "tcp",
+        hostname: socket.localAddress ?? "",
+        port: socket.localPort ?? 0,
+      },
+    };
+    // The inbound's accept loop takes connections as fast as they come; the kernel's backlog
+    // bounds what waits before node sees it.
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve(accepted);
+    else this.#queue.push(accepted);
+  }
+
+  /** The next connection. Rejects with `BadResource` once closed. */
+  accept(): Promise<AcceptedTcp> {
+    const next = this.#queue.shift();
+    if (next) return Promise.resolve(next);
+    if (this.#closed) {
+      return Promise.reject(new Deno.errors.BadResource("Listener has been closed"));
+    }
+    const waiter = Promise.withResolvers<AcceptedTcp>();
+    this.#waiters.push(waiter);
+    return waiter.promise;
+  }
+
+  /** Stops listening, rejects pending `accept()`s, drops connections nobody accepted. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeQuietly(this.#server);
+    for (const a of this.#queue.splice(0)) a.duplex.close();
+    for (const w of this.#waiters.splice(0)) {
+      w.reject(new Deno.errors.BadResource("Listener has been closed"));
+    }
+  }
+}
