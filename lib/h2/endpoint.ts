@@ -351,14 +351,17 @@ export class H2Endpoint<S extends EndpointStream> implements StreamHost<S> {
   }
 
   /**
-   * The peer closed the connection (EOF or a failed read). With nothing in flight that is the
-   * normal end of a connection; with streams open, every one of them fails.
+   * The peer closed the connection (EOF or a failed read). A client leaving with nothing in
+   * flight is the normal end of a server's connection, and so is a server leaving after its
+   * GOAWAY; a server that just vanishes is news for the client's pool. With streams open, every
+   * one of them fails.
    */
   #peerClosed(readError: unknown): ConnectionError {
     const open = this.#streams.size;
+    const clean = open === 0 && (this.#peerGoAway !== undefined || !this.#isClient);
     const how = readError ? ` (${(readError as Error)?.message ?? readError})` : "";
     return new ConnectionError(
-      open > 0 ? ErrorCode.INTERNAL_ERROR : ErrorCode.NO_ERROR,
+      clean ? ErrorCode.NO_ERROR : ErrorCode.INTERNAL_ERROR,
       `${this.#peerName} closed the connection${how}${
         open > 0 ? ` with ${open} streams open` : ""
       }${this.#peerGoAway ? "" : ", without GOAWAY"}`,
