@@ -244,7 +244,6 @@ function tlsOptions(tls: TlsClientConfig): TlsOptions {
     serverName: tls.serverName || undefined,
     alpn: tls.alpn,
     caCerts: tls.caCerts,
-    disableSystemRoot: tls.disableSystemRoot,
     allowInsecure: tls.allowInsecure,
   };
 }

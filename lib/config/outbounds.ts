@@ -112,7 +112,10 @@ function readVlessUsers(r: Reader, o: Obj, path: string): VlessUser[] | undefine
     r.keys(u, p, ["id", "flow", "encryption", "level", "email"]);
     const id = readUserId(r, u, p);
     const flow = readFlow(r, u, p);
+    // As for freedom's userLevel: v2ray's outbound-side idle timer would use this level.
     const level = r.int(u, "level", p, 0, MAX_U32, 0);
+    if (level) r.unsupported(join(p, "level"), "a policy level for a vless outbound user is");
+    // v2ray uses an outbound user's email only for statistics; it changes nothing on the wire.
     r.string(u, "email", p, "");
     const enc = u.encryption;
     let ok = true;
@@ -125,8 +128,8 @@ function readVlessUsers(r: Reader, o: Obj, path: string): VlessUser[] | undefine
           : `must be "none", got ${describe(enc)}`,
       );
     }
-    if (id && flow !== undefined && level !== undefined && ok) {
-      out.push({ id: id.id, idBytes: id.bytes, flow, encryption: "none", level });
+    if (id && flow !== undefined && level === 0 && ok) {
+      out.push({ id: id.id, idBytes: id.bytes, flow, encryption: "none" });
     }
   });
   return out.length === list.length ? out : undefined;

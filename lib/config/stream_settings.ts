@@ -205,6 +205,7 @@ function readOutboundTransport(
   return tls && http && { network, security, tls, http };
 }
 
+/** RFC 9113 §8.2.2: connection-specific header fields MUST NOT appear in HTTP/2. */
 const FORBIDDEN_HEADERS = [
   "connection",
   "keep-alive",

@@ -179,10 +179,20 @@ export function readTlsClient(
     serverName === undefined || !alpn || allowInsecure === undefined ||
     disableSystemRoot === undefined || !certs
   ) return undefined;
-  if (disableSystemRoot && !certs.some((c) => c.usage === "verify")) {
-    r.problem(
+  if (disableSystemRoot) {
+    // Deno adds caCerts to its built-in roots and offers no way to drop them per connection, so
+    // a public CA's certificate for serverName would still pass: refused rather than weakened.
+    r.unsupported(
       join(tp, "disableSystemRoot"),
-      'needs a certificate with "usage": "verify" to trust instead',
+      "trusting only the given CAs (Deno adds them to its built-in roots; remove the field) is",
+    );
+    return undefined;
+  }
+  const clientCerts = certs.filter((c) => c.usage === "encipherment");
+  if (clientCerts.length > 0) {
+    r.unsupported(
+      join(tp, "certificates"),
+      'client certificates (usage "encipherment" on an outbound) are',
     );
     return undefined;
   }
@@ -191,15 +201,8 @@ export function readTlsClient(
     allowInsecure,
     alpn,
     caCerts: certs.filter((c) => c.usage === "verify").map((c) => c.certificate),
-    certificates: certs.filter((c) => c.usage === "encipherment").map(({ certificate, key }) => ({
-      certificate,
-      key,
-    })),
-    disableSystemRoot,
   };
 }
-
-/** RFC 9113 §8.2.2: connection-specific header fields MUST NOT appear in HTTP/2. */
 
 /** tlsSettings of a vless inbound: at least one certificate with its key; no CAs to verify. */
 export function readTlsServer(
@@ -226,6 +229,20 @@ export function readTlsServer(
     return r.problem(
       join(tp, "certificates"),
       "needs a certificate and key (certificateFile and keyFile) for a TLS inbound",
+    );
+  }
+  if (certs.length > 1) {
+    // node:tls serves one certificate; choosing one per SNI is not built yet.
+    return r.unsupported(
+      `${join(tp, "certificates")}[1]`,
+      "more than one server certificate (one per SNI) is",
+    );
+  }
+  if (network === "http" && (alpn.length !== 1 || alpn[0] !== "h2")) {
+    // The HTTP/2 server offers only "h2" (v2ray offers what alpn lists, and fails on the rest).
+    return r.problem(
+      join(tp, "alpn"),
+      `the http transport serves only "h2", got ${JSON.stringify(alpn)}`,
     );
   }
   return {

@@ -20,10 +20,10 @@
  *     `alpn`, `serverName`), `httpSettings` (`host[]`, `path`). An http inbound without TLS is
  *     cleartext HTTP/2 (h2c), for use behind a TLS-terminating proxy.
  * - `outbounds[]`: the first is the default route. `protocol` vless | freedom | blackhole, `tag`:
- *   - vless: `settings.vnext[{address, port, users[{id, flow, encryption "none", level}]}]`,
+ *   - vless: `settings.vnext[{address, port, users[{id, flow, encryption "none"}]}]` (`level` 0 only),
  *     `streamSettings` with `network` tcp | http | h2 (h2 is another name for http), `security`
  *     none | tls (http requires tls, as in v2ray), `tlsSettings` (`serverName`, `allowInsecure`,
- *     `alpn`, `certificates[{certificate | certificateFile, usage "verify"}]`, `disableSystemRoot`),
+ *     `alpn`, `certificates[{certificate | certificateFile, usage "verify"}]`),
  *     `httpSettings` (`host[]`, `path` default "/", `method` default "PUT", `headers`
  *     {name: [values]}, and Xray's `read_idle_timeout`, `health_check_timeout` in seconds);
  *   - freedom: `domainStrategy` AsIs | UseIP | UseIPv4 | UseIPv6, `redirect` "host:port" (`userLevel`
@@ -181,7 +181,6 @@ export interface VlessUser {
   /** Always "" for now: XTLS flows are refused. */
   flow: string;
   encryption: "none";
-  level: number;
 }
 
 export interface VlessServer {
@@ -244,24 +243,21 @@ export interface TlsClientConfig {
   allowInsecure: boolean;
   /** Default ["h2"] for the http transport, ["h2", "http/1.1"] for tcp (v2ray's defaults). */
   alpn: string[];
-  /** Extra trusted CAs (PEM), from certificates with `usage: "verify"`. */
-  caCerts: string[];
-  /** Client certificates (usage "encipherment", v2ray's default usage). */
-  certificates: TlsCertificate[];
   /**
-   * Trust only `caCerts`. Deno adds `caCerts` to its roots rather than replacing them, so the
-   * transport must enforce this itself or refuse.
+   * Extra trusted CAs (PEM), from certificates with `usage: "verify"`. Deno trusts them in
+   * addition to its built-in roots, so `disableSystemRoot` is refused; client certificates
+   * (`usage: "encipherment"`) are refused too.
    */
-  disableSystemRoot: boolean;
+  caCerts: string[];
 }
 
 /** Server side TLS (vless inbounds). */
 export interface TlsServerConfig {
-  /** At least one. */
+  /** Exactly one: more (one per SNI) are refused. */
   certificates: TlsCertificate[];
-  /** Default ["h2"] for the http transport, ["h2", "http/1.1"] for tcp. */
+  /** Default ["h2"] for the http transport (the only value it takes), ["h2", "http/1.1"] for tcp. */
   alpn: string[];
-  /** As given; "" when absent. Unused when serving. */
+  /** As given; "" when absent. A server ignores it, as v2ray's does (Go's tls.Config). */
   serverName: string;
 }
 

@@ -11,13 +11,11 @@ export interface TlsOptions {
   serverName?: string;
   /** ALPN protocols to offer, e.g. ["h2", "http/1.1"]. */
   alpn?: string[];
-  /** Extra trusted CA certificates, PEM text. */
-  caCerts?: string[];
   /**
-   * Trust only `caCerts`. Deno cannot drop its built-in roots for one connection, so this is
-   * recorded but not enforceable here; the config layer warns about it.
+   * Extra trusted CA certificates, PEM text: trusted in addition to Deno's built-in roots (Deno
+   * cannot drop those per connection, so the config refuses v2ray's `disableSystemRoot`).
    */
-  disableSystemRoot?: boolean;
+  caCerts?: string[];
   /**
    * Skip certificate checks. Per connection Deno can only skip the name check; the chain check is
    * skipped for the process by `--unsafely-ignore-certificate-errors=<hosts>`, which main.ts adds

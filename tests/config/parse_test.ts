@@ -123,8 +123,6 @@ Deno.test("parseConfig() accepts comments and fills every default", () => {
       allowInsecure: false,
       alpn: ["h2"],
       caCerts: [],
-      certificates: [],
-      disableSystemRoot: false,
     },
     http: {
       host: ["example.com"],

@@ -77,3 +77,41 @@ Deno.test("insecureHosts() lists only TLS servers with allowInsecure", () => {
   });
   assert.deepEqual(insecureHosts(parseConfigObject(c)), ["example.com", "10.0.0.1"]);
 });
+
+Deno.test("parseConfigObject() refuses by name the TLS fields Deno cannot honour", () => {
+  const c = client();
+  c.outbounds[0].streamSettings.tlsSettings = {
+    disableSystemRoot: true,
+    certificates: [{ usage: "verify", certificateFile: "ca.pem" }],
+  };
+  c.outbounds.push({
+    ...client().outbounds[0],
+    tag: "mtls",
+    streamSettings: {
+      security: "tls",
+      tlsSettings: { certificates: [{ certificateFile: "server.pem", keyFile: "server.key" }] },
+    },
+  });
+  const s = server();
+  s.inbounds[0].streamSettings.tlsSettings.certificates.push({
+    certificateFile: "server.pem",
+    keyFile: "server.key",
+  });
+  s.inbounds[0].streamSettings.tlsSettings.alpn = ["h2", "http/1.1"];
+  const tp = (side: string) => `${side}.streamSettings.tlsSettings`;
+  assert.deepEqual([...problems(c), ...problems(s)], [
+    `${
+      tp("outbounds[0]")
+    }.disableSystemRoot: trusting only the given CAs (Deno adds them to its built-in roots; remove the field) is not supported by dray`,
+    `${
+      tp("outbounds[1]")
+    }.certificates: client certificates (usage "encipherment" on an outbound) are not supported by dray`,
+    `${
+      tp("inbounds[0]")
+    }.certificates[1]: more than one server certificate (one per SNI) is not supported by dray`,
+  ]);
+  s.inbounds[0].streamSettings.tlsSettings.certificates.pop();
+  assert.deepEqual(problems(s), [
+    `${tp("inbounds[0]")}.alpn: the http transport serves only "h2", got ["h2","http/1.1"]`,
+  ]);
+});
