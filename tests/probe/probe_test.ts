@@ -29,7 +29,6 @@ function outbound(s: ServerSpec): unknown {
     stream.tlsSettings = {
       serverName: s.serverName ?? "localhost",
       certificates: [{ certificateFile: certPath("ca.pem"), usage: "verify" }],
-      disableSystemRoot: true,
     };
   }
   if (s.network === "http") stream.httpSettings = { path: s.path ?? "/ray", host: ["localhost"] };
