@@ -117,6 +117,14 @@ const TABLE: Record<string, Fate> = {
     file: APP,
     reads: "stream.http.healthCheckTimeout * 1000",
   },
+  "outbounds[vless].stream.timeouts.connectTimeout": {
+    file: APP,
+    reads: "stream.timeouts?.connectTimeout",
+  },
+  "outbounds[vless].stream.timeouts.streamTimeout": {
+    file: APP,
+    reads: "stream.timeouts?.streamTimeout",
+  },
   "outbounds[freedom].protocol": { file: APP, reads: "switch (o.protocol)" },
   "outbounds[freedom].tag": { file: APP, reads: "tag: o.tag" },
   "outbounds[freedom].settings.domainStrategy": {
@@ -203,6 +211,7 @@ function everything(port: () => number): Json {
         streamSettings: {
           network: "h2",
           security: "tls",
+          dray: { connectTimeout: 5, streamTimeout: 3 },
           tlsSettings: {
             serverName: "localhost",
             allowInsecure: false,
