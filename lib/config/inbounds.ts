@@ -19,6 +19,7 @@ import {
   readProtocol,
   stripBrackets,
 } from "./reader.ts";
+import { readSniffing } from "./routing.ts";
 import { readInboundStream } from "./stream_settings.ts";
 import { readFlow, readUserId } from "./vless_user.ts";
 
@@ -33,7 +34,7 @@ export function readInbound(r: Reader, v: unknown, path: string): InboundConfig 
     allocate: "port allocation (allocate) is",
     domainOverride: "domainOverride is",
   });
-  r.disabledOnly(o, "sniffing", path, "sniffing is");
+  const sniffing = readSniffing(r, o, path);
   const protocol = readProtocol(r, o, path, INBOUND_PROTOCOLS, V2RAY_ONLY_INBOUNDS);
   const listen = readListen(r, o, path);
   const port = r.port(o, "port", path, true);
@@ -45,8 +46,14 @@ export function readInbound(r: Reader, v: unknown, path: string): InboundConfig 
   if (protocol !== "vless" && o.streamSettings !== undefined && o.streamSettings !== null) {
     r.unsupported(join(path, "streamSettings"), `streamSettings on a ${protocol} inbound are`);
   }
-  const base = { tag: tag ?? "", listen: listen ?? "", port: port ?? 0 };
-  const ok = listen !== undefined && port !== undefined && tag !== undefined;
+  const base = {
+    tag: tag ?? "",
+    listen: listen ?? "",
+    port: port ?? 0,
+    sniffing: sniffing ?? { enabled: false, destOverride: [] },
+  };
+  const ok = listen !== undefined && port !== undefined && tag !== undefined &&
+    sniffing !== undefined;
   switch (protocol) {
     case "socks":
     case "mixed": {

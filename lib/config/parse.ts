@@ -6,14 +6,15 @@
  * together as one {@link ConfigError}. Features v2ray has and dray lacks are refused by name,
  * unknown keys are refused as such: nothing in a config is silently ignored.
  *
- * One file per section, as Xray's infra/conf: this one reads the root, `log`, `policy` and
- * `routing`; inbounds.ts, outbounds.ts, stream_settings.ts and tls_settings.ts the rest, through
+ * One file per section, as Xray's infra/conf: this one reads the root, `log` and `policy`;
+ * routing.ts `routing`, `dns` and `sniffing`; inbounds.ts, outbounds.ts, stream_settings.ts and tls_settings.ts the rest, through
  * the path-tracking {@link Reader} (reader.ts).
  */
 import { dirname, resolve } from "node:path";
 import { parseJsonc } from "./jsonc.ts";
 import { checkListenConflicts, readInbound } from "./inbounds.ts";
 import { readOutbound } from "./outbounds.ts";
+import { checkRuleTargets, readDns, readRouting } from "./routing.ts";
 import { describe, join, MAX_U32, type Obj, type ParseConfigOptions, Reader } from "./reader.ts";
 import {
   type Config,
@@ -69,7 +70,6 @@ export function configBaseDir(configPath: string): string {
 }
 
 const ROOT_UNSUPPORTED: Record<string, string> = {
-  dns: "the built-in DNS server (dns) is",
   api: "the gRPC API (api) is",
   stats: "statistics (stats) are",
   reverse: "reverse proxy (reverse) is",
@@ -86,11 +86,12 @@ const ROOT_UNSUPPORTED: Record<string, string> = {
 function readRoot(r: Reader, value: unknown): Config | undefined {
   const root = r.object(value, "config");
   if (root === undefined) return undefined;
-  r.keys(root, "", ["log", "inbounds", "outbounds", "policy", "routing"], ROOT_UNSUPPORTED);
+  r.keys(root, "", ["log", "inbounds", "outbounds", "policy", "routing", "dns"], ROOT_UNSUPPORTED);
 
   const log = readLog(r, root);
   const policy = readPolicy(r, root);
-  readRouting(r, root);
+  const routing = readRouting(r, root);
+  const hosts = readDns(r, root);
 
   const inbounds: InboundConfig[] = [];
   const rawIn = root.inbounds === undefined ? undefined : r.array(root.inbounds, "inbounds");
@@ -114,10 +115,13 @@ function readRoot(r: Reader, value: unknown): Config | undefined {
     const ob = readOutbound(r, v, `outbounds[${i}]`);
     if (ob) outbounds.push(ob);
   });
-  if (rawOut && outbounds.length === rawOut.length) nameTags(r, rawOut, outbounds, "outbounds");
+  if (rawOut && outbounds.length === rawOut.length) {
+    nameTags(r, rawOut, outbounds, "outbounds");
+    if (routing) checkRuleTargets(r, routing, outbounds.map((o) => o.tag));
+  }
 
-  if (log === undefined || policy === undefined) return undefined;
-  return { log, inbounds, outbounds, policy };
+  if (log === undefined || policy === undefined || !routing || !hosts) return undefined;
+  return { log, inbounds, outbounds, policy, routing, dns: { hosts } };
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error", "none"];
@@ -171,24 +175,6 @@ function readPolicy(r: Reader, root: Obj): PolicyConfig | undefined {
 }
 
 const STATS_KEYS = ["statsUserUplink", "statsUserDownlink"];
-
-function readRouting(r: Reader, root: Obj): void {
-  const o = r.optObject(root, "routing", "");
-  if (o === undefined) return;
-  r.keys(o, "routing", ["domainStrategy", "domainMatcher", "rules", "balancers", "settings"]);
-  r.choice(o, "domainStrategy", "routing", ["AsIs", "IPIfNonMatch", "IPOnDemand"], "AsIs");
-  r.string(o, "domainMatcher", "routing", "");
-  const rules = r.optArray(o, "rules", "routing");
-  if (rules && rules.length > 0) {
-    r.problem(
-      "routing.rules",
-      "routing rules are not supported by dray yet (everything goes to the first outbound)",
-    );
-  }
-  const balancers = r.optArray(o, "balancers", "routing");
-  if (balancers && balancers.length > 0) r.unsupported("routing.balancers", "balancers are");
-  if (o.settings !== undefined) r.unsupported("routing.settings", "routing rules are");
-}
 
 /**
  * Fills missing tags (the protocol name, or `<protocol>-<index>` when several share it) and

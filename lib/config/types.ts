@@ -32,14 +32,19 @@
  * - `policy.levels.N`: `handshake`, `connIdle`, `uplinkOnly`, `downlinkOnly` in seconds. Defaults
  *   are what v2ray's code uses (features/policy/policy.go): 60 / 300 / 1 / 1. Its docs say
  *   4 / 300 / 2 / 5; the code wins.
- * - `routing` without rules (its `domainStrategy` is accepted).
+ * - `routing`: `domainStrategy`, `rules`, `balancers` (and the legacy `settings`), `dns.hosts`, and
+ *   inbound `sniffing` — see lib/config/routing.ts.
  *
  * Refused with an error saying dray does not support them (never silently ignored): other
  * protocols (vmess, trojan, shadowsocks, dns, …), transports kcp / ws / quic / domainsocket / grpc,
- * security xtls / reality, XTLS flows, routing rules and balancers, mux, sockopt, sniffing, port
- * ranges, fallbacks, dns, api, stats, reverse, the global `transport` block, and any unknown key.
+ * security xtls / reality, XTLS flows, rule `attrs`, mux, sockopt, port
+ * ranges, fallbacks, dns servers, api, stats, reverse, the global `transport` block, and any unknown key.
  */
 import type { LogLevel } from "../log.ts";
+import type { HostsEntry } from "../routing/build_router.ts";
+import type { RoutingSection, SniffingConfig } from "./routing.ts";
+
+export type { SniffingConfig } from "./routing.ts";
 
 export interface Config {
   log: LogConfig;
@@ -47,6 +52,10 @@ export interface Config {
   /** At least one; the first is the default route. */
   outbounds: OutboundConfig[];
   policy: PolicyConfig;
+  /** Rules, balancers, domainStrategy; no rules = the first outbound takes everything. */
+  routing: RoutingSection;
+  /** `dns.hosts` (the only `dns` key dray reads). */
+  dns: { hosts: HostsEntry[] };
 }
 
 export interface LogConfig {
@@ -97,6 +106,8 @@ interface InboundCommon {
   /** IP literal to listen on (IPv6 without brackets); default 127.0.0.1. */
   listen: string;
   port: number;
+  /** Sniff HTTP Host / TLS SNI from a TCP connection's first bytes (off by default). */
+  sniffing: SniffingConfig;
 }
 
 export interface SocksSettings {

@@ -49,3 +49,18 @@ export function sniff(bytes: Uint8Array): SniffOutcome {
 export function shouldOverride(sniffed: Sniffed, destOverride: readonly string[]): boolean {
   return sniffed.domain !== "" && destOverride.some((p) => sniffed.protocol.startsWith(p));
 }
+
+/**
+ * The destination and protocol routing sees after sniffing, as 4.34's dispatcher sets them:
+ * the protocol always when something was sniffed; the host replaced by the sniffed name (the
+ * port kept) only for a protocol `destOverride` lists.
+ */
+export function applySniffed<D extends { host: string }>(
+  destination: D,
+  sniffed: Sniffed | undefined,
+  destOverride: readonly string[],
+): { destination: D; protocol?: string } {
+  if (!sniffed) return { destination };
+  if (!shouldOverride(sniffed, destOverride)) return { destination, protocol: sniffed.protocol };
+  return { destination: { ...destination, host: sniffed.domain }, protocol: sniffed.protocol };
+}

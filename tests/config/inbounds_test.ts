@@ -23,8 +23,11 @@ testProblemCases([
   ["a port taken by a wildcard listener", (c) => {
     c.inbounds.push({ protocol: "http", listen: "0.0.0.0", port: 1080 });
   }, ["inbounds[1].port: 1080 is already used by inbounds[0] (listen 127.0.0.1)"]],
-  ["sniffing enabled", (c) => c.inbounds[0].sniffing = { enabled: true }, [
-    "inbounds[0].sniffing.enabled: sniffing is not supported by dray",
+  ["sniffing keys 4.34 lacks and an unknown destOverride", (c) => {
+    c.inbounds[0].sniffing = { enabled: true, destOverride: ["tls", "fakedns"], routeOnly: true };
+  }, [
+    "inbounds[0].sniffing.routeOnly: routeOnly is not supported by dray",
+    'inbounds[0].sniffing.destOverride[1]: must be "http" or "tls", got "fakedns"',
   ]],
   ["a listen address that is a name", (c) => c.inbounds[0].listen = "my.host", [
     'inbounds[0].listen: must be an IP address, got "my.host"',

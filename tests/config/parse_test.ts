@@ -11,17 +11,19 @@ testProblemCases([
     c.outbounds[0].tag = "proxy";
     c.outbounds.push({ protocol: "freedom", tag: "proxy" });
   }, ['outbounds[1].tag: "proxy" is already used by outbounds[0]']],
-  ["routing rules", (c) => c.routing = { rules: [{ type: "field", outboundTag: "direct" }] }, [
-    "routing.rules: routing rules are not supported by dray yet (everything goes to the first outbound)",
+  ["a routing rule without conditions", (c) => {
+    c.routing = { rules: [{ type: "field", outboundTag: "vless" }] };
+  }, [
+    "routing.rules[0]: has no conditions (v2ray: this rule has no effective fields)",
   ]],
   ["top-level dns and an unknown key", (c) => {
     c.dns = { servers: ["1.1.1.1"] };
     c.outbound = {};
     c.inbonds = [];
   }, [
-    "dns: the built-in DNS server (dns) is not supported by dray",
     "outbound: the pre-4.0 outbound block (use outbounds[]) is not supported by dray",
     "inbonds: unknown field",
+    "dns.servers: DNS servers (dray resolves with dns.hosts and the system resolver) are not supported by dray",
   ]],
   ["no outbounds", (c) => c.outbounds = [], [
     "outbounds: must have at least one outbound (the first is the default route)",
