@@ -12,7 +12,7 @@
  * lines, never as a stack trace.
  */
 import { runDemo } from "./lib/demo.ts";
-import { startApp } from "./lib/app.ts";
+import { buildRouting, startApp } from "./lib/app.ts";
 import { ConfigError } from "./lib/config/parse.ts";
 import { insecureHosts } from "./lib/config/tls_settings.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./lib/cli/insecure_relaunch.ts";
@@ -247,7 +247,15 @@ async function cmdTest(args: string[]): Promise<number> {
   const { values } = parseCommandArgs("test", args, CONFIG_FLAGS);
   if (values.help) return help("test");
   try {
-    await loadConfig("test", configSources(values), linkSourceOptions());
+    const config = await loadConfig("test", configSources(values), linkSourceOptions());
+    for (const w of config.routing.warnings) out(`warning: ${w}`);
+    try {
+      // Geo files, list codes and regexps are checked where the router is built.
+      buildRouting(config);
+    } catch (err) {
+      out((err as Error).message);
+      return ExitCode.config;
+    }
   } catch (e) {
     // The problems are the command's output: stdout, like "Configuration OK".
     if (e instanceof ConfigError) {

@@ -19,6 +19,9 @@ import { formatHostPort } from "./net/destination.ts";
 import { Dispatcher } from "./dispatch/dispatcher.ts";
 import type { Policy } from "./dispatch/policy.ts";
 import { DefaultRouter, type Router } from "./dispatch/router.ts";
+import { AssetLocator } from "./routing/asset_locator.ts";
+import { buildRouter, type BuiltRouting } from "./routing/build_router.ts";
+import { RoutingRouter } from "./routing/routing_router.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
@@ -73,8 +76,13 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
   const outbounds = config.outbounds.map((o) => createOutbound(o, logger));
   const inbounds: RunningInbound[] = [];
   try {
-    const router = opts.router?.(outbounds) ?? new DefaultRouter(outbounds);
-    const dispatcher = new Dispatcher({ router, logger });
+    const router = opts.router?.(outbounds) ?? routerFor(config, outbounds, logger);
+    const sniffing = new Map(
+      config.inbounds.filter((i) => i.sniffing.enabled).map((
+        i,
+      ) => [i.tag, i.sniffing.destOverride]),
+    );
+    const dispatcher = new Dispatcher({ router, logger, sniffing });
     for (const inbound of config.inbounds) {
       try {
         inbounds.push(await startInbound(inbound, config, dispatcher, logger));
@@ -107,6 +115,28 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
       return closing;
     },
   };
+}
+
+/**
+ * The routing section built (geo files read, only the codes referenced): throws an Error naming
+ * the JSON path when a list, file or regexp is wrong. `dray test` calls it too.
+ */
+export function buildRouting(config: Config): BuiltRouting {
+  return buildRouter({
+    routing: config.routing,
+    hosts: config.dns.hosts,
+    outboundTags: config.outbounds.map((o) => o.tag),
+    assets: new AssetLocator({ configDir: config.routing.configDir }),
+  });
+}
+
+/** The first outbound for everything when there are no rules; else the rules router. */
+function routerFor(config: Config, outbounds: readonly Outbound[], logger: Logger): Router {
+  for (const w of config.routing.warnings) logger.warn(w);
+  if (config.routing.rules.length === 0) return new DefaultRouter(outbounds);
+  const built = buildRouting(config);
+  for (const [file, codes] of built.geoFiles) logger.info(`routing: ${file}: ${codes.join(", ")}`);
+  return new RoutingRouter({ rules: built.router, outbounds, logger });
 }
 
 /** A user level's timeouts in milliseconds (config holds seconds, as v2ray). */

@@ -34,6 +34,8 @@ export interface SniffingConfig {
 export interface RoutingSection extends RoutingConfig {
   /** Things dray accepted but the user should hear about (logged at start). */
   warnings: string[];
+  /** The config file's directory, searched for geo files after the asset directory. */
+  configDir: string;
 }
 
 const RULE_KEYS = [
@@ -54,7 +56,13 @@ const RULE_KEYS = [
 
 /** `routing`; absent = no rules (the first outbound takes everything). */
 export function readRouting(r: Reader, root: Obj): RoutingSection | undefined {
-  const empty: RoutingSection = { domainStrategy: "AsIs", rules: [], balancers: [], warnings: [] };
+  const empty: RoutingSection = {
+    domainStrategy: "AsIs",
+    rules: [],
+    balancers: [],
+    warnings: [],
+    configDir: r.baseDir,
+  };
   const o = r.optObject(root, "routing", "");
   if (o === undefined) return undefined;
   r.keys(o, "routing", ["domainStrategy", "domainMatcher", "rules", "balancers", "settings"]);

@@ -18,6 +18,8 @@ import type { Outbound } from "../outbound/outbound.ts";
 import type { Policy } from "./policy.ts";
 import type { RouteContext } from "./route_context.ts";
 import type { Router } from "./router.ts";
+import { sniffClient } from "./sniff_client.ts";
+import { applySniffed } from "../routing/sniffer.ts";
 
 /** v2ray's system dialer gives up after 16 s; an outbound that hangs longer is treated the same. */
 export const DIAL_TIMEOUT_MS = 16_000;
@@ -28,6 +30,11 @@ export interface DispatcherOptions {
   logger: Logger;
   /** Bound on one dial, ms (default DIAL_TIMEOUT_MS). */
   dialTimeout?: number;
+  /**
+   * Inbound tag → the sniffed protocols whose server name replaces the destination (`sniffing`
+   * with `enabled: true`; [] = sniff for the `protocol` rule field only). TCP only, as v2ray.
+   */
+  sniffing?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface DispatchOptions {
@@ -74,11 +81,13 @@ export class Dispatcher {
   readonly #router: Router;
   readonly #logger: Logger;
   readonly #dialTimeout: number;
+  readonly #sniffing: ReadonlyMap<string, readonly string[]>;
 
   constructor(options: DispatcherOptions) {
     this.#router = options.router;
     this.#logger = options.logger;
     this.#dialTimeout = options.dialTimeout ?? DIAL_TIMEOUT_MS;
+    this.#sniffing = options.sniffing ?? new Map();
   }
 
   /**
@@ -92,6 +101,10 @@ export class Dispatcher {
     options: ConnectOptions,
   ): Promise<DispatchResult> {
     const started = Date.now();
+    const destOverride = this.#sniffing.get(route.inboundTag);
+    if (destOverride && route.destination.network === "tcp") {
+      return await this.#connectSniffed(client, route, options, destOverride, started);
+    }
     let outbound: Outbound;
     let remote: Duplex;
     try {
@@ -121,6 +134,52 @@ export class Dispatcher {
       }
     }
     const r = await relay(client, remote, { ...options.policy, signal: options.signal });
+    return this.#log(route, {
+      outbound: outbound.tag,
+      result: describeRelay(r),
+      up: r.up,
+      down: r.down,
+    }, started);
+  }
+
+  /**
+   * v2ray 4.34's order with sniffing on: the client is told "connected" first (it sends nothing
+   * before that), its first bytes are sniffed (bounded wait), the route gets the protocol and,
+   * for a protocol in `destOverride`, the sniffed name with the port kept; then route and dial.
+   * A failure after the reply can only close the client, as in v2ray.
+   */
+  async #connectSniffed(
+    client: Duplex | HeldDuplex,
+    original: RouteContext,
+    options: ConnectOptions,
+    destOverride: readonly string[],
+    started: number,
+  ): Promise<DispatchResult> {
+    const fail = (outbound: string, err: unknown, route: RouteContext) => {
+      client.close();
+      return this.#log(route, { outbound, result: errorMessage(err), up: 0, down: 0 }, started);
+    };
+    try {
+      await options.onOpened?.();
+    } catch (err) {
+      return fail("", err, original);
+    }
+    const { client: held, sniffed } = await sniffClient(client);
+    const { destination, protocol } = applySniffed(original.destination, sniffed, destOverride);
+    const route: RouteContext = protocol ? { ...original, destination, protocol } : original;
+    let outbound: Outbound;
+    let remote: Duplex;
+    try {
+      outbound = await this.#router.select(route);
+    } catch (err) {
+      return fail("", err, route);
+    }
+    try {
+      remote = await this.#dial(outbound, route, options.signal);
+    } catch (err) {
+      return fail(outbound.tag, err, route);
+    }
+    const r = await relay(held, remote, { ...options.policy, signal: options.signal });
     return this.#log(route, {
       outbound: outbound.tag,
       result: describeRelay(r),

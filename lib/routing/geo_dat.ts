@@ -93,15 +93,17 @@ function forEachEntry(
   }
 }
 
-/** country_code (field 1) of an entry, scanning its fields without decoding them. */
+/**
+ * country_code (field 1) of an entry, skipping fields before it without decoding them. Writers
+ * put it first, so unwanted lists cost one key read each.
+ */
 function entryCode(entry: ProtoReader): string {
-  let code = "";
   while (!entry.done) {
     const [field, wire] = entry.key();
-    if (field === 1 && wire === WIRE_LEN) code = entry.string();
-    else entry.skip(wire);
+    if (field === 1 && wire === WIRE_LEN) return entry.string();
+    entry.skip(wire);
   }
-  return code;
+  return "";
 }
 
 function readCidr(m: ProtoReader): Cidr {

@@ -96,9 +96,18 @@ export class ProtoReader {
       case WIRE_VARINT:
         this.varint();
         return;
-      case WIRE_LEN:
-        this.message();
+      case WIRE_LEN: {
+        // Advance without building a sub-reader: skipping is the common case in big lists.
+        const len = this.varint();
+        if (len > this.#end - this.#pos) {
+          throw this.fail(
+            `length ${len} runs past the end (${this.#end - this.#pos} bytes left)`,
+            at,
+          );
+        }
+        this.#pos += len;
         return;
+      }
       case WIRE_FIXED64:
       case WIRE_FIXED32: {
         const n = wireType === WIRE_FIXED64 ? 8 : 4;

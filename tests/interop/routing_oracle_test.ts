@@ -9,7 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { startApp } from "../../lib/app.ts";
 import { parseConfigObject } from "../../lib/config/parse.ts";
+import { Logger } from "../../lib/log.ts";
 import { AssetLocator } from "../../lib/routing/asset_locator.ts";
 import { buildRouter } from "../../lib/routing/build_router.ts";
 import { applySniffed, sniff } from "../../lib/routing/sniffer.ts";
@@ -515,7 +517,7 @@ async function drayAnswer(
 const same = (got: string, want: string) => want.split("|").includes(got);
 
 Deno.test({
-  name: "RulesRouter.decide() agrees with v2ray 4.34 on every routing probe",
+  name: "dray routes every probe as v2ray 4.34 does (SOCKS in, sniffing, dispatcher, router)",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "dray-routing-oracle-" });
     const servers = startTagServers(TAGS);
@@ -527,17 +529,33 @@ Deno.test({
         const json = config(c, servers.ports, socks);
         const path = join(dir, "config.json");
         await Deno.writeTextFile(path, JSON.stringify(json));
-        await withV2ray(dir, path, socks[0], async () => {
-          for (const [pr, want] of c.probes) {
-            const inbound = (pr as { inbound?: string }).inbound === "in2" ? socks[1] : socks[0];
-            const v2ray = await probe(inbound, { ...pr, user: pr.user ?? "anon" });
-            const dray = await drayAnswer(json, dir, pr);
-            const what = `${c.name}: ${pr.host}:${pr.port}`;
-            assert.ok(same(v2ray, want), `${what}: v2ray answered ${v2ray}, the notes say ${want}`);
-            assert.ok(same(dray, want), `${what}: dray answered ${dray}, v2ray ${v2ray}`);
-            probes++;
-          }
+        const drayJson = config(c, servers.ports, [freePort(), freePort()]);
+        const app = await startApp(parseConfigObject(drayJson, { baseDir: dir }), {
+          logger: Logger.silent(),
         });
+        try {
+          await withV2ray(dir, path, socks[0], async () => {
+            for (const [pr, want] of c.probes) {
+              const in2 = (pr as { inbound?: string }).inbound === "in2";
+              const v2ray = await probe(socks[in2 ? 1 : 0], { ...pr, user: pr.user ?? "anon" });
+              const dray = await probe(app.inbounds[in2 ? 1 : 0].port, {
+                ...pr,
+                user: pr.user ?? "anon",
+              });
+              const decided = await drayAnswer(json, dir, pr);
+              const what = `${c.name}: ${pr.host}:${pr.port}`;
+              assert.ok(
+                same(v2ray, want),
+                `${what}: v2ray answered ${v2ray}, the notes say ${want}`,
+              );
+              assert.ok(same(dray, want), `${what}: dray answered ${dray}, v2ray ${v2ray}`);
+              assert.ok(same(decided, want), `${what}: dray's router decided ${decided}`);
+              probes++;
+            }
+          });
+        } finally {
+          await app.close(0);
+        }
       }
       console.log(`routing oracle: ${CASES.length} configs, ${probes} probes, all agree`);
     } finally {
