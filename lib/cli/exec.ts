@@ -145,6 +145,7 @@ function withOnlyExecInbound(config: Config): Config {
     // Port 0: the system picks a free port; RunningInbound.port tells which.
     port: 0,
     settings: { auth: "noauth", accounts: [], udp: true, ip: "", userLevel: 0 },
+    sniffing: { enabled: false, destOverride: [] },
   };
   return { ...config, inbounds: [inbound] };
 }
