@@ -28,6 +28,8 @@ const COMMON_INBOUND: Record<string, Fate> = {
   tag: { file: APP, reads: "tag: inbound.tag" },
   listen: { file: APP, reads: "hostname: inbound.listen" },
   port: { file: APP, reads: "port: inbound.port" },
+  "sniffing.enabled": { file: APP, reads: "filter((i) => i.sniffing.enabled)" },
+  "sniffing.destOverride": { file: APP, reads: "[i.tag, i.sniffing.destOverride]" },
 };
 
 function inbound(protocol: string, fields: Record<string, Fate>): Record<string, Fate> {
@@ -55,6 +57,13 @@ const TABLE: Record<string, Fate> = {
   "policy.levels.N.connIdle": { file: APP, reads: "p.connIdle * 1000" },
   "policy.levels.N.uplinkOnly": { file: APP, reads: "p.uplinkOnly * 1000" },
   "policy.levels.N.downlinkOnly": { file: APP, reads: "p.downlinkOnly * 1000" },
+  // The router is built from the whole section (lib/routing/build_router.ts reads each part).
+  "routing.domainStrategy": { file: APP, reads: "routing: config.routing" },
+  "routing.rules": { file: APP, reads: "routing: config.routing" },
+  "routing.balancers": { file: APP, reads: "routing: config.routing" },
+  "routing.configDir": { file: APP, reads: "configDir: config.routing.configDir" },
+  "routing.warnings": { file: APP, reads: "config.routing.warnings" },
+  "dns.hosts": { file: APP, reads: "hosts: config.dns.hosts" },
   ...inbound("socks", SOCKS),
   ...inbound("mixed", SOCKS),
   ...inbound("http", {
