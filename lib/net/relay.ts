@@ -170,15 +170,32 @@ export async function relay(
     timer?.set(nextTimeout);
   };
 
+  /** Directions that are over (EOF passed on, or their destination stopped taking bytes). */
+  const over = { up: false, down: false };
+  const finish = (key: "up" | "down", nextTimeout: number) => {
+    if (over[key]) return;
+    over[key] = true;
+    directionDone(nextTimeout);
+  };
+
   const copy = async (
     reader: ReadableStreamDefaultReader<Uint8Array>,
     writer: WritableStreamDefaultWriter<Uint8Array>,
     key: "up" | "down",
     copies: boolean,
+    nextTimeout: () => number,
   ): Promise<void> => {
-    const reset = (err: unknown) => teardown("reset", err);
+    // A destination that stops taking bytes ends this direction only. The other may still have
+    // bytes to deliver: a server that resets its stream with NO_ERROR after a complete response
+    // (RFC 9113 §8.1: "stop sending the request") fails our uplink writes, while the response it
+    // completed is still being read out to a slow client — tearing everything down here dropped
+    // that response's tail and passed a FIN on (issue 13, bug 3). A destination that is really
+    // gone fails its other direction's reads too, which ends that one ("cut").
+    const reset = () => {
+      if (ended === undefined) finish(key, nextTimeout());
+    };
     // A write failure surfaces on the next `ready`/`closed`; catch it so it is never unhandled.
-    writer.closed.catch((err) => teardown("reset", err));
+    writer.closed.catch(reset);
     /** The last write handed over: a cut waits for it before resetting the destination. */
     let lastWrite: Promise<void> | undefined;
     // One chunk per call, so that nothing names the last chunk while the loop waits for the next:
@@ -197,10 +214,10 @@ export async function relay(
         }
         return false;
       }
-      if (ended !== undefined || r.done) return false;
+      if (ended !== undefined || r.done || over[key]) return false;
       timer?.touch();
       await writer.ready;
-      if (ended !== undefined) return false;
+      if (ended !== undefined || over[key]) return false;
       const chunk = r.value;
       state[key] += chunk.byteLength;
       lastWrite = writer.write(chunk);
@@ -209,7 +226,7 @@ export async function relay(
       return true;
     };
     while (await step());
-    if (ended !== undefined) return;
+    if (ended !== undefined || over[key]) return;
     // EOF from the source: pass it on as a half-close (TCP FIN) to the destination.
     await writer.close();
   };
@@ -221,9 +238,9 @@ export async function relay(
     copies: boolean,
     nextTimeout: () => number,
   ) =>
-    copy(reader, writer, key, copies).then(
-      () => directionDone(nextTimeout()),
-      (err) => teardown("reset", err),
+    copy(reader, writer, key, copies, nextTimeout).then(
+      () => finish(key, nextTimeout()),
+      () => finish(key, nextTimeout()),
     );
 
   if (ended === undefined) {

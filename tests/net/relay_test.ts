@@ -186,7 +186,48 @@ Deno.test("relay() with uplinkOnly 0 ends as soon as the downlink ends", async (
   await drain(server.readable);
 });
 
-Deno.test("relay() treats a reset as a normal ending", async () => {
+Deno.test("relay() delivers the whole response when the remote stops taking the upload after completing it (RST_STREAM NO_ERROR after END_STREAM)", async () => {
+  const [app, inboundSide] = duplexPair();
+  let pushed = 0;
+  const body = new Uint8Array(256 * 1024).fill(7);
+  const stopUpload = Promise.withResolvers<void>();
+  const remote: Duplex = {
+    // The response: complete, read out in 16 KiB chunks while the client is slow.
+    readable: new ReadableStream({
+      pull: (c) => {
+        if (pushed >= body.byteLength) return c.close();
+        c.enqueue(body.slice(pushed, pushed + 16 * 1024));
+        pushed += 16 * 1024;
+        // The peer's RST NO_ERROR arrives while most of the response is still buffered here.
+        if (pushed === 32 * 1024) stopUpload.resolve();
+      },
+    }, { highWaterMark: 0 }),
+    writable: new WritableStream({
+      write: () =>
+        stopUpload.promise.then(() =>
+          Promise.reject(new TypeError("peer reset stream 1 (NO_ERROR)"))
+        ),
+    }),
+    close: () => {},
+  };
+  const w = app.writable.getWriter();
+  w.write(enc.encode("request")).catch(() => {});
+  const reading = (async () => {
+    const parts: Uint8Array[] = [];
+    for await (const c of app.readable) {
+      parts.push(c);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return parts.reduce((n, p) => n + p.byteLength, 0);
+  })();
+  const r = await relay(inboundSide, remote, LONG);
+  assert.equal(await reading, body.byteLength);
+  assert.equal(r.down, body.byteLength);
+  assert.notEqual(r.ended, "cut");
+  await w.close().catch(() => {});
+});
+
+Deno.test("relay() passes a remote reset on as a cut, not a normal ending", async () => {
   const { app, server, done } = wire();
   const w = app.writable.getWriter();
   await w.write(enc.encode("abc"));
@@ -195,8 +236,8 @@ Deno.test("relay() treats a reset as a normal ending", async () => {
   reader.releaseLock();
   server.close();
   const r = await done;
-  assert.equal(r.ended, "reset");
-  assert.equal(r.error, undefined);
+  assert.equal(r.ended, "cut");
+  assert.equal(r.cutBy, "remote");
   assert.equal(r.up, 3);
   await w.closed.catch(() => {});
   await drain(app.readable);
