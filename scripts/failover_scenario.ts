@@ -199,7 +199,7 @@ async function restartCase(impl: Implementation, target: { host: string; port: n
 async function blackholeCase(impl: Implementation) {
   await using ns = await NetnsHost.create();
   await using target = startTarget({ hostname: "0.0.0.0" });
-  await using a = await startServer({ netns: ns.name, listen: "0.0.0.0" });
+  await using a = await startServer({ netns: ns.name, listen: ns.address });
   await using b = await startServer();
   const servers = [{ address: ns.address, port: a.port }, srv(b)];
   return await withClient(impl, servers, async (socksPort) => {
