@@ -113,6 +113,11 @@ export class H2Connection implements EndpointRole<H2Stream> {
     return this.#endpoint.streams.size;
   }
 
+  /** When bytes last arrived from the server (performance.now() ms). */
+  get lastReadAt(): number {
+    return this.#endpoint.lastReadAt;
+  }
+
   /** Opens a stream and queues its HEADERS; does not wait for the response. */
   request(req: H2Request): H2Stream {
     const e = this.#endpoint;

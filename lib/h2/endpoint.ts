@@ -195,6 +195,11 @@ export class H2Endpoint<S extends EndpointStream> implements StreamHost<S> {
     return this.#streams;
   }
 
+  /** When bytes last arrived from the peer (performance.now() ms): liveness for deadlines. */
+  get lastReadAt(): number {
+    return this.#health.lastRead;
+  }
+
   /** What failed the connection, once it is closing. */
   get error(): Error | undefined {
     return this.#error;

@@ -30,6 +30,11 @@ export class HealthCheck {
     this.#opts = options;
   }
 
+  /** When something last arrived from the peer (performance.now() ms; 0 before the start). */
+  get lastRead(): number {
+    return this.#lastRead;
+  }
+
   /** Something arrived from the peer. */
   read(): void {
     this.#lastRead = performance.now();

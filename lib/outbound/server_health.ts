@@ -7,7 +7,8 @@
  *   1 s and doubles per consecutive failure up to 60 s; the first success marks it up and resets
  *   the back-off.
  * - `pick()` goes round-robin over the servers that are up (or whose back-off has run out: they
- *   get one trial); while any is up a down server is never picked. When every server is down it
+ *   get one trial, and no other request goes there while it runs); while any is up a down server
+ *   is never picked. When every server is down it
  *   picks the one whose back-off ends first — a user with one server still wants each request to
  *   try it, and a refused dial costs a millisecond.
  * - Handshake times are smoothed per server as TCP smooths RTT (RFC 6298: SRTT, RTTVAR), and
@@ -48,6 +49,8 @@ export interface ServerState {
 interface Entry {
   failures: number;
   retryAt: number;
+  /** Held back (suspected) until then, without a failure counted. */
+  holdUntil: number;
   srtt: number | undefined;
   rttvar: number;
   lastError: string | undefined;
@@ -66,7 +69,14 @@ export class ServerHealth {
     }
     this.#entries = Array.from(
       { length: count },
-      () => ({ failures: 0, retryAt: 0, srtt: undefined, rttvar: 0, lastError: undefined }),
+      () => ({
+        failures: 0,
+        retryAt: 0,
+        holdUntil: 0,
+        srtt: undefined,
+        rttvar: 0,
+        lastError: undefined,
+      }),
     );
     this.#now = options.now ?? (() => performance.now());
     this.#base = options.baseBackoffMs ?? 1000;
@@ -85,7 +95,17 @@ export class ServerHealth {
   /** Whether server `i` may be picked now: never failed, succeeded since, or back-off over. */
   available(i: number): boolean {
     const e = this.#entry(i);
-    return e.failures === 0 || e.retryAt <= this.#now();
+    const now = this.#now();
+    return (e.failures === 0 || e.retryAt <= now) && e.holdUntil <= now;
+  }
+
+  /**
+   * Server `i` is suspect (a stream on it has heard nothing for a while): new requests go
+   * elsewhere for `ms` while a deadline decides, without a failure counted.
+   */
+  suspect(i: number, ms: number): void {
+    const e = this.#entry(i);
+    e.holdUntil = Math.max(e.holdUntil, this.#now() + ms);
   }
 
   /**
@@ -99,13 +119,17 @@ export class ServerHealth {
       const i = (this.#next + k) % n;
       if (exclude?.has(i) || !this.available(i)) continue;
       this.#next = (i + 1) % n;
+      const e = this.#entries[i];
+      // A down server whose back-off ran out gets one trial: until it ends (failed() doubles the
+      // back-off, succeeded() clears it) the others do not pile onto it too.
+      if (e.failures > 0) e.retryAt = this.#now() + this.#backoff(e.failures);
       return i;
     }
     // Every untried server is down: the one that comes back first.
     let best: number | undefined;
     for (let i = 0; i < n; i++) {
       if (exclude?.has(i)) continue;
-      if (best === undefined || this.#entries[i].retryAt < this.#entries[best].retryAt) best = i;
+      if (best === undefined || this.#backAt(i) < this.#backAt(best)) best = i;
     }
     return best;
   }
@@ -114,8 +138,7 @@ export class ServerHealth {
   failed(i: number, reason?: unknown): void {
     const e = this.#entry(i);
     e.failures++;
-    const backoff = Math.min(this.#max, this.#base * 2 ** Math.min(e.failures - 1, 30));
-    e.retryAt = this.#now() + backoff;
+    e.retryAt = this.#now() + this.#backoff(e.failures);
     e.lastError = reason === undefined
       ? undefined
       : reason instanceof Error
@@ -131,6 +154,7 @@ export class ServerHealth {
     const e = this.#entry(i);
     e.failures = 0;
     e.retryAt = 0;
+    e.holdUntil = 0;
     e.lastError = undefined;
     if (handshakeMs === undefined || !(handshakeMs >= 0)) return;
     // RFC 6298 §2: the first sample sets SRTT = R, RTTVAR = R/2; later ones use α = 1/8, β = 1/4.
@@ -175,6 +199,17 @@ export class ServerHealth {
       srtt: e.srtt,
       lastError: e.lastError,
     };
+  }
+
+  /** When server `i` may be picked again. */
+  #backAt(i: number): number {
+    const e = this.#entries[i];
+    return Math.max(e.failures === 0 ? 0 : e.retryAt, e.holdUntil);
+  }
+
+  /** The back-off after `failures` consecutive failures: 1 s doubling, capped. */
+  #backoff(failures: number): number {
+    return Math.min(this.#max, this.#base * 2 ** Math.min(failures - 1, 30));
   }
 
   #entry(i: number): Entry {

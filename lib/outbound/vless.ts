@@ -122,6 +122,10 @@ export class VlessOutbound implements Outbound {
         const i = indexOf(server);
         if (i >= 0) this.#markDown(i, err);
       },
+      suspect: (server, ms) => {
+        const i = indexOf(server);
+        if (i >= 0) this.#health.suspect(i, ms);
+      },
     });
   }
 

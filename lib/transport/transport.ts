@@ -32,4 +32,6 @@ export interface TransportHealthEvents {
   up(server: ServerAddress, handshakeMs?: number): void;
   /** `server` failed: a dial or handshake, a health check, a stream left unanswered. */
   down(server: ServerAddress, err: Error): void;
+  /** `server` is suspect (silent for a while after a stream opened): avoid it for `ms`. */
+  suspect?(server: ServerAddress, ms: number): void;
 }

@@ -10,11 +10,13 @@
  * status is checked when the response arrives (a non-200 fails this stream only; the pooled
  * connection stays in use).
  */
+import type { H2Connection } from "../h2/connection.ts";
 import { H2Pool } from "../h2/pool.ts";
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { connectTls, type TlsOptions } from "./tls.ts";
+import { SilenceWatch } from "./silence_watch.ts";
 import type { ServerAddress, Transport, TransportHealthEvents } from "./transport.ts";
 
 export interface V2rayHttpTransportOptions {
@@ -38,10 +40,10 @@ export interface V2rayHttpTransportOptions {
    */
   connectTimeout?: number;
   /**
-   * The deadline of a stream in ms: from its HEADERS to the server's response HEADERS (v2ray's
-   * server answers them before it reads the body, whatever the target does). Past it the
-   * connection is declared dead: its streams fail and new ones go elsewhere
-   * (default {@link DEFAULT_STREAM_TIMEOUT_MS}; 0 = none).
+   * The deadline of a stream in ms: a connection that reads nothing for this long after a stream
+   * opened on it is declared dead — its streams fail and new ones go elsewhere (v2ray's server
+   * answers a stream's HEADERS before it reads the body, whatever the target does; see
+   * SilenceWatch) (default {@link DEFAULT_STREAM_TIMEOUT_MS}; 0 = none).
    */
   streamTimeout?: number;
   /** Uniform in [0, 1); picks the host. Injectable for tests. */
@@ -53,6 +55,8 @@ export const DEFAULT_HTTP_HOST = "www.example.com";
 export const DEFAULT_CONNECT_TIMEOUT_MS = 4000;
 /** One round trip on a live connection; 2 s is far beyond what a server that answers needs. */
 export const DEFAULT_STREAM_TIMEOUT_MS = 2000;
+/** A suspect server is avoided a little past its deadline, so no request lands on it meanwhile. */
+const SUSPECT_MARGIN_MS = 100;
 
 /** v2ray's path rule: empty → "/", otherwise a leading "/" is added when missing. */
 export function normalizeHttpPath(path: string | undefined): string {
@@ -72,6 +76,7 @@ export class V2rayHttpTransport implements Transport {
   readonly #pool: H2Pool;
   readonly #streamTimeout: number;
   #events: TransportHealthEvents | undefined;
+  readonly #silence = new WeakMap<H2Connection, SilenceWatch>();
 
   constructor(options: V2rayHttpTransportOptions) {
     if (!options.tls) throw new TypeError("TLS must be enabled for http transport");
@@ -141,27 +146,36 @@ export class V2rayHttpTransport implements Transport {
       // this stream), so it serves as the tunnel as it is: no wrapper stream per connection.
       expectStatus: 200,
     }, signal);
-    const limit = this.#streamTimeout;
-    if (limit > 0 || this.#events) {
-      const timer = limit > 0
-        ? setTimeout(() => {
-          const err = new Error(
-            `stream ${stream.id} to ${key} got no response HEADERS within ${limit} ms: ` +
-              `connection declared dead`,
-          );
-          this.#events?.down(server, err);
-          this.#pool.retire(connection);
-        }, limit)
-        : undefined;
-      stream.response.then(() => {
-        clearTimeout(timer);
-        this.#events?.up(server);
-      }, () => clearTimeout(timer));
-    }
+    if (this.#streamTimeout > 0) this.#watchFor(connection, server).opened();
     return stream;
   }
 
   close(): void {
     this.#pool.close();
+  }
+
+  /** The connection's stream-setup deadline (see SilenceWatch), made with its first stream. */
+  #watchFor(connection: H2Connection, server: ServerAddress): SilenceWatch {
+    let watch = this.#silence.get(connection);
+    if (watch) return watch;
+    const limit = this.#streamTimeout;
+    watch = new SilenceWatch({
+      limit,
+      lastReadAt: () => connection.lastReadAt,
+      onSilent: (waited) => {
+        const err = new Error(
+          `${formatHostPort(server.address, server.port)} sent nothing for ${
+            Math.round(waited)
+          } ms after a stream opened (stream deadline ${limit} ms): connection declared dead`,
+        );
+        this.#events?.down(server, err);
+        this.#pool.retire(connection);
+      },
+      // New streams go to other servers while the deadline decides about this one.
+      onSuspect: (left) => this.#events?.suspect?.(server, left + SUSPECT_MARGIN_MS),
+    });
+    this.#silence.set(connection, watch);
+    connection.closed.then(() => watch!.stop());
+    return watch;
   }
 }

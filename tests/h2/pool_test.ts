@@ -230,6 +230,8 @@ Deno.test("H2Pool fails a dial that hangs at connectTimeout, aborting it", async
 Deno.test("H2Pool reports a new connection's handshake time and a connection that dies", async () => {
   const events: string[] = [];
   const peers = new Peers();
+  // Streams are answered but left open: the server vanishes in the middle of one.
+  peers.onHeaders = (peer, id) => peer.headers(id, [[":status", "200"]]);
   const pool = new H2Pool({
     dial: peers.dial,
     connection: { readIdleTimeout: 0 },
@@ -237,13 +239,33 @@ Deno.test("H2Pool reports a new connection's handshake time and a connection tha
     onFailed: (key, err) => events.push(`down ${key} ${err.message}`),
   });
   try {
-    const s = await pool.request("k:1", GET);
+    const s = await pool.request("k:1", { ...GET, endStream: false });
     await s.response;
     assert.deepEqual(events, ["up k:1 true"]);
-    // The server vanishes: the connection dies on its own, which is news about the server.
+    // The server vanishes with a stream open: news about the server.
     peers.peers[0].close();
     await waitFor(() => events.length === 2);
-    assert.match(events[1], /^down k:1 (peer closed the connection|read failed)/);
+    assert.match(events[1], /^down k:1 peer closed the connection/);
+  } finally {
+    pool.close();
+    await peers.close();
+  }
+});
+
+Deno.test("H2Pool does not report a server closing an idle connection", async () => {
+  const events: string[] = [];
+  const peers = new Peers();
+  const pool = new H2Pool({
+    dial: peers.dial,
+    connection: { readIdleTimeout: 0 },
+    onFailed: (key, err) => events.push(`down ${key} ${err.message}`),
+  });
+  try {
+    await (await pool.request("k:1", GET)).response;
+    peers.peers[0].close();
+    // The next request needs a new connection: the old one is gone from the pool by then.
+    await waitFor(() => pool.connectionCount === 0);
+    assert.deepEqual(events, []);
   } finally {
     pool.close();
     await peers.close();

@@ -46,9 +46,8 @@ Deno.test("ServerHealth.pick() gives a down server a trial once its back-off ran
   equal(health.available(0), false);
   clock.t += 1;
   equal(health.available(0), true);
-  // Round-robin resumes with server 0 in it.
-  const picks = new Set([health.pick(), health.pick()]);
-  assertEquals(picks, new Set([0, 1]));
+  // One trial for server 0; while it runs, the others get the requests.
+  assertEquals([health.pick(), health.pick(), health.pick()], [0, 1, 1]);
   // It failed its trial: down again for 2 s.
   health.failed(0);
   equal(health.state(0).retryAt - clock.t, 2000);
@@ -130,4 +129,28 @@ Deno.test("ServerHealth constructor refuses no servers and a bad back-off", () =
   const h = new ServerHealth(2);
   throws(() => h.failed(2), /server index 2 out of range 0-1/);
   ok(h.available(0));
+});
+
+Deno.test("ServerHealth.pick() sends one request to a server on trial, the rest elsewhere", () => {
+  const { clock, health } = clocked(2);
+  health.failed(0);
+  clock.t += 1000;
+  equal(health.pick(), 0);
+  equal(health.pick(), 1);
+  equal(health.pick(), 1);
+  health.succeeded(0, 10);
+  assertEquals([health.pick(), health.pick()], [0, 1]);
+});
+
+Deno.test("ServerHealth.suspect() holds a server back for a while without counting a failure", () => {
+  const { clock, health } = clocked(2);
+  health.suspect(0, 1500);
+  assertEquals([health.pick(), health.pick()], [1, 1]);
+  equal(health.state(0).failures, 0);
+  clock.t += 1500;
+  assertEquals(new Set([health.pick(), health.pick()]), new Set([0, 1]));
+  // An answer clears it at once.
+  health.suspect(1, 5000);
+  health.succeeded(1);
+  equal(health.available(1), true);
 });
