@@ -252,7 +252,7 @@ Deno.test("H2Pool reports a new connection's handshake time and a connection tha
   }
 });
 
-Deno.test("H2Pool does not report a server closing an idle connection", async () => {
+Deno.test("H2Pool does not report a server closing an idle connection after GOAWAY", async () => {
   const events: string[] = [];
   const peers = new Peers();
   const pool = new H2Pool({
@@ -262,6 +262,8 @@ Deno.test("H2Pool does not report a server closing an idle connection", async ()
   });
   try {
     await (await pool.request("k:1", GET)).response;
+    // RFC 9113 §6.8: GOAWAY NO_ERROR (last stream 1), then the close — a graceful idle end.
+    await peers.peers[0].send(T.GOAWAY, 0, 0, Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 0));
     peers.peers[0].close();
     // The next request needs a new connection: the old one is gone from the pool by then.
     await waitFor(() => pool.connectionCount === 0);
