@@ -67,7 +67,6 @@ function clientConfig(socksPort: number, servers: Array<{ address: string; port:
         security: "tls",
         tlsSettings: {
           serverName: "localhost",
-          disableSystemRoot: true,
           certificates: [{ usage: "verify", certificateFile: certs("ca.pem") }],
         },
         httpSettings: {

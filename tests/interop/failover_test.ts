@@ -41,7 +41,6 @@ function startClient(servers: Array<{ address: string; port: number }>) {
         security: "tls",
         tlsSettings: {
           serverName: "localhost",
-          disableSystemRoot: true,
           certificates: [{ usage: "verify", certificateFile: CA }],
         },
         httpSettings: {
