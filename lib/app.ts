@@ -27,7 +27,6 @@ import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
 import { TunnelInbound } from "./inbound/tunnel.ts";
 import { VlessInbound } from "./inbound/vless.ts";
-import { V2rayHttpServer } from "./transport/v2ray_http_server.ts";
 import { BlackholeOutbound } from "./outbound/blackhole.ts";
 import { SocksInbound } from "./inbound/socks.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
@@ -212,19 +211,9 @@ async function startInbound(
       const tls = stream.security === "tls"
         ? { cert: stream.tls.certificates[0].certificate, key: stream.tls.certificates[0].key }
         : undefined;
-      if (stream.network === "http") {
-        // listen(), not the constructor: over TLS it binds a node:tls listener whose sockets
-        // have TCP_NODELAY (Deno.listenTls sockets keep Nagle on: ~40 ms per new stream).
-        return await V2rayHttpServer.listen({
-          ...base,
-          tls,
-          host: stream.http.host,
-          path: stream.http.path,
-          handler,
-          policy,
-        });
-      }
-      // listen(): over TLS a node:tls listener with TCP_NODELAY, as for http above.
+      // listen(), not the constructor: over TLS it binds a node:tls listener whose sockets have
+      // TCP_NODELAY (Deno.listenTls sockets keep Nagle on: ~40 ms per write-write-read, or per new
+      // HTTP/2 stream); with http, each HTTP/2 request stream is one connection for the handler.
       return await InboundServer.listen({
         ...base,
         handler: stream.network === "ws"
@@ -238,6 +227,9 @@ async function startInbound(
         policy,
         tls: tls && stream.security === "tls"
           ? { ...tls, alpnProtocols: stream.tls.alpn }
+          : undefined,
+        http: stream.network === "http"
+          ? { host: stream.http.host, path: stream.http.path }
           : undefined,
       });
     }

@@ -19,7 +19,6 @@ import { errorMessage } from "./error_message.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { SocksInbound } from "./inbound/socks.ts";
 import { VlessInbound } from "./inbound/vless.ts";
-import { V2rayHttpServer } from "./transport/v2ray_http_server.ts";
 import { Logger } from "./log.ts";
 import { FreedomOutbound } from "./outbound/freedom.ts";
 import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
@@ -90,17 +89,16 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
 
     const id = crypto.getRandomValues(new Uint8Array(16));
     const freedom = new FreedomOutbound();
-    const server = await V2rayHttpServer.listen({
+    const server = await InboundServer.listen({
       tag: "demo-server",
       hostname: HOST,
       port: 0,
       tls: { cert: DEMO_CERT_PEM, key: DEMO_KEY_PEM },
-      host: [SERVER_NAME],
-      path: HTTP_PATH,
       handler: new VlessInbound({ clients: [{ id }] }),
       dispatcher: new Dispatcher({ router: new DefaultRouter([freedom]), logger }),
       policy: DEFAULT_POLICY,
       logger,
+      http: { host: [SERVER_NAME], path: HTTP_PATH },
     });
     closers.push(() => server.close());
 

@@ -2,7 +2,7 @@
  * The HTTP/2 server benchmark: our H2Connection client against three servers over TLS on
  * loopback, each in its own process —
  *   deno-serve  Deno.serve (hyper; what V2rayHttpServer used before; Nagle on),
- *   ours-node   H2ServerConnection on TlsListener (node:tls, TCP_NODELAY; V2rayHttpServer.listen),
+ *   ours-node   H2ServerConnection on TlsListener (node:tls, TCP_NODELAY; InboundServer.listen with http),
  *   ours-deno   H2ServerConnection on Deno.listenTls (Nagle on; for comparison only).
  *
  *   deno run -A scripts/h2_server_bench.ts [--size 256] [--repeats 3] [--servers a,b] [--json f]

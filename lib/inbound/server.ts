@@ -1,15 +1,21 @@
-import { ConnDuplex } from "../net/conn_duplex.ts";
-import { formatHostPort } from "../net/destination.ts";
-import type { Duplex } from "../net/duplex.ts";
-import { TcpListener } from "../net/tcp_listener.ts";
-import { TlsListener } from "../net/tls_listener.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { Policy } from "../dispatch/policy.ts";
 import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
-import type { DatagramHandler, InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
+import { formatHostPort } from "../net/destination.ts";
+import type { Duplex } from "../net/duplex.ts";
 import { waitAtMost } from "../net/wait_at_most.ts";
+import { acceptEach } from "../transport/accept_each.ts";
+import {
+  type Accepted,
+  type Listener,
+  listenResettableTcp,
+  listenTcp,
+  listenTls,
+} from "../transport/listener.ts";
+import { V2rayHttpServer } from "../transport/v2ray_http_server.ts";
+import type { DatagramHandler, InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
 
 export interface InboundServerOptions {
   /** The inbound's tag, for the access log. */
@@ -18,14 +24,19 @@ export interface InboundServerOptions {
   hostname?: string;
   /** 0 picks a free port (see `addr`). */
   port: number;
-  /** Serves each accepted TCP connection. */
+  /** Serves each accepted TCP connection (or HTTP/2 stream, with `http`). */
   handler?: InboundHandler;
   /**
    * Serve TLS on the TCP port (certificate chain and key as PEM text). Only with
-   * `InboundServer.listen()` (node:tls, TlsListener): it turns Nagle off on every socket and bounds
-   * the handshake by TLS_HANDSHAKE_TIMEOUT_MS before the handler sees the connection.
+   * `InboundServer.listen()` (node:tls): it turns Nagle off on every socket and bounds the
+   * handshake by TLS_HANDSHAKE_TIMEOUT_MS before the handler sees the connection.
    */
   tls?: { cert: string; key: string; alpnProtocols?: string[] };
+  /**
+   * Serve v2ray's http transport (HTTP/2, h2c without `tls`): every request stream whose Host and
+   * path match is one connection for the handler. Only with `InboundServer.listen()`.
+   */
+  http?: { host?: string[]; path?: string };
   /** Serves a UDP socket on the same address (tunnel with network "udp"). */
   datagramHandler?: DatagramHandler;
   /** Where handlers hand their connections: the only way to an outbound. */
@@ -41,31 +52,14 @@ export interface InboundServerOptions {
  */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** One accepted connection, whatever listener it came from. */
-interface Accepted {
-  duplex: Duplex;
-  remote: Deno.NetAddr;
-  local: Deno.NetAddr;
-}
-
-/** The part of a listener the accept loop uses (a Deno.Listener or a TlsListener). */
-interface Acceptor {
-  readonly addr: Deno.NetAddr;
-  accept(): Promise<Accepted>;
-  close(): void;
-}
-
-/** Accept failures in a row (EMFILE…) before the loop pauses; keeps it from spinning. */
-const ACCEPT_ERRORS_BEFORE_PAUSE = 8;
-const ACCEPT_PAUSE_MS = 200;
-
 /**
- * The accept loop of one inbound: hands every connection to the handler, writes one access-log
- * line per connection, keeps any failure inside its connection, and closes gracefully.
+ * One inbound: serves any {@link Listener} (TCP, TLS, the v2ray http transport's streams) with one
+ * accept loop, hands every connection to the handler, keeps any failure inside its connection,
+ * and closes gracefully.
  */
 export class InboundServer {
   readonly tag: string;
-  #listener: Acceptor | undefined;
+  #listener: Listener | undefined;
   #udp: Deno.DatagramConn | undefined;
   #options: InboundServerOptions;
   #shutdown = new AbortController();
@@ -75,13 +69,11 @@ export class InboundServer {
   #closing: Promise<void> | undefined;
 
   /**
-   * Binds at once (errors such as `Deno.errors.AddrInUse` are thrown here) with `Deno.listen`.
-   * Plain TCP/UDP only, and its connections cannot be reset: a download cut short upstream reaches
-   * the client as a FIN. The app uses `InboundServer.listen()`: node sockets that can send a RST,
-   * and for TLS TCP_NODELAY — Deno's own TLS listener offers no way to turn Nagle off (~40 ms per
-   * write-write-read round trip).
+   * Serves `listener`, or binds plain TCP/UDP at once with `Deno.listen` (errors such as
+   * `Deno.errors.AddrInUse` are thrown here), whose connections cannot be reset: a download cut
+   * short upstream reaches the client as a FIN. The app uses `InboundServer.listen()`.
    */
-  constructor(options: InboundServerOptions, listener?: Acceptor) {
+  constructor(options: InboundServerOptions, listener?: Listener) {
     this.tag = options.tag;
     this.#options = options;
     const hostname = options.hostname ?? "127.0.0.1";
@@ -91,14 +83,13 @@ export class InboundServer {
     if (listener) {
       this.#listener = listener;
     } else if (options.handler) {
-      if (options.tls) {
+      if (options.tls || options.http) {
         throw new TypeError(
-          `Cannot start inbound "${options.tag}": TLS needs InboundServer.listen(), not the constructor`,
+          `Cannot start inbound "${options.tag}": TLS and http need InboundServer.listen(), ` +
+            `not the constructor`,
         );
       }
-      this.#listener = denoAcceptor(
-        Deno.listen({ hostname, port: options.port, transport: "tcp" }),
-      );
+      this.#listener = listenTcp({ hostname, port: options.port });
     }
     if (options.datagramHandler) {
       const port = this.#listener ? this.#listener.addr.port : options.port;
@@ -115,71 +106,61 @@ export class InboundServer {
           `anyone who can reach ${formatHostPort(hostname, this.port)} can use this proxy`,
       );
     }
-    if (this.#listener) this.#loops.push(this.#acceptLoop(this.#listener));
+    if (this.#listener) {
+      this.#loops.push(acceptEach(this.#listener, (a) => {
+        const task = this.#serve(a);
+        this.#tasks.add(task);
+        task.finally(() => this.#tasks.delete(task));
+      }, {
+        logger: options.logger,
+        what: `inbound "${this.tag}"`,
+        stopped: () => this.#shutdown.signal.aborted || this.#closing !== undefined,
+      }));
+    }
     if (this.#udp) this.#loops.push(this.#serveUdp(this.#udp));
   }
 
   /**
-   * Binds and resolves once listening. With `tls` the TCP port is served by node:tls
-   * (TlsListener): every socket has TCP_NODELAY, and a client that does not finish its handshake
-   * within TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. Without `tls`, a node:net
-   * listener (TcpListener) whose connections a relay can reset when the stream it copies is cut
-   * short. UDP-only inbounds: the same as the constructor.
+   * Binds and resolves once listening. With `tls` the TCP port is served by node:tls: every
+   * socket has TCP_NODELAY, and a client that does not finish its handshake within
+   * TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. With `http`, the sockets carry
+   * v2ray's http transport and each HTTP/2 stream is one connection (h2c over `Deno.listen`
+   * without `tls`: HTTP/2 resets streams itself). Plain TCP is a node:net listener whose
+   * connections a relay can reset when the stream it copies is cut short. UDP-only inbounds: the
+   * same as the constructor.
    */
   static async listen(options: InboundServerOptions): Promise<InboundServer> {
-    const { tls, handler, logger, tag } = options;
+    const { tls, http, handler, logger, tag } = options;
     if (!handler) return new InboundServer(options);
-    if (!tls) {
-      const tcp = await TcpListener.listen({
-        hostname: options.hostname ?? "127.0.0.1",
+    const hostname = options.hostname ?? "127.0.0.1";
+    let listener = tls
+      ? await listenTls({
+        hostname,
+        port: options.port,
+        cert: tls.cert,
+        key: tls.key,
+        // The http transport only speaks HTTP/2.
+        alpnProtocols: http ? ["h2"] : tls.alpnProtocols,
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+        onError: (err, remote) =>
+          logger.debug(
+            `inbound "${tag}": TLS handshake with ${
+              remote ? formatHostPort(remote.hostname, remote.port) : "a client"
+            } failed: ${errorMessage(err)}`,
+          ),
+      })
+      : http
+      ? listenTcp({ hostname, port: options.port })
+      : await listenResettableTcp({
+        hostname,
         port: options.port,
         onError: (err) => logger.warn(`inbound "${tag}": accept failed: ${errorMessage(err)}`),
       });
-      const acceptor: Acceptor = {
-        addr: tcp.addr,
-        accept: async () => {
-          const a = await tcp.accept();
-          return { duplex: a.duplex, remote: a.remoteAddr, local: a.localAddr };
-        },
-        close: () => tcp.close(),
-      };
-      try {
-        return new InboundServer(options, acceptor);
-      } catch (err) {
-        tcp.close();
-        throw err;
-      }
-    }
-    const listener = await TlsListener.listen({
-      hostname: options.hostname ?? "127.0.0.1",
-      port: options.port,
-      cert: tls.cert,
-      key: tls.key,
-      alpnProtocols: tls.alpnProtocols,
-      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-      onError: (err, remote) =>
-        logger.debug(
-          `inbound "${tag}": TLS handshake with ${
-            remote ? formatHostPort(remote.hostname, remote.port) : "a client"
-          } failed: ${errorMessage(err)}`,
-        ),
-    });
-    const acceptor: Acceptor = {
-      addr: { transport: "tcp", ...listener.addr },
-      accept: async () => {
-        const a = await listener.accept();
-        return {
-          duplex: a.duplex,
-          remote: { transport: "tcp", ...a.remoteAddr },
-          local: { transport: "tcp", ...a.localAddr },
-        };
-      },
-      close: () => listener.close(),
-    };
+    if (http) listener = new V2rayHttpServer(listener, { tag, ...http, logger });
     try {
-      return new InboundServer(options, acceptor);
+      return new InboundServer(options, listener);
     } catch (err) {
-      listener.close();
+      await listener.close();
       throw err;
     }
   }
@@ -193,31 +174,9 @@ export class InboundServer {
     return this.addr.port;
   }
 
-  /** Connections being served right now. */
+  /** Connections (or HTTP/2 streams) being served right now. */
   get active(): number {
     return this.#conns.size;
-  }
-
-  async #acceptLoop(listener: Acceptor): Promise<void> {
-    let errors = 0;
-    for (let n = 0; n < Number.MAX_SAFE_INTEGER; n++) {
-      let conn: Accepted;
-      try {
-        conn = await listener.accept();
-        errors = 0;
-      } catch (err) {
-        if (this.#shutdown.signal.aborted || err instanceof Deno.errors.BadResource) return;
-        this.#options.logger.warn(`inbound "${this.tag}": accept failed: ${errorMessage(err)}`);
-        if (++errors >= ACCEPT_ERRORS_BEFORE_PAUSE) {
-          await new Promise((r) => setTimeout(r, ACCEPT_PAUSE_MS));
-          errors = 0;
-        }
-        continue;
-      }
-      const task = this.#serve(conn);
-      this.#tasks.add(task);
-      task.finally(() => this.#tasks.delete(task));
-    }
   }
 
   async #serve(conn: Accepted): Promise<void> {
@@ -226,8 +185,8 @@ export class InboundServer {
     this.#conns.add(duplex);
     const ctx: InboundContext = {
       tag,
-      source: { host: conn.remote.hostname, port: conn.remote.port },
-      localAddress: conn.local.hostname,
+      source: conn.remote,
+      localAddress: conn.local.host,
       dispatcher,
       policy,
       logger,
@@ -259,7 +218,7 @@ export class InboundServer {
 
   /**
    * Stops accepting, lets open connections finish for up to `graceMs`, then closes the rest and
-   * waits for their handlers to return.
+   * waits for their handlers (and the listener) to end.
    */
   close(graceMs = 0): Promise<void> {
     this.#closing ??= this.#close(graceMs);
@@ -267,38 +226,15 @@ export class InboundServer {
   }
 
   async #close(graceMs: number): Promise<void> {
-    closeQuietly(this.#listener);
+    const stopped = this.#listener?.close();
     if (graceMs > 0 && this.#tasks.size > 0) {
       await waitAtMost(Promise.all([...this.#tasks]), graceMs);
     }
     this.#shutdown.abort(new Deno.errors.Interrupted("inbound closing"));
     for (const c of this.#conns) c.close();
     closeQuietly(this.#udp);
-    await Promise.all([...this.#tasks, ...this.#loops]);
+    await Promise.all([...this.#tasks, ...this.#loops, stopped]);
   }
-}
-
-/** A Deno TCP listener as an Acceptor: every connection a ConnDuplex with Nagle off. */
-function denoAcceptor(
-  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
-): Acceptor {
-  return {
-    addr: listener.addr,
-    accept: async () => {
-      const conn = await listener.accept();
-      try {
-        conn.setNoDelay(true);
-      } catch {
-        // Already reset by the peer; the handler will see that.
-      }
-      return {
-        duplex: new ConnDuplex(conn),
-        remote: conn.remoteAddr,
-        local: conn.localAddr,
-      };
-    },
-    close: () => listener.close(),
-  };
 }
 
 /**
@@ -306,7 +242,7 @@ function denoAcceptor(
  * a bug, logged, and kept inside its connection. The dispatcher writes the access lines of what
  * it carried; a connection refused before it asked for a destination gets its line here.
  */
-export async function serveOne(
+async function serveOne(
   handler: InboundHandler,
   conn: Duplex,
   ctx: InboundContext,

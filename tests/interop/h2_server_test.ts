@@ -2,14 +2,14 @@ import { dispatcherFor } from "../support/fake_outbound.ts";
 /**
  * Our HTTP/2 server (H2ServerConnection) against other clients: nghttp (nghttp2) over h2c with
  * prior knowledge, curl over TLS with ALPN h2, and dray's VLESS client against
- * `V2rayHttpServer.listen()` (node:tls with TCP_NODELAY). Bytes verified by sha256.
+ * `InboundServer.listen({ http })` (node:tls with TCP_NODELAY). Bytes verified by sha256.
  */
 import { equal, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { H2ServerConnection, type H2ServerStream } from "../../lib/h2/server_connection.ts";
 import { DEFAULT_POLICY } from "../../lib/dispatch/policy.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
-import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
+import { InboundServer } from "../../lib/inbound/server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
@@ -240,19 +240,18 @@ Deno.test("curl --http2 over TLS (ALPN h2) downloads and uploads through our ser
   equal(dec.decode(nf.out), "2 404");
 });
 
-Deno.test("V2rayHttpServer.listen() (node:tls, TCP_NODELAY): dray client → server, 16 MiB each way, sha256-verified", async () => {
+Deno.test("InboundServer.listen({ http }) (node:tls, TCP_NODELAY): dray client → server, 16 MiB each way, sha256-verified", async () => {
   const id = crypto.randomUUID();
   await using target = startTarget();
-  const server = await V2rayHttpServer.listen({
+  const server = await InboundServer.listen({
     tag: "vless-h2",
     port: 0,
     tls: { cert: CERT, key: KEY },
-    host: ["dray.test"],
-    path: "/v",
     handler: new VlessInbound({ clients: [{ id: uuidBytes(id) }] }),
     dispatcher: dispatcherFor(new FreedomOutbound(), Logger.silent()),
     policy: DEFAULT_POLICY,
     logger: Logger.silent(),
+    http: { host: ["dray.test"], path: "/v" },
   });
   const client = new VlessOutbound({
     tag: "proxy",

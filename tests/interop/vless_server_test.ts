@@ -14,7 +14,6 @@ import { DEFAULT_POLICY, type Policy } from "../../lib/dispatch/policy.ts";
 import { InboundServer } from "../../lib/inbound/server.ts";
 import { encodeUdpDatagram, parseUdpDatagram } from "../../lib/socks/socks5.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
-import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
@@ -66,11 +65,10 @@ function startDray(
     logger: Logger.silent(),
   };
   if (kind === "http" || kind === "h2c") {
-    return V2rayHttpServer.listen({
+    return InboundServer.listen({
       ...common,
       ...(kind === "http" ? { tls: { cert: CERT, key: KEY } } : {}),
-      host: [HTTP_HOST],
-      path: HTTP_PATH,
+      http: { host: [HTTP_HOST], path: HTTP_PATH },
     });
   }
   return InboundServer.listen({

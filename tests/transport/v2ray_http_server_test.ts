@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { ErrorCode } from "../../lib/h2/errors.ts";
 import { DEFAULT_POLICY } from "../../lib/dispatch/policy.ts";
 import { VlessInbound } from "../../lib/inbound/vless.ts";
-import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
+import { InboundServer } from "../../lib/inbound/server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
@@ -40,14 +40,14 @@ class WarningLog extends Logger {
 
 Deno.test("V2rayHttpServer (h2c): a rapid-reset client is cut off with ENHANCE_YOUR_CALM and logged as a warning; others keep being served", async () => {
   const logger = new WarningLog();
-  const server = await V2rayHttpServer.listen({
+  const server = await InboundServer.listen({
     tag: "vless-h2c",
     port: 0,
-    path: "/",
     handler: new VlessInbound({ clients: [{ id: new Uint8Array(16).fill(7) }] }),
     dispatcher: dispatcherFor(new FreedomOutbound(), logger),
     policy: DEFAULT_POLICY,
     logger,
+    http: { path: "/" },
   });
   const open = async () => {
     const peer = new H2ClientPeer(

@@ -1,0 +1,108 @@
+/**
+ * The server side's one seam: a Listener yields accepted byte streams — TCP sockets, TLS sessions,
+ * or streams inside another protocol (the v2ray http transport's HTTP/2 requests) — with who is on
+ * the other end. The inbound server serves any of them with one accept loop.
+ */
+import { ConnDuplex } from "../net/conn_duplex.ts";
+import { closeQuietly } from "../net/close_quietly.ts";
+import type { HostPort } from "../net/destination.ts";
+import type { Duplex } from "../net/duplex.ts";
+import { TcpListener, type TcpListenerOptions } from "../net/tcp_listener.ts";
+import { TlsListener, type TlsListenerOptions } from "../net/tls_listener.ts";
+
+/** One accepted stream. */
+export interface Accepted {
+  duplex: Duplex;
+  /** The client's address (for a stream inside HTTP/2: its X-Forwarded-For IP when given). */
+  remote: HostPort;
+  /** The address the client connected to. */
+  local: HostPort;
+}
+
+export interface Listener {
+  readonly addr: Deno.NetAddr;
+  /** The next stream; rejects (Deno.errors.BadResource) once the listener is closed. */
+  accept(): Promise<Accepted>;
+  /**
+   * Stops accepting. Resolves once what the listener itself owns has ended — for a listener of
+   * streams inside connections, once those connections have, after their streams were closed.
+   */
+  close(): Promise<void>;
+}
+
+/** Binds a TCP listener now; every socket a ConnDuplex with Nagle off. */
+export function listenTcp(options: { hostname?: string; port: number }): Listener {
+  const l = Deno.listen({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port,
+    transport: "tcp",
+  });
+  return {
+    addr: l.addr,
+    accept: async () => {
+      const conn = await l.accept();
+      try {
+        // Small writes (a proxy reply, an HTTP/2 WINDOW_UPDATE) must not wait for an ACK.
+        conn.setNoDelay(true);
+      } catch {
+        // Already reset by the peer; the handler will see that.
+      }
+      return {
+        duplex: new ConnDuplex(conn),
+        remote: { host: conn.remoteAddr.hostname, port: conn.remoteAddr.port },
+        local: { host: conn.localAddr.hostname, port: conn.localAddr.port },
+      };
+    },
+    close: () => {
+      closeQuietly(l);
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * Binds a node:net TCP listener (TcpListener): TCP_NODELAY, and connections a relay can reset
+ * (RST) when the stream it copies was cut short, which `Deno.Conn` cannot.
+ */
+export async function listenResettableTcp(options: TcpListenerOptions): Promise<Listener> {
+  const l = await TcpListener.listen(options);
+  return {
+    addr: l.addr,
+    accept: async () => {
+      const a = await l.accept();
+      return {
+        duplex: a.duplex,
+        remote: { host: a.remoteAddr.hostname, port: a.remoteAddr.port },
+        local: { host: a.localAddr.hostname, port: a.localAddr.port },
+      };
+    },
+    close: () => {
+      l.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * Binds a TLS listener (node:tls, TlsListener): every socket has TCP_NODELAY — Deno's own TLS
+ * listener cannot turn Nagle off (~40 ms per write-write-read round trip) — and a client that does
+ * not finish its handshake within `handshakeTimeout` is dropped before anyone sees it.
+ */
+export async function listenTls(options: TlsListenerOptions): Promise<Listener> {
+  const l = await TlsListener.listen(options);
+  return {
+    addr: { transport: "tcp", ...l.addr },
+    accept: async () => {
+      const a = await l.accept();
+      return {
+        duplex: a.duplex,
+        remote: { host: a.remoteAddr.hostname, port: a.remoteAddr.port },
+        local: { host: a.localAddr.hostname, port: a.localAddr.port },
+      };
+    },
+    close: () => {
+      l.close();
+      return Promise.resolve();
+    },
+  };
+}
