@@ -6,7 +6,7 @@
  * Neither touches the socket: the receiving half reports consumed bytes, the sending half asks a
  * `BodySender` for credit and to queue DATA frames.
  */
-import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
+import { BufferLender, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
 import { ConnectionError, ErrorCode, StreamError } from "./errors.ts";
 import type { ReceiveWindow } from "./flow.ts";
 import type { TakenListener } from "./frame_writer.ts";
@@ -367,9 +367,10 @@ export class SendBody implements TakenListener {
       off += n;
     }
     if (length === 0) return;
+    // Resolves once every DATA frame cut from the chunk has been copied into a connection write:
+    // the writer may reuse the chunk then (the streams' copiesWrites; the relay gives lent chunks
+    // back to their lender).
     await this.#wait("taken");
-    // Every DATA frame cut from the chunk has been copied into a connection write.
-    giveBack(chunk);
   }
 
   async #close(): Promise<void> {

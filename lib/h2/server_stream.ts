@@ -94,6 +94,8 @@ export function parseRequest(streamId: number, fields: Array<[string, string]>):
 export class H2ServerStream {
   readonly id: number;
   readonly request: H2ServerRequest;
+  /** A write resolves once its bytes were copied into a connection write (SendBody). */
+  readonly copiesWrites = true;
   /** Send credit the client gave this stream. */
   readonly sendWindow: SendWindow;
   /** Receive credit we gave the client for this stream. */

@@ -134,6 +134,8 @@ export class H2Stream implements Duplex {
   readonly id: number;
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
+  /** A write resolves once its bytes were copied into a connection write (SendBody). */
+  readonly copiesWrites = true;
   /** Send credit the peer gave this stream. */
   readonly sendWindow: SendWindow;
   /** Receive credit we gave the peer for this stream. */

@@ -7,8 +7,8 @@
  * (RSS stayed at ~360 MiB after the transfer). A relay holds a chunk only until it has written
  * it, so the memory can serve the next read as soon as the writer says it is done.
  *
- * The contract: a reader lends a chunk (`BufferLender.lend`); a terminal sink — a socket write, an
- * HTTP/2 DATA write — calls `giveBack(chunk)` once the bytes have left the chunk. Loans are keyed
+ * The contract: a reader lends a chunk (`BufferLender.lend`); the relay calls `giveBack(chunk)`
+ * once its write to a `copiesWrites` side (a socket, an HTTP/2 stream) has resolved. Loans are keyed
  * by the chunk object itself, so a consumer that keeps the chunk and passes on a view (`subarray`)
  * never gives the memory back: such buffers are left to the GC, as before. Code between a reader
  * and a sink must not write a lent chunk and keep using it afterwards; copying it is fine.

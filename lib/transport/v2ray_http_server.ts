@@ -236,6 +236,11 @@ class StreamDuplex implements Duplex {
     return this.#stream.writable;
   }
 
+  /** The relay gives a lent chunk back once its write resolved. */
+  get copiesWrites(): boolean {
+    return this.#stream.copiesWrites;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
