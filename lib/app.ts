@@ -135,7 +135,7 @@ function routerFor(config: Config, outbounds: readonly Outbound[], logger: Logge
   if (config.routing.rules.length === 0) return new DefaultRouter(outbounds);
   const built = buildRouting(config);
   for (const [file, codes] of built.geoFiles) logger.info(`routing: ${file}: ${codes.join(", ")}`);
-  return new RoutingRouter({ rules: built.router, outbounds, logger });
+  return new RoutingRouter({ rules: built.router, outbounds });
 }
 
 /** A user level's timeouts in milliseconds (config holds seconds, as v2ray). */

@@ -22,6 +22,11 @@ export interface AccessRecord {
   source: string;
   destination: string;
   outbound: string;
+  /**
+   * Why that outbound: "rule 3: domain:example.com", "default" (no rule matched), "-" (no
+   * outbound was chosen).
+   */
+  rule: string;
   /** "ok", or the error message that ended the connection. */
   result: string;
   up: number;
@@ -95,11 +100,20 @@ export class Logger {
   }
 
   access(r: AccessRecord): void {
-    this.#access?.(
-      `${timestamp()} ${r.inbound} ${r.source} -> ${r.destination} via ${r.outbound} ${r.result} ` +
-        `up=${r.up} down=${r.down} ${r.ms}ms`,
-    );
+    this.#access?.(`${timestamp()} ${formatAccess(r)}`);
   }
+}
+
+/**
+ * An access line after its timestamp:
+ * `INBOUND SOURCE -> DESTINATION via OUTBOUND [RULE] RESULT up=N down=N MSms`. The rule is one
+ * bracketed field: brackets inside it (a regexp) show as parentheses, so a parser can take
+ * everything up to the first "]".
+ */
+export function formatAccess(r: AccessRecord): string {
+  const rule = r.rule.replace(/\[/g, "(").replace(/\]/g, ")");
+  return `${r.inbound} ${r.source} -> ${r.destination} via ${r.outbound} [${rule}] ${r.result} ` +
+    `up=${r.up} down=${r.down} ${r.ms}ms`;
 }
 
 function timestamp(): string {

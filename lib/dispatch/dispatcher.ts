@@ -17,7 +17,7 @@ import { relay, type RelayResult } from "../net/relay.ts";
 import type { Outbound } from "../outbound/outbound.ts";
 import type { Policy } from "./policy.ts";
 import type { RouteContext } from "./route_context.ts";
-import type { Router } from "./router.ts";
+import type { Route, Router } from "./router.ts";
 import { sniffClient } from "./sniff_client.ts";
 import { applySniffed } from "../routing/sniffer.ts";
 
@@ -105,23 +105,25 @@ export class Dispatcher {
     if (destOverride && route.destination.network === "tcp") {
       return await this.#connectSniffed(client, route, options, destOverride, started);
     }
-    let outbound: Outbound;
+    let chosen: Route;
     let remote: Duplex;
     try {
-      outbound = await this.#router.select(route);
+      chosen = await this.#router.select(route);
     } catch (err) {
       return this.#log(
         route,
         { outbound: "", result: errorMessage(err), up: 0, down: 0 },
         started,
+        undefined,
         err,
       );
     }
+    const outbound = chosen.outbound;
     try {
       remote = await this.#dial(outbound, route, options.signal);
     } catch (err) {
       const failed = { outbound: outbound.tag, result: errorMessage(err), up: 0, down: 0 };
-      return this.#log(route, failed, started, err);
+      return this.#log(route, failed, started, chosen, err);
     }
     if (options.onOpened) {
       try {
@@ -130,16 +132,21 @@ export class Dispatcher {
         remote.close();
         client.close();
         const r = { outbound: outbound.tag, result: errorMessage(err), up: 0, down: 0 };
-        return this.#log(route, r, started);
+        return this.#log(route, r, started, chosen);
       }
     }
     const r = await relay(client, remote, { ...options.policy, signal: options.signal });
-    return this.#log(route, {
-      outbound: outbound.tag,
-      result: describeRelay(r),
-      up: r.up,
-      down: r.down,
-    }, started);
+    return this.#log(
+      route,
+      {
+        outbound: outbound.tag,
+        result: describeRelay(r),
+        up: r.up,
+        down: r.down,
+      },
+      started,
+      chosen,
+    );
   }
 
   /**
@@ -155,37 +162,44 @@ export class Dispatcher {
     destOverride: readonly string[],
     started: number,
   ): Promise<DispatchResult> {
-    const fail = (outbound: string, err: unknown, route: RouteContext) => {
+    const fail = (chosen: Route | undefined, err: unknown, route: RouteContext) => {
       client.close();
-      return this.#log(route, { outbound, result: errorMessage(err), up: 0, down: 0 }, started);
+      const outbound = chosen?.outbound.tag ?? "";
+      const r = { outbound, result: errorMessage(err), up: 0, down: 0 };
+      return this.#log(route, r, started, chosen);
     };
     try {
       await options.onOpened?.();
     } catch (err) {
-      return fail("", err, original);
+      return fail(undefined, err, original);
     }
     const { client: held, sniffed } = await sniffClient(client);
     const { destination, protocol } = applySniffed(original.destination, sniffed, destOverride);
     const route: RouteContext = protocol ? { ...original, destination, protocol } : original;
-    let outbound: Outbound;
+    let chosen: Route;
     let remote: Duplex;
     try {
-      outbound = await this.#router.select(route);
+      chosen = await this.#router.select(route);
     } catch (err) {
-      return fail("", err, route);
+      return fail(undefined, err, route);
     }
     try {
-      remote = await this.#dial(outbound, route, options.signal);
+      remote = await this.#dial(chosen.outbound, route, options.signal);
     } catch (err) {
-      return fail(outbound.tag, err, route);
+      return fail(chosen, err, route);
     }
     const r = await relay(held, remote, { ...options.policy, signal: options.signal });
-    return this.#log(route, {
-      outbound: outbound.tag,
-      result: describeRelay(r),
-      up: r.up,
-      down: r.down,
-    }, started);
+    return this.#log(
+      route,
+      {
+        outbound: chosen.outbound.tag,
+        result: describeRelay(r),
+        up: r.up,
+        down: r.down,
+      },
+      started,
+      chosen,
+    );
   }
 
   /**
@@ -195,16 +209,17 @@ export class Dispatcher {
    */
   async open(route: RouteContext, options: DispatchOptions): Promise<Dispatched> {
     const started = Date.now();
-    let tag = "";
+    let chosen: Route | undefined;
     let duplex: Duplex;
     try {
-      const outbound = await this.#router.select(route);
-      tag = outbound.tag;
-      duplex = await this.#dial(outbound, route, options.signal);
+      chosen = await this.#router.select(route);
+      duplex = await this.#dial(chosen.outbound, route, options.signal);
     } catch (err) {
-      this.#log(route, { outbound: tag, result: errorMessage(err), up: 0, down: 0 }, started);
+      const outbound = chosen?.outbound.tag ?? "";
+      this.#log(route, { outbound, result: errorMessage(err), up: 0, down: 0 }, started, chosen);
       throw err;
     }
+    const tag = chosen.outbound.tag;
     let finished = false;
     return {
       duplex,
@@ -213,7 +228,7 @@ export class Dispatcher {
         if (finished) return;
         finished = true;
         duplex.close();
-        this.#log(route, { outbound: tag, result, up, down }, started);
+        this.#log(route, { outbound: tag, result, up, down }, started, chosen);
       },
     };
   }
@@ -238,6 +253,7 @@ export class Dispatcher {
       source: line.source,
       destination: line.destination || "-",
       outbound: "-",
+      rule: "-",
       result: line.result,
       up: line.up,
       down: line.down,
@@ -270,12 +286,19 @@ export class Dispatcher {
     }
   }
 
-  #log(route: RouteContext, r: DispatchResult, started: number, error?: unknown): DispatchResult {
+  #log(
+    route: RouteContext,
+    r: DispatchResult,
+    started: number,
+    chosen: Route | undefined,
+    error?: unknown,
+  ): DispatchResult {
     this.#logger.access({
       inbound: route.inboundTag,
       source: formatHostPort(route.source.host, route.source.port),
       destination: formatDestination(route.destination),
       outbound: r.outbound || "-",
+      rule: chosen ? chosen.rule ?? "default" : "-",
       result: r.result,
       up: r.up,
       down: r.down,

@@ -26,7 +26,10 @@ export interface RouteDecision {
   tag: string;
   /** The rule that matched, or undefined for the default route. */
   rule?: Rule;
-  /** For the access log: "rule 3: domain:example.com", or "default". */
+  /**
+   * For the access log: "rule 3: domain:example.com", "rule 2: ip 10.0.0.0/8, balancer b",
+   * "rule 2: …, balancer b empty" (4.34 then takes the default outbound), or "default".
+   */
   reason: string;
 }
 
@@ -165,12 +168,16 @@ export class RulesRouter {
       const picked = rule.target.balancer.pick();
       // 4.34: a balancer that selects no outbound sends the connection to the default one.
       if (picked === undefined) {
-        return { ...this.#default(), rule, reason: `${rule.label}, balancer empty` };
+        return {
+          ...this.#default(),
+          rule,
+          reason: `${rule.label}, balancer ${rule.target.balancer.tag} empty`,
+        };
       }
       return {
         tag: picked,
         rule,
-        reason: `${rule.label} via balancer ${rule.target.balancer.tag}`,
+        reason: `${rule.label}, balancer ${rule.target.balancer.tag}`,
       };
     }
   }

@@ -33,7 +33,9 @@ Deno.test("Dispatcher.connect() relays over the outbound the router picked and l
   const { dispatcher, access } = recording({
     select: (ctx) => {
       seen.push(ctx);
-      return ctx.destination.port === 443 ? second : first;
+      return ctx.destination.port === 443
+        ? { outbound: second, rule: "rule 1: port 443" }
+        : { outbound: first };
     },
   });
   const [client, inner] = duplexPair();
@@ -64,6 +66,7 @@ Deno.test("Dispatcher.connect() relays over the outbound the router picked and l
     source: "127.0.0.1:40000",
     destination: "tcp:example.com:443",
     outbound: "second",
+    rule: "rule 1: port 443",
     result: "ok",
     up: 4,
     down: 5,
@@ -76,7 +79,7 @@ Deno.test("Dispatcher.connect() relays over the outbound the router picked and l
 Deno.test("Dispatcher.connect() leaves the client alone and returns the error when the dial fails", async () => {
   const outbound = new FakeOutbound();
   outbound.fail = new Deno.errors.ConnectionRefused("connection refused");
-  const { dispatcher, access } = recording({ select: () => outbound });
+  const { dispatcher, access } = recording({ select: () => ({ outbound }) });
   const [client, inner] = duplexPair();
   const r = await dispatcher.connect(inner, route(80), {
     policy: TEST_POLICY,
@@ -87,6 +90,7 @@ Deno.test("Dispatcher.connect() leaves the client alone and returns the error wh
   assert.equal(r.outbound, "fake");
   assert.equal(access.length, 1);
   assert.equal(access[0].outbound, "fake");
+  assert.equal(access[0].rule, "default");
   assert.equal(access[0].result, "connection refused");
   // Still usable: the inbound sends its refusal on it.
   const w = inner.writable.getWriter();
@@ -111,6 +115,7 @@ Deno.test("Dispatcher.connect() reports a router that throws without an outbound
   assert.equal(r.outbound, "");
   assert.ok(r.error instanceof RangeError);
   assert.equal(access[0].outbound, "-");
+  assert.equal(access[0].rule, "-");
   assert.equal(access[0].result, "no rule for example.com");
   client.close();
   inner.close();
@@ -126,7 +131,7 @@ Deno.test("Dispatcher.connect() gives up on an outbound that never opens after t
     },
     close: () => Promise.resolve(),
   };
-  const { dispatcher, access } = recording({ select: () => hanging }, 20);
+  const { dispatcher, access } = recording({ select: () => ({ outbound: hanging }) }, 20);
   const [client, inner] = duplexPair();
   const r = await dispatcher.connect(inner, route(80), {
     policy: TEST_POLICY,
@@ -151,7 +156,7 @@ Deno.test("Dispatcher.open() hands the route to the outbound and logs once, at f
     },
     close: () => Promise.resolve(),
   };
-  const { dispatcher, access } = recording({ select: () => outbound });
+  const { dispatcher, access } = recording({ select: () => ({ outbound }) });
   const d = await dispatcher.open(route(53), { signal: new AbortController().signal });
   assert.equal(d.outbound, "direct");
   assert.deepEqual(given?.route, route(53));

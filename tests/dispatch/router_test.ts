@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DefaultRouter } from "../../lib/dispatch/router.ts";
 import { FakeOutbound } from "../support/fake_outbound.ts";
 
-Deno.test("DefaultRouter.select() picks the first outbound for every connection", () => {
+Deno.test("DefaultRouter.select() picks the first outbound for every connection, by no rule", () => {
   const first = new FakeOutbound("a");
   const router = new DefaultRouter([first, new FakeOutbound("b")]);
   for (const port of [80, 443]) {
@@ -11,7 +11,7 @@ Deno.test("DefaultRouter.select() picks the first outbound for every connection"
       inboundTag: "in",
       source: { host: "127.0.0.1", port: 1 },
     };
-    assert.equal(router.select(ctx), first);
+    assert.deepEqual(router.select(ctx), { outbound: first });
   }
   assert.throws(() => new DefaultRouter([]), TypeError);
 });

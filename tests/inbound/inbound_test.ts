@@ -38,7 +38,7 @@ Deno.test("InboundHandler.handle() reaches outbounds only through the dispatcher
     router: {
       select: (ctx) => {
         seen.push(ctx);
-        return outbound;
+        return { outbound };
       },
     },
     logger: Logger.silent(),

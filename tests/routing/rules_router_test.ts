@@ -167,6 +167,10 @@ Deno.test("RulesRouter.decide() spreads a balancer over the outbounds its select
   for (let i = 0; i < 200 && seen.size < 3; i++) seen.add(await tag(r, "b.test"));
   assert.deepEqual([...seen].sort(), ["px-1", "px-2", "px-3"]);
   assert.equal(await tag(r, "e.test"), "direct");
+  const at = (host: string) =>
+    r.decide({ destination: { network: "tcp", host, port: 1 }, inboundTag: "" });
+  assert.equal((await at("b.test")).reason, "rule 1: b.test, balancer bal");
+  assert.equal((await at("e.test")).reason, "rule 2: e.test, balancer none empty");
 });
 
 Deno.test("RulesRouter.decide() names the matching rule in its reason", async () => {
