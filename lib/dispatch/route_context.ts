@@ -17,6 +17,9 @@ export interface RouteContext {
   readonly source: HostPort;
   /** Who authenticated: a VLESS client's email, a SOCKS5 or HTTP proxy username. */
   readonly user?: string;
-  /** The application protocol, once sniffing exists ("http", "tls", …). */
+  /**
+   * The application protocol: sniffed ("http1", "tls", "bittorrent"), or "http/1.1" for a request
+   * an HTTP proxy inbound forwards (as v2ray 4.34 marks it).
+   */
   readonly protocol?: string;
 }

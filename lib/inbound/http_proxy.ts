@@ -177,7 +177,15 @@ export class HttpProxyInbound implements InboundHandler {
         if (upstream && upstream.key !== key) release();
         if (!upstream) {
           try {
-            const route = { destination: dest, inboundTag: ctx.tag, source: ctx.source, user };
+            // v2ray 4.34 marks a forwarded request as "http/1.1" for the `protocol` rule field
+            // (which matches by prefix, so "http" takes it); a CONNECT tunnel is unmarked.
+            const route = {
+              destination: dest,
+              inboundTag: ctx.tag,
+              source: ctx.source,
+              user,
+              protocol: "http/1.1",
+            };
             const dispatched = await ctx.dispatcher.open(route, { signal: ctx.signal });
             result.outbound = dispatched.outbound;
             const { duplex } = dispatched;

@@ -22,7 +22,7 @@ export interface RouteRequest {
   source?: { host: string; port: number };
   /** SOCKS username, VLESS client email; "" or absent = none. */
   user?: string;
-  /** Sniffed protocol: "http1", "tls", "bittorrent"; absent when not sniffed. */
+  /** Sniffed protocol ("http1", "tls", "bittorrent"), "http/1.1" for a forwarded HTTP request. */
   protocol?: string;
 }
 

@@ -596,3 +596,87 @@ Deno.test("parseConfigObject() and buildRouter() refuse what v2ray 4.34 -test re
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** One request through an HTTP proxy: plain (absolute-form) or CONNECT then origin-form. */
+async function httpProbe(proxyPort: number, how: "plain" | "connect"): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxyPort });
+  const timer = setTimeout(() => conn.close(), 5_000);
+  const enc = new TextEncoder();
+  let text = "";
+  const buf = new Uint8Array(4096);
+  /** Reads until a whole response (head and Content-Length body) is in `text`, or EOF. */
+  const readResponse = async () => {
+    text = "";
+    for (let i = 0; i < 100; i++) {
+      const end = text.indexOf("\r\n\r\n");
+      const length = Number(/content-length: *(\d+)/i.exec(text)?.[1] ?? 0);
+      if (end >= 0 && text.length >= end + 4 + length) return text.slice(end + 4);
+      const n = await conn.read(buf);
+      if (n === null) return `closed after ${JSON.stringify(text)}`;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return "too many reads";
+  };
+  try {
+    const get = (target: string) =>
+      enc.encode(`GET ${target} HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n`);
+    if (how === "plain") {
+      await conn.write(get("http://web.test/"));
+      return await readResponse();
+    }
+    await conn.write(enc.encode("CONNECT web.test:80 HTTP/1.1\r\nHost: web.test:80\r\n\r\n"));
+    const established = await readResponse();
+    if (!/^HTTP\/1\.1 200/.test(text)) return `CONNECT refused: ${established}`;
+    await conn.write(get("/"));
+    return await readResponse();
+  } catch (err) {
+    return `error: ${err}`;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // The timer closed it.
+    }
+  }
+}
+
+Deno.test('a protocol: ["http"] rule takes plain HTTP proxy requests, not CONNECT, as in v2ray 4.34', async () => {
+  // Tag servers that speak HTTP: a plain request's response is parsed by the proxy.
+  const servers = ["direct", "A"].map((tag) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response(tag))
+  );
+  const dir = await Deno.makeTempDir({ prefix: "dray-routing-http-" });
+  const json = (port: number) => ({
+    log: { loglevel: "warning" },
+    inbounds: [{ tag: "web", protocol: "http", listen: "127.0.0.1", port, settings: {} }],
+    outbounds: servers.map((s, i) => ({
+      tag: ["direct", "A"][i],
+      protocol: "freedom",
+      settings: { redirect: `127.0.0.1:${s.addr.port}` },
+    })),
+    routing: { rules: [rule({ protocol: ["http"], outboundTag: "A" })] },
+  });
+  const access: string[] = [];
+  const logger = Logger.silent();
+  logger.access = (r) => void access.push(`${r.outbound} [${r.rule}]`);
+  let app: Awaited<ReturnType<typeof startApp>> | undefined;
+  try {
+    app = await startApp(parseConfigObject(json(freePort())), { logger });
+    const drayPort = app.inbounds[0].port;
+    const v2rayPort = freePort();
+    const path = join(dir, "config.json");
+    await Deno.writeTextFile(path, JSON.stringify(json(v2rayPort)));
+    await withV2ray(dir, path, v2rayPort, async () => {
+      for (const [how, want] of [["plain", "A"], ["connect", "direct"]] as const) {
+        assert.equal(await httpProbe(v2rayPort, how), want, `v2ray, ${how}`);
+        assert.equal(await httpProbe(drayPort, how), want, `dray, ${how}`);
+      }
+    });
+    assert.deepEqual(access, ["A [rule 1: protocol http]", "direct [default]"]);
+  } finally {
+    await app?.close(0);
+    await Promise.all(servers.map((s) => s.shutdown()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
