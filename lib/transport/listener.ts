@@ -60,14 +60,21 @@ export function listenTcp(options: { hostname?: string; port: number }): Listene
   };
 }
 
-/**
- * Binds a node:net TCP listener (TcpListener): TCP_NODELAY, and connections a relay can reset
- * (RST) when the stream it copies was cut short, which `Deno.Conn` cannot.
- */
-export async function listenResettableTcp(options: TcpListenerOptions): Promise<Listener> {
-  const l = await TcpListener.listen(options);
+/** The part of our node listeners (TcpListener, TlsListener) that a Listener wraps. */
+interface NodeListener {
+  readonly addr: { hostname: string; port: number };
+  accept(): Promise<{ duplex: Duplex; remoteAddr: NetAddress; localAddr: NetAddress }>;
+  close(): void;
+}
+
+interface NetAddress {
+  hostname: string;
+  port: number;
+}
+
+function fromNode(l: NodeListener): Listener {
   return {
-    addr: l.addr,
+    addr: { transport: "tcp", ...l.addr },
     accept: async () => {
       const a = await l.accept();
       return {
@@ -84,25 +91,18 @@ export async function listenResettableTcp(options: TcpListenerOptions): Promise<
 }
 
 /**
+ * Binds a node:net TCP listener (TcpListener): TCP_NODELAY, and connections a relay can reset
+ * (RST) when the stream it copies was cut short, which `Deno.Conn` cannot.
+ */
+export async function listenResettableTcp(options: TcpListenerOptions): Promise<Listener> {
+  return fromNode(await TcpListener.listen(options));
+}
+
+/**
  * Binds a TLS listener (node:tls, TlsListener): every socket has TCP_NODELAY — Deno's own TLS
  * listener cannot turn Nagle off (~40 ms per write-write-read round trip) — and a client that does
  * not finish its handshake within `handshakeTimeout` is dropped before anyone sees it.
  */
 export async function listenTls(options: TlsListenerOptions): Promise<Listener> {
-  const l = await TlsListener.listen(options);
-  return {
-    addr: { transport: "tcp", ...l.addr },
-    accept: async () => {
-      const a = await l.accept();
-      return {
-        duplex: a.duplex,
-        remote: { host: a.remoteAddr.hostname, port: a.remoteAddr.port },
-        local: { host: a.localAddr.hostname, port: a.localAddr.port },
-      };
-    },
-    close: () => {
-      l.close();
-      return Promise.resolve();
-    },
-  };
+  return fromNode(await TlsListener.listen(options));
 }
