@@ -5,6 +5,7 @@
  *   dray test -c config.json                         (exit 23 with every problem)
  *   dray link 'vless://…' | --link … | --sub SOURCE  (links → JSON config)
  *   dray link --to-link -c config.json               (JSON config → link)
+ *   dray route -c config.json DEST[:PORT] [--inbound TAG] …  (which rule, which outbound)
  *   dray version | help [command]
  *
  * Exit codes, the same for every command (lib/cli/args.ts ExitCode): 0 success, 1 a runtime
@@ -18,6 +19,7 @@ import { insecureHosts } from "./lib/config/tls_settings.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./lib/cli/insecure_relaunch.ts";
 import { type CliIo, cmdProbe, PROBE_HELP } from "./lib/cli/probe.ts";
 import { cmdExec, EXEC_HELP } from "./lib/cli/exec.ts";
+import { cmdRoute, ROUTE_HELP } from "./lib/cli/route.ts";
 import { linkFromConfig, linkToV2rayJson, parseVlessLink } from "./lib/config/share_link.ts";
 import { linksToV2rayJson } from "./lib/config/link_list.ts";
 import type { Config } from "./lib/config/types.ts";
@@ -63,6 +65,7 @@ Commands:
   link     Convert share links to a JSON config, or a config to a link (--to-link)
   probe    Check that each server works and how fast (table or --json), exit 1 if one fails
   exec     Run a command through the proxy (ALL_PROXY, HTTP(S)_PROXY set), exit with its code
+  route    Print which routing rule and outbound a connection to DEST would take
   demo     Run a dray server and client on 127.0.0.1 and fetch a page through them
   version  Print the version
   help     Print this help, or a command's help: dray help <command>
@@ -123,6 +126,7 @@ ${SOURCE_OPTIONS}
 ${EXIT_CODES}`,
   probe: PROBE_HELP,
   exec: EXEC_HELP,
+  route: ROUTE_HELP,
   version: `Usage: dray version
 
 Prints dray's version and the Deno runtime it runs on.`,
@@ -370,6 +374,8 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         return await cmdProbe(rest, cliIo());
       case "exec":
         return await cmdExec(rest, { out, err, version: VERSION });
+      case "route":
+        return await cmdRoute(rest, { out, ...linkSourceOptions() });
       case "demo":
         return await cmdDemo(rest);
       case "version":

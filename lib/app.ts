@@ -22,6 +22,7 @@ import { DefaultRouter, type Router } from "./dispatch/router.ts";
 import { AssetLocator } from "./routing/asset_locator.ts";
 import { buildRouter, type BuiltRouting } from "./routing/build_router.ts";
 import { RoutingRouter } from "./routing/routing_router.ts";
+import type { SystemLookup } from "./routing/host_resolver.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
@@ -120,12 +121,16 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
  * The routing section built (geo files read, only the codes referenced): throws an Error naming
  * the JSON path when a list, file or regexp is wrong. `dray test` calls it too.
  */
-export function buildRouting(config: Config): BuiltRouting {
+export function buildRouting(
+  config: Config,
+  options: { lookup?: SystemLookup } = {},
+): BuiltRouting {
   return buildRouter({
     routing: config.routing,
     hosts: config.dns.hosts,
     outboundTags: config.outbounds.map((o) => o.tag),
     assets: new AssetLocator({ configDir: config.routing.configDir }),
+    lookup: options.lookup,
   });
 }
 

@@ -85,7 +85,7 @@ Deno.test("dray version prints the version and runtime, exit 0", async () => {
 Deno.test("dray help lists every command, and each command has -h/--help", async () => {
   const r = await dray(["help"]);
   assert.equal(r.code, 0);
-  for (const c of ["run", "test", "link", "probe", "exec", "version", "help"]) {
+  for (const c of ["run", "test", "link", "probe", "exec", "route", "version", "help"]) {
     assert.match(r.stdout, new RegExp(`^  ${c} `, "m"));
   }
   const cases: Array<[string[], RegExp]> = [
@@ -95,6 +95,10 @@ Deno.test("dray help lists every command, and each command has -h/--help", async
     [["link", "--help"], /^ {7}dray link --to-link -c <config\.json>$/m],
     [["version", "--help"], /^Usage: dray version$/m],
     [["help", "link"], /^Usage: dray link <vless:\/\/…>/m],
+    [
+      ["route", "-h"],
+      /^Usage: dray route \(-c <config\.json> \| --link … \| --sub <source>\) DEST/m,
+    ],
     [["--help"], /^Commands:$/m],
   ];
   for (const [args, pattern] of cases) {
@@ -480,4 +484,45 @@ Deno.test("dray run --sub with an unreachable URL is a runtime failure, exit 1",
     new RegExp(`^Cannot fetch subscription http://127\\.0\\.0\\.1:${port}/…: `),
   );
   assert.doesNotMatch(r.stderr, /token/);
+});
+
+const ROUTED = JSON.stringify({
+  inbounds: [{ tag: "in", protocol: "socks", port: 1080 }],
+  outbounds: [{ tag: "proxy", protocol: "freedom" }, { tag: "lan", protocol: "freedom" }],
+  routing: {
+    rules: [{ type: "field", ip: ["geoip:private"], outboundTag: "lan" }],
+  },
+});
+
+Deno.test("dray route prints the rule and outbound a destination takes (text and --json), exit 0", async () => {
+  await withFiles({ "config.json": ROUTED }, async (dir) => {
+    const lan = await dray(["route", "-c", `${dir}/config.json`, "192.168.1.20:22"]);
+    assert.equal(lan.code, 0, lan.stderr);
+    assert.match(lan.stdout, /^destination +tcp:192\.168\.1\.20:22$/m);
+    assert.match(lan.stdout, /^rule +rule 1: ip geoip:private \(routing\.rules\[0\]\)$/m);
+    assert.match(lan.stdout, /^outbound +lan \(freedom\)$/m);
+    const web = await dray(["route", "-c", `${dir}/config.json`, "[2001:db8::1]:443", "--json"]);
+    assert.equal(web.code, 0, web.stderr);
+    const e = JSON.parse(web.stdout);
+    assert.deepEqual([e.rule, e.outbound.tag, e.inbound], [null, "proxy", "in"]);
+  });
+});
+
+Deno.test("dray route: an invalid config exits 23, a bad destination or inbound 2", async () => {
+  const badTag = ROUTED.replace('"outboundTag":"lan"', '"outboundTag":"nowhere"');
+  const badGeo = ROUTED.replace("geoip:private", "ext:nofile.dat:xx");
+  await withFiles({ "bad.json": badTag, "geo.json": badGeo, "ok.json": ROUTED }, async (dir) => {
+    const tag = await dray(["route", "-c", `${dir}/bad.json`, "example.com"]);
+    assert.equal(tag.code, 23);
+    assert.match(tag.stderr, /routing\.rules\[0\]\.outboundTag/);
+    const geo = await dray(["route", "-c", `${dir}/geo.json`, "example.com"]);
+    assert.equal(geo.code, 23);
+    assert.match(geo.stderr, /routing\.rules\[0\]\.ip\[0\].*nofile\.dat/);
+    for (const args of [["example.com:99999"], ["example.com", "--inbound", "out"]]) {
+      const r = await dray(["route", "-c", `${dir}/ok.json`, ...args]);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.match(r.stderr, /^dray route: /);
+      assertNoStack(r);
+    }
+  });
 });
