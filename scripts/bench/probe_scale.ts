@@ -124,7 +124,6 @@ function clientConfig(alive: number[], dead: number[]): unknown {
       tlsSettings: {
         serverName: "localhost",
         certificates: [{ certificateFile: CERT("ca.pem"), usage: "verify" }],
-        disableSystemRoot: true,
       },
       httpSettings: { path: PATH, host: ["localhost"] },
     },
