@@ -154,6 +154,19 @@ export function policyFor(config: Config, level: number): Policy {
   };
 }
 
+/**
+ * An http inbound's policy: its level's, where v2ray 4.34 (proxy/http/server.go) lets `timeout`
+ * (seconds) replace connIdle when userLevel is 0 (the parser refuses it at other levels).
+ */
+export function httpInboundPolicy(
+  config: Config,
+  s: { timeout: number; userLevel: number },
+): Policy {
+  const policy = policyFor(config, s.userLevel);
+  if (s.timeout > 0 && s.userLevel === 0) policy.connIdle = s.timeout * 1000;
+  return policy;
+}
+
 async function startInbound(
   inbound: InboundConfig,
   config: Config,
@@ -192,12 +205,9 @@ async function startInbound(
     }
     case "http": {
       const s = inbound.settings;
-      const policy = policyFor(config, s.userLevel);
-      // v2ray's http `timeout` (seconds) bounds reading the request head, like handshake.
-      if (s.timeout > 0) policy.handshake = s.timeout * 1000;
       return await InboundServer.listen({
         ...base,
-        policy,
+        policy: httpInboundPolicy(config, s),
         handler: new HttpProxyInbound({ accounts: s.accounts }),
       });
     }

@@ -3,7 +3,7 @@
  * blackhole, a vless outbound against the real v2ray, graceful close, and failing starts.
  */
 import assert from "node:assert/strict";
-import { startApp } from "../lib/app.ts";
+import { httpInboundPolicy, startApp } from "../lib/app.ts";
 import { parseConfig } from "../lib/config/parse.ts";
 import { encodeUdpDatagram, parseUdpDatagram } from "../lib/socks/socks5.ts";
 import { Logger } from "../lib/log.ts";
@@ -86,6 +86,46 @@ Deno.test("startApp() wires a socks inbound to freedom: CONNECT download and UDP
   } finally {
     app.close();
     control.duplex.close();
+  }
+});
+
+Deno.test("httpInboundPolicy() sets connIdle from timeout at userLevel 0, as v2ray 4.34", () => {
+  const config = parseConfig(JSON.stringify({
+    policy: { levels: { "0": { handshake: 3, connIdle: 100 } } },
+    inbounds: [{ protocol: "http", port: 1 }],
+    outbounds: [FREEDOM],
+  }));
+  const p = httpInboundPolicy(config, { timeout: 7, userLevel: 0 });
+  assert.equal(p.connIdle, 7000);
+  assert.equal(p.handshake, 3000, "the request head keeps the level's handshake deadline");
+  assert.equal(httpInboundPolicy(config, { timeout: 0, userLevel: 0 }).connIdle, 100_000);
+});
+
+Deno.test("startApp() closes an idle http CONNECT tunnel after the inbound's timeout", async () => {
+  const echo = new EchoServer();
+  try {
+    await using s = await startAppFromJson(() => ({
+      inbounds: [{ protocol: "http", tag: "web", port: freePort(), settings: { timeout: 1 } }],
+      outbounds: [FREEDOM],
+    }));
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.inbound("web").port });
+    try {
+      await conn.write(enc.encode(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      const buf = new Uint8Array(1024);
+      const n = await within(conn.read(buf), NET_MS, "CONNECT reply");
+      assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200/);
+      await conn.write(enc.encode("x"));
+      assert.equal(await within(conn.read(buf), NET_MS, "echo"), 1);
+      const idleFrom = performance.now();
+      // The default connIdle (300 s) would keep it open far past this safety net.
+      const end = await within(conn.read(buf).catch(() => null), NET_MS, "idle close");
+      assert.equal(end, null);
+      assert.ok(performance.now() - idleFrom >= 900, "closed by the 1 s idle timer, not before");
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await echo.close();
   }
 });
 

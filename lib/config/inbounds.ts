@@ -72,6 +72,15 @@ export function readInbound(r: Reader, v: unknown, path: string): InboundConfig 
         );
       }
       const userLevel = r.int(settings, "userLevel", sp, 0, MAX_U32, 0);
+      if (timeout && userLevel) {
+        // v2ray 4.34 ignores it there; taking it silently would not do what it says.
+        r.problem(
+          join(sp, "timeout"),
+          "sets connIdle at userLevel 0 only (as in v2ray 4.34); " +
+            `use policy.levels.${userLevel}.connIdle for level ${userLevel}`,
+        );
+        return undefined;
+      }
       if (!ok || !accounts || timeout === undefined || userLevel === undefined) return undefined;
       return { protocol, ...base, settings: { accounts, timeout, userLevel } };
     }

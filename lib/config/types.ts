@@ -137,7 +137,7 @@ export interface HttpInboundConfig extends InboundCommon {
   settings: {
     /** Empty = no authentication. */
     accounts: Account[];
-    /** Seconds to wait for the request head; 0 = the level's handshake policy. */
+    /** Seconds: connIdle of level 0 (v2ray 4.34's meaning); 0 = the policy's; 0 unless userLevel is 0. */
     timeout: number;
     userLevel: number;
   };

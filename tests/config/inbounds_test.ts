@@ -93,4 +93,9 @@ testProblemCases([
     "inbounds[1].settings.timeout: the deprecated timeout (use policy.levels.0.connIdle) is not supported by dray",
     "inbounds[2].settings.allowTransparent: transparent requests (origin-form, without a proxy's absolute URL) are not supported by dray",
   ]],
+  ["an http timeout at a userLevel other than 0 (v2ray 4.34 ignores it there)", (c) => {
+    c.inbounds.push({ protocol: "http", port: 8080, settings: { timeout: 30, userLevel: 2 } });
+  }, [
+    "inbounds[1].settings.timeout: sets connIdle at userLevel 0 only (as in v2ray 4.34); use policy.levels.2.connIdle for level 2",
+  ]],
 ]);

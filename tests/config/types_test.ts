@@ -69,7 +69,7 @@ const TABLE: Record<string, Fate> = {
   ...inbound("http", {
     "settings.accounts[].user": { file: APP, reads: "accounts: s.accounts" },
     "settings.accounts[].pass": { file: APP, reads: "accounts: s.accounts" },
-    "settings.timeout": { file: APP, reads: "s.timeout * 1000" },
+    "settings.timeout": { file: APP, reads: "policy.connIdle = s.timeout * 1000" },
     "settings.userLevel": { file: APP, reads: "policyFor(config, s.userLevel)" },
   }),
   ...inbound("dokodemo-door", {
@@ -187,7 +187,7 @@ function everything(port: () => number): Json {
       {
         protocol: "http",
         port: port(),
-        settings: { accounts: [{ user: "u", pass: "p" }], timeout: 9, userLevel: 1 },
+        settings: { accounts: [{ user: "u", pass: "p" }], timeout: 9, userLevel: 0 },
       },
       {
         protocol: "dokodemo-door",
