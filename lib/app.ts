@@ -223,9 +223,13 @@ async function startInbound(
       // The handshake deadline applies before the user (and so the level) is known: level 0's.
       const policy = policyFor(config, 0);
       const stream = inbound.stream;
-      const tls = stream.security === "tls"
-        ? { cert: stream.tls.certificates[0].certificate, key: stream.tls.certificates[0].key }
-        : undefined;
+      // The first certificate serves every SNI the others do not name (v2ray's rule).
+      const [first, ...more] = stream.security === "tls" ? stream.tls.certificates : [];
+      const tls = first && {
+        cert: first.certificate,
+        key: first.key,
+        sniCertificates: more.map((c) => ({ cert: c.certificate, key: c.key })),
+      };
       // listen(), not the constructor: over TLS it binds a node:tls listener whose sockets have
       // TCP_NODELAY (Deno.listenTls sockets keep Nagle on: ~40 ms per write-write-read, or per new
       // HTTP/2 stream); with http, each HTTP/2 request stream is one connection for the handler.

@@ -231,13 +231,6 @@ export function readTlsServer(
       "needs a certificate and key (certificateFile and keyFile) for a TLS inbound",
     );
   }
-  if (certs.length > 1) {
-    // node:tls serves one certificate; choosing one per SNI is not built yet.
-    return r.unsupported(
-      `${join(tp, "certificates")}[1]`,
-      "more than one server certificate (one per SNI) is",
-    );
-  }
   if (network === "http" && (alpn.length !== 1 || alpn[0] !== "h2")) {
     // The HTTP/2 server offers only "h2" (v2ray offers what alpn lists, and fails on the rest).
     return r.problem(

@@ -264,7 +264,10 @@ export interface TlsClientConfig {
 
 /** Server side TLS (vless inbounds). */
 export interface TlsServerConfig {
-  /** Exactly one: more (one per SNI) are refused. */
+  /**
+   * At least one. Several: each serves the clients whose SNI names it (its DNS subjectAltNames,
+   * else its CN; wildcards), the first serves the rest — v2ray 4.34's (Go's) rule.
+   */
   certificates: TlsCertificate[];
   /** Default ["h2"] for the http transport (the only value it takes), ["h2", "http/1.1"] for tcp. */
   alpn: string[];

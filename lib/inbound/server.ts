@@ -5,6 +5,7 @@ import type { Logger } from "../log.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
+import type { ServerCertificate } from "../net/certificate_selector.ts";
 import { waitAtMost } from "../net/wait_at_most.ts";
 import { acceptEach } from "../transport/accept_each.ts";
 import {
@@ -27,11 +28,17 @@ export interface InboundServerOptions {
   /** Serves each accepted TCP connection (or HTTP/2 stream, with `http`). */
   handler?: InboundHandler;
   /**
-   * Serve TLS on the TCP port (certificate chain and key as PEM text). Only with
+   * Serve TLS on the TCP port (certificate chain and key as PEM text; `sniCertificates` for
+   * clients whose SNI names them, see TlsListenerOptions). Only with
    * `InboundServer.listen()` (node:tls): it turns Nagle off on every socket and bounds the
    * handshake by TLS_HANDSHAKE_TIMEOUT_MS before the handler sees the connection.
    */
-  tls?: { cert: string; key: string; alpnProtocols?: string[] };
+  tls?: {
+    cert: string;
+    key: string;
+    sniCertificates?: ServerCertificate[];
+    alpnProtocols?: string[];
+  };
   /**
    * Serve v2ray's http transport (HTTP/2, h2c without `tls`): every request stream whose Host and
    * path match is one connection for the handler. Only with `InboundServer.listen()`.
@@ -139,6 +146,7 @@ export class InboundServer {
         port: options.port,
         cert: tls.cert,
         key: tls.key,
+        sniCertificates: tls.sniCertificates,
         // The http transport only speaks HTTP/2.
         alpnProtocols: http ? ["h2"] : tls.alpnProtocols,
         handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,

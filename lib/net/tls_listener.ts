@@ -14,6 +14,7 @@
  */
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import { CertificateSelector, type ServerCertificate } from "./certificate_selector.ts";
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
 import { SocketDuplex } from "./socket_duplex.ts";
@@ -26,6 +27,11 @@ export interface TlsListenerOptions {
   cert: string;
   /** Private key (PEM text). */
   key: string;
+  /**
+   * More certificates, each served to clients whose SNI names it (v2ray's rule, see
+   * CertificateSelector); `cert`/`key` serve everyone else.
+   */
+  sniCertificates?: ServerCertificate[];
   /** ALPN protocols offered, in order of preference; the client's pick is `alpnProtocol`. */
   alpnProtocols?: string[];
   /** A client that has not finished the handshake after this many ms is dropped. Default 10 000. */
@@ -74,6 +80,7 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
     const server = tls.createServer({
       cert: opts.cert,
       key: opts.key,
+      SNICallback: sniCallback(opts),
       ALPNProtocols: opts.alpnProtocols,
       // A client's close_notify/FIN ends our readable only; we may still write the rest.
       allowHalfOpen: true,
@@ -178,6 +185,20 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       yield a;
     }
   }
+}
+
+/** Picks a certificate per SNI when there are several; undefined (node's default) for one. */
+function sniCallback(
+  opts: TlsListenerOptions,
+): ((name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void) | undefined {
+  if (!opts.sniCertificates || opts.sniCertificates.length === 0) return undefined;
+  const selector = new CertificateSelector([
+    { cert: opts.cert, key: opts.key },
+    ...opts.sniCertificates,
+  ]);
+  // Built once: a context per handshake would parse the key every time.
+  const contexts = selector.certificates.map((c) => tls.createSecureContext(c));
+  return (name, cb) => cb(null, contexts[selector.indexFor(name)]);
 }
 
 /** Node's bind errors carry a code; callers of a Deno-shaped listener expect Deno's classes. */

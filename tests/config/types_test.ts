@@ -87,11 +87,8 @@ const TABLE: Record<string, Fate> = {
     "settings.decryption": { fixed: '"none"' },
     "stream.network": { file: APP, reads: 'stream.network === "http"' },
     "stream.security": { file: APP, reads: 'stream.security === "tls"' },
-    "stream.tls.certificates[].certificate": {
-      file: APP,
-      reads: "stream.tls.certificates[0].certificate",
-    },
-    "stream.tls.certificates[].key": { file: APP, reads: "stream.tls.certificates[0].key" },
+    "stream.tls.certificates[].certificate": { file: APP, reads: "cert: c.certificate" },
+    "stream.tls.certificates[].key": { file: APP, reads: "key: c.key" },
     // tcp: offered as given; http: the parser allows only ["h2"], which the server offers.
     "stream.tls.alpn": { file: APP, reads: "alpnProtocols: stream.tls.alpn" },
     "stream.tls.serverName": { inertAsInV2ray: "a server does not send SNI" },
@@ -160,7 +157,10 @@ function everything(port: () => number): Json {
   const serverTls = {
     serverName: "localhost",
     alpn: ["h2"],
-    certificates: [{ certificateFile: `${CERTS}server.pem`, keyFile: `${CERTS}server.key` }],
+    certificates: ["server", "other"].map((n) => ({
+      certificateFile: `${CERTS}${n}.pem`,
+      keyFile: `${CERTS}${n}.key`,
+    })),
   };
   const clients = [{ id: ID, level: 1, email: "a@b", flow: "" }];
   return {

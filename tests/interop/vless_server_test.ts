@@ -40,6 +40,12 @@ const MIB = 1024 * 1024;
 const CERTS = new URL("../support/certs/", import.meta.url);
 const CERT = Deno.readTextFileSync(new URL("server.pem", CERTS));
 const KEY = Deno.readTextFileSync(new URL("server.key", CERTS));
+/** A second certificate, for other.test and *.other.test only: served by SNI. */
+const OTHER = {
+  cert: Deno.readTextFileSync(new URL("other.pem", CERTS)),
+  key: Deno.readTextFileSync(new URL("other.key", CERTS)),
+};
+const TLS = { cert: CERT, key: KEY, sniCertificates: [OTHER] };
 const HTTP_PATH = "/vless";
 const HTTP_HOST = "dray.test";
 
@@ -67,13 +73,13 @@ function startDray(
   if (kind === "http" || kind === "h2c") {
     return InboundServer.listen({
       ...common,
-      ...(kind === "http" ? { tls: { cert: CERT, key: KEY } } : {}),
+      ...(kind === "http" ? { tls: TLS } : {}),
       http: { host: [HTTP_HOST], path: HTTP_PATH },
     });
   }
   return InboundServer.listen({
     ...common,
-    ...(kind === "tls" ? { tls: { cert: CERT, key: KEY } } : {}),
+    ...(kind === "tls" ? { tls: TLS } : {}),
   });
 }
 
@@ -272,6 +278,28 @@ for (const kind of ["tcp", "tls", "http"] as const) {
     } finally {
       udp.close();
       control.duplex.close();
+    }
+  });
+}
+
+for (const kind of ["tls", "http"] as const) {
+  Deno.test(`v2ray client → dray server (${kind}): SNI a.other.test gets the second certificate`, async () => {
+    await using s = await setup(kind);
+    // v2ray trusts only the test CA and verifies a.other.test, which only other.pem names: the
+    // download works only if dray picked that certificate by SNI.
+    await using client = await V2rayClient.start({
+      serverPort: s.server.port,
+      id: s.id,
+      network: kind === "http" ? "http" : "tcp",
+      security: "tls",
+      serverName: "a.other.test",
+      ...(kind === "http" ? { httpHost: [HTTP_HOST], httpPath: HTTP_PATH } : {}),
+    });
+    const p = await viaSocks(client, s.target.tcpPort);
+    try {
+      await download(p, MIB);
+    } finally {
+      p.close();
     }
   });
 }

@@ -347,6 +347,45 @@ Deno.test("TlsListener negotiates ALPN: a client offering h2 and http/1.1 gets h
   }
 });
 
+Deno.test("TlsListener serves the certificate the client's SNI names, the first one otherwise", async () => {
+  const other = {
+    cert: Deno.readTextFileSync(new URL("other.pem", CERTS)),
+    key: Deno.readTextFileSync(new URL("other.key", CERTS)),
+  };
+  const listener = await TlsListener.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: CERT,
+    key: KEY,
+    sniCertificates: [other],
+  });
+  const served = (async () => {
+    for (let i = 0; i < 3; i++) {
+      const a = await listener.accept();
+      echo(a).catch(() => {});
+    }
+  })();
+  try {
+    // Each name is in one certificate only: the client's verification tells which one came.
+    // "127.0.0.1" sends no SNI (RFC 6066), and only the first certificate has that IP.
+    for (const hostname of ["a.other.test", "localhost", "127.0.0.1"]) {
+      const tcp = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+      const conn = await Deno.startTls(tcp, { hostname, caCerts: [CA] });
+      try {
+        await within(conn.handshake(), `handshake for ${hostname}`);
+        await conn.write(new TextEncoder().encode("x"));
+        const buf = new Uint8Array(1);
+        assert.equal(await within(conn.read(buf), `echo for ${hostname}`), 1, hostname);
+      } finally {
+        conn.close();
+      }
+    }
+    await within(served, "three connections accepted");
+  } finally {
+    listener.close();
+  }
+});
+
 Deno.test("TlsListener drops a client that never handshakes, without blocking others", async () => {
   const errors: { err: Error; remote: NetAddress | null }[] = [];
   const reported = Promise.withResolvers<void>();

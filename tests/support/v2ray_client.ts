@@ -3,7 +3,7 @@
  * inbound (UDP enabled) → a vless outbound over tcp, tcp+tls or http+tls to a given port.
  *
  * TLS trusts only tests/support/certs/ca.pem (`usage: "verify"`, `disableSystemRoot`), with
- * serverName "localhost". `start()` resolves once v2ray logs that it started and the SOCKS port
+ * serverName "localhost" unless `serverName` says otherwise. `start()` resolves once v2ray logs that it started and the SOCKS port
  * accepts; it rejects with v2ray's output if v2ray exits first. Dispose to kill it and wait.
  */
 import { freePort } from "./v2ray.ts";
@@ -22,6 +22,8 @@ export interface V2rayClientOptions {
   security: "none" | "tls";
   httpHost?: string[];
   httpPath?: string;
+  /** tlsSettings.serverName (SNI and the name verified); default "localhost". */
+  serverName?: string;
 }
 
 export class V2rayClient implements AsyncDisposable {
@@ -111,7 +113,7 @@ function clientConfig(o: V2rayClientOptions, socksPort: number): unknown {
   const stream: Record<string, unknown> = { network: o.network, security: o.security };
   if (o.security === "tls") {
     stream.tlsSettings = {
-      serverName: "localhost",
+      serverName: o.serverName ?? "localhost",
       disableSystemRoot: true,
       certificates: [{ certificateFile: ca, usage: "verify" }],
     };
