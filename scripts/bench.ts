@@ -135,6 +135,7 @@ async function main(): Promise<void> {
     eofSamples: quick ? 1 : 3,
     udpEchoes: quick ? 20 : 200,
     idleConnections: 512,
+    burstConnections: 250,
   };
   const repeats = positiveInt(values.repeats, "--repeats");
   const budgetMs = positiveInt(values.budget, "--budget") * 1000;

@@ -109,6 +109,7 @@ try {
     eofSamples: 3,
     udpEchoes: count,
     idleConnections: count,
+    burstConnections: count,
   };
   const data = new Payloads();
   data.hash(size);

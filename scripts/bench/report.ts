@@ -151,7 +151,7 @@ function figureKeys(rows: RowSummary[]): [string, string][] {
   );
 }
 
-/** The targets of issue 7, dray client against v2ray's client measured in the same run. */
+/** The targets of issues 7 and 16, dray client against v2ray's client measured in the same run. */
 export function checkTargets(rows: RowSummary[]): TargetCheck[] {
   const at = (row: string, scenario: string, name: string) => figure(rows, row, scenario, name);
   const ratio = (scenario: string, name: string, a: string, b: string) =>
@@ -206,6 +206,19 @@ export function checkTargets(rows: RowSummary[]): TargetCheck[] {
       viaV2ray("parallel-512", "client peak RSS MiB"),
       "≤",
       0.5,
+    ),
+    // Issue 16: memory at or below the v2ray client's, and given back after a burst.
+    check(
+      "client RSS with 512 idle connections via v2ray server, dray/v2ray (issue 16)",
+      viaV2ray("idle", "client RSS MiB"),
+      "≤",
+      1,
+    ),
+    check(
+      "client RSS 30 s after a burst of 250 / before it, dray→v2ray (issue 16)",
+      at("dray-v2ray", "burst", "after/before"),
+      "≤",
+      1.15,
     ),
     check("last byte → EOF p50 dray→dray, ms", at("dray-dray", "eof", "p50 ms"), "<", 10),
     check("download dray↔dray / v2ray↔v2ray", both("download", "MiB/s"), "≥", 3),
@@ -302,7 +315,7 @@ export function textTable(report: Report): string {
     line(table[0]),
     ...table.slice(1).map(line),
     "",
-    "targets (issue 7):",
+    "targets (issues 7, 16):",
     ...targetLines(report).map((l) => `  ${l}`),
     ...(notes(report).length ? ["", "notes:", ...notes(report).map((l) => `  ${l}`)] : []),
     "",
@@ -336,7 +349,7 @@ export function markdown(report: Report): string {
     row(table[0].map((_, i) => (i === 0 ? "---" : "---:"))),
     ...table.slice(1).map(row),
     "",
-    "Targets (issue 7):",
+    "Targets (issues 7, 16):",
     "",
     ...targetLines(report).map((l) => `- ${l}`),
     ...(notes(report).length ? ["", "Notes:", "", ...notes(report).map((l) => `- ${l}`)] : []),

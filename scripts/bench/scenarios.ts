@@ -21,6 +21,14 @@ const EOF_TIMEOUT_MS = 15_000;
 const UDP_TIMEOUT_MS = 500;
 /** Connections opened at once while building up the idle set (a burst, not a flood). */
 const OPEN_BATCH = 64;
+/** Bytes each connection of the burst scenario downloads (as parallel-512's share of 128 MiB). */
+const BURST_BYTES = 256 * 1024;
+/** How long the burst scenario watches the client's RSS come down after the burst. */
+const BURST_SETTLE_MS = 30_000;
+/** How often it samples the client's RSS (peak during the burst, then the way back down). */
+const BURST_SAMPLE_MS = 250;
+/** "Back" = RSS within this factor of the pre-burst level (issue 16: within 15%). */
+const BURST_BACK_FACTOR = 1.15;
 
 /** How connections reach the target. */
 export interface Route {
@@ -71,6 +79,8 @@ export interface Workload {
   eofSamples: number;
   udpEchoes: number;
   idleConnections: number;
+  /** Connections opened at once by the burst scenario. */
+  burstConnections: number;
 }
 
 /** Process figures at a moment, provided by the runner. */
@@ -430,6 +440,76 @@ const idle: Scenario = {
   },
 };
 
+/**
+ * A burst and what it leaves behind: after one warm-up echo (the client's connection to its server
+ * is up), `burstConnections` connections download 256 KiB each at once; then nothing for 30 s.
+ * Reports the client's RSS before, its peak during the burst, 30 s after it, and how long after
+ * the burst it took to come back within 15% of the level before (NaN: not within 30 s).
+ */
+const burst: Scenario = {
+  name: "burst",
+  timeoutMs: (w) => bulkTimeout(w.burstConnections * BURST_BYTES) + 2 * BURST_SETTLE_MS,
+  description: (w) =>
+    `${w.burstConnections} connections at once, each downloading ${
+      formatBytes(BURST_BYTES)
+    }, then ${BURST_SETTLE_MS / 1000} s idle (client RSS before, peak, after)`,
+  async run(ctx) {
+    const rss = () => ctx.probe()["client RSS MiB"];
+    const request = encoder.encode("echo\n!");
+    const warm = ctx.scope.track(await ctx.route.connect());
+    let verified = true;
+    try {
+      await writeAll(warm, request);
+      if ((await readExact(warm, 1))[0] !== request[request.length - 1]) verified = false;
+    } finally {
+      ctx.scope.release(warm);
+    }
+    const before = rss();
+    if (before === undefined) throw new Error("the burst scenario needs a proxy client's RSS");
+    let peak = before;
+    let sampling = true;
+    const sampler = (async () => {
+      // Bounded by the scenario's own timeout; stops as soon as the burst is over.
+      while (sampling) {
+        peak = Math.max(peak, rss() ?? 0);
+        await new Promise((r) => setTimeout(r, BURST_SAMPLE_MS));
+      }
+    })();
+    ctx.data.hash(BURST_BYTES);
+    let results: Array<{ verified: boolean }>;
+    try {
+      results = await Promise.all(
+        Array.from({ length: ctx.work.burstConnections }, () => downloadOnce(ctx, BURST_BYTES)),
+      );
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    const t0 = performance.now();
+    let back = NaN;
+    let after = rss() ?? NaN;
+    // By the clock (a probe reads /proc and may itself take a while on a busy machine).
+    while (performance.now() - t0 < BURST_SETTLE_MS) {
+      after = rss() ?? NaN;
+      if (Number.isNaN(back) && after <= before * BURST_BACK_FACTOR) {
+        back = (performance.now() - t0) / 1000;
+      }
+      await new Promise((r) => setTimeout(r, BURST_SAMPLE_MS));
+    }
+    return {
+      figures: {
+        "client RSS before MiB": before,
+        "client RSS peak MiB": peak,
+        "client RSS 30 s after MiB": after,
+        "after/before": after / before,
+        "back within 15% s": back,
+      },
+      verified: verified && results.every((r) => r.verified),
+      bytes: BURST_BYTES * ctx.work.burstConnections,
+    };
+  },
+};
+
 export const SCENARIOS: readonly Scenario[] = [
   download,
   upload,
@@ -440,6 +520,7 @@ export const SCENARIOS: readonly Scenario[] = [
   eof,
   udp,
   idle,
+  burst,
 ];
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
