@@ -20,9 +20,14 @@ import { Dispatcher } from "./dispatch/dispatcher.ts";
 import type { Policy } from "./dispatch/policy.ts";
 import { DefaultRouter, type Router } from "./dispatch/router.ts";
 import { AssetLocator } from "./routing/asset_locator.ts";
-import { buildRouter, type BuiltRouting } from "./routing/build_router.ts";
+import { type BalancerConfig, buildRouter, type BuiltRouting } from "./routing/build_router.ts";
 import { RoutingRouter } from "./routing/routing_router.ts";
 import type { SystemLookup } from "./routing/host_resolver.ts";
+import { Observatory } from "./routing/observatory.ts";
+import { LeastPingStrategy } from "./routing/least_ping_strategy.ts";
+import { RoundRobinStrategy } from "./routing/round_robin_strategy.ts";
+import type { BalancingStrategy } from "./routing/balancer.ts";
+import { ObservedOutbound } from "./outbound/observed_outbound.ts";
 import { HttpProxyInbound } from "./inbound/http_proxy.ts";
 import { InboundServer } from "./inbound/server.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
@@ -73,10 +78,18 @@ export interface StartOptions {
 /** Starts every outbound and inbound of `config`. On failure, whatever started is closed again. */
 export async function startApp(config: Config, opts: StartOptions): Promise<App> {
   const { logger } = opts;
-  const outbounds = config.outbounds.map((o) => createOutbound(o, logger));
+  const created = config.outbounds.map((o) => createOutbound(o, logger));
+  const observatory = config.observatory
+    ? new Observatory({ ...config.observatory, outbounds: created, logger })
+    : undefined;
+  // The observatory's subjects report their connections' outcomes to it (passive health).
+  const outbounds = observatory
+    ? created.map((o) => observatory.status(o.tag) ? new ObservedOutbound(o, observatory) : o)
+    : created;
   const inbounds: RunningInbound[] = [];
   try {
-    const router = opts.router?.(outbounds) ?? routerFor(config, outbounds, logger);
+    const router = opts.router?.(outbounds) ??
+      routerFor(config, outbounds, logger, observatory);
     const sniffing = new Map(
       config.inbounds.filter((i) => i.sniffing.enabled).map((
         i,
@@ -96,10 +109,12 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
     }
   } catch (err) {
     await Promise.all(inbounds.map((s) => s.close(0)));
+    await observatory?.close();
     await Promise.all(outbounds.map((o) => o.close()));
     throw err;
   }
   for (const s of inbounds) logger.info(`inbound "${s.tag}" listening on port ${s.port}`);
+  observatory?.start();
   let closing: Promise<void> | undefined;
   const stopped = Promise.withResolvers<void>();
   return {
@@ -109,6 +124,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
     close(graceMs = DEFAULT_GRACE_MS) {
       closing ??= (async () => {
         await Promise.all(inbounds.map((s) => s.close(graceMs)));
+        await observatory?.close();
         await Promise.all(outbounds.map((o) => o.close()));
         stopped.resolve();
       })();
@@ -123,7 +139,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
  */
 export function buildRouting(
   config: Config,
-  options: { lookup?: SystemLookup } = {},
+  options: { lookup?: SystemLookup; observatory?: Observatory } = {},
 ): BuiltRouting {
   return buildRouter({
     routing: config.routing,
@@ -131,14 +147,33 @@ export function buildRouting(
     outboundTags: config.outbounds.map((o) => o.tag),
     assets: new AssetLocator({ configDir: config.routing.configDir }),
     lookup: options.lookup,
+    strategyFor: (b) => strategyFor(b, options.observatory),
   });
 }
 
+/** A balancer's strategy; the health-aware ones read the observatory (leastPing needs it). */
+function strategyFor(b: BalancerConfig, observatory?: Observatory): BalancingStrategy | undefined {
+  switch (b.strategy) {
+    case "roundRobin":
+      return new RoundRobinStrategy(observatory);
+    case "leastPing":
+      // The config parser refuses leastPing without an observatory.
+      return observatory ? new LeastPingStrategy(observatory) : new RoundRobinStrategy();
+    default:
+      return undefined;
+  }
+}
+
 /** The first outbound for everything when there are no rules; else the rules router. */
-function routerFor(config: Config, outbounds: readonly Outbound[], logger: Logger): Router {
+function routerFor(
+  config: Config,
+  outbounds: readonly Outbound[],
+  logger: Logger,
+  observatory: Observatory | undefined,
+): Router {
   for (const w of config.routing.warnings) logger.warn(w);
   if (config.routing.rules.length === 0) return new DefaultRouter(outbounds);
-  const built = buildRouting(config);
+  const built = buildRouting(config, { observatory });
   for (const [file, codes] of built.geoFiles) logger.info(`routing: ${file}: ${codes.join(", ")}`);
   return new RoutingRouter({ rules: built.router, outbounds });
 }

@@ -14,6 +14,7 @@ import { dirname, resolve } from "node:path";
 import { parseJsonc } from "./jsonc.ts";
 import { checkListenConflicts, readInbound } from "./inbounds.ts";
 import { readOutbound } from "./outbounds.ts";
+import { readObservatory } from "./observatory.ts";
 import { checkRuleTargets, readDns, readRouting } from "./routing.ts";
 import { describe, join, MAX_U32, type Obj, type ParseConfigOptions, Reader } from "./reader.ts";
 import {
@@ -75,7 +76,6 @@ const ROOT_UNSUPPORTED: Record<string, string> = {
   reverse: "reverse proxy (reverse) is",
   transport: "the global transport block (transport) is",
   fakedns: "fake DNS (fakedns) is",
-  observatory: "observatory is",
   browserForwarder: "the browser forwarder is",
   inbound: "the pre-4.0 inbound block (use inbounds[]) is",
   outbound: "the pre-4.0 outbound block (use outbounds[]) is",
@@ -86,12 +86,28 @@ const ROOT_UNSUPPORTED: Record<string, string> = {
 function readRoot(r: Reader, value: unknown): Config | undefined {
   const root = r.object(value, "config");
   if (root === undefined) return undefined;
-  r.keys(root, "", ["log", "inbounds", "outbounds", "policy", "routing", "dns"], ROOT_UNSUPPORTED);
+  r.keys(
+    root,
+    "",
+    ["log", "inbounds", "outbounds", "policy", "routing", "dns", "observatory"],
+    ROOT_UNSUPPORTED,
+  );
 
   const log = readLog(r, root);
   const policy = readPolicy(r, root);
   const routing = readRouting(r, root);
   const hosts = readDns(r, root);
+  const observatory = readObservatory(r, root);
+  if (routing && observatory === undefined) {
+    routing.balancers.forEach((b, i) => {
+      if (b.strategy === "leastPing") {
+        r.problem(
+          `routing.balancers[${i}].strategy.type`,
+          '"leastPing" needs the observatory section (which outbounds to probe, and how)',
+        );
+      }
+    });
+  }
 
   const inbounds: InboundConfig[] = [];
   const rawIn = root.inbounds === undefined ? undefined : r.array(root.inbounds, "inbounds");
@@ -120,8 +136,18 @@ function readRoot(r: Reader, value: unknown): Config | undefined {
     if (routing) checkRuleTargets(r, routing, outbounds.map((o) => o.tag));
   }
 
-  if (log === undefined || policy === undefined || !routing || !hosts) return undefined;
-  return { log, inbounds, outbounds, policy, routing, dns: { hosts } };
+  if (log === undefined || policy === undefined || !routing || !hosts || observatory === null) {
+    return undefined;
+  }
+  return {
+    log,
+    inbounds,
+    outbounds,
+    policy,
+    routing,
+    dns: { hosts },
+    ...(observatory ? { observatory } : {}),
+  };
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error", "none"];

@@ -22,6 +22,7 @@ import type {
 } from "../routing/build_router.ts";
 import { PortList } from "../routing/port_list.ts";
 import type { DomainStrategy } from "../routing/rules_router.ts";
+import type { BalancerStrategyType } from "../routing/build_router.ts";
 import { describe, join, type Obj, type Reader } from "./reader.ts";
 
 /** Inbound `sniffing`: what to sniff and which sniffed protocols replace the destination. */
@@ -144,8 +145,7 @@ function domainStrategy(value: string, path: string, warnings: string[]): Domain
 function readBalancer(r: Reader, v: unknown, path: string): BalancerConfig | undefined {
   const o = r.object(v, path);
   if (o === undefined) return undefined;
-  r.keys(o, path, ["tag", "selector"], {
-    strategy: "balancer strategies (v2ray 4.34 picks at random) are",
+  r.keys(o, path, ["tag", "selector", "strategy"], {
     fallbackTag: "fallbackTag is",
   });
   const tag = r.requiredString(o, "tag", path);
@@ -153,8 +153,44 @@ function readBalancer(r: Reader, v: unknown, path: string): BalancerConfig | und
   if (selector !== undefined && selector.length === 0) {
     r.problem(join(path, "selector"), "must list at least one outbound tag prefix");
   }
-  if (tag === undefined || selector === undefined) return undefined;
-  return { tag, selector };
+  const strategy = readStrategy(r, o, path);
+  if (tag === undefined || selector === undefined || strategy === null) return undefined;
+  return strategy ? { tag, selector, strategy } : { tag, selector };
+}
+
+/** Xray's strategy names, matched without regard to case as Xray does. */
+const STRATEGIES: Record<string, BalancerStrategyType> = {
+  random: "random",
+  roundrobin: "roundRobin",
+  leastping: "leastPing",
+};
+
+/**
+ * `strategy: {type}` (Xray; 4.34 has only the random pick): undefined when absent, null when
+ * wrong (reported). `settings` belong to Xray's leastLoad, which dray does not have.
+ */
+function readStrategy(r: Reader, o: Obj, path: string): BalancerStrategyType | undefined | null {
+  if (o.strategy === undefined || o.strategy === null) return undefined;
+  const sp = join(path, "strategy");
+  const s = r.optObject(o, "strategy", path);
+  if (s === undefined) return null;
+  r.keys(s, sp, ["type"], { settings: "strategy settings (Xray's leastLoad) are" });
+  const type = r.string(s, "type", sp, "random");
+  if (type === undefined) return null;
+  const known = STRATEGIES[type.toLowerCase()];
+  if (known) return known;
+  if (type.toLowerCase() === "leastload") {
+    return r.unsupported(
+      join(sp, "type"),
+      `the "${type}" strategy is`,
+      "random, roundRobin, leastPing",
+    ) ??
+      null;
+  }
+  return r.problem(
+    join(sp, "type"),
+    `unknown balancer strategy ${describe(type)} (supported: random, roundRobin, leastPing)`,
+  ) ?? null;
 }
 
 function readRule(r: Reader, v: unknown, path: string): RoutingRuleConfig | undefined {

@@ -42,6 +42,7 @@
  */
 import type { LogLevel } from "../log.ts";
 import type { HostsEntry } from "../routing/build_router.ts";
+import type { ObservatoryConfig } from "./observatory.ts";
 import type { RoutingSection, SniffingConfig } from "./routing.ts";
 
 export type { SniffingConfig } from "./routing.ts";
@@ -56,6 +57,8 @@ export interface Config {
   routing: RoutingSection;
   /** `dns.hosts` (the only `dns` key dray reads). */
   dns: { hosts: HostsEntry[] };
+  /** Xray's `observatory`: probes for the health-aware balancer strategies. */
+  observatory?: ObservatoryConfig;
 }
 
 export interface LogConfig {

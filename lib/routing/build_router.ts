@@ -50,7 +50,11 @@ export interface RoutingRuleConfig {
 export interface BalancerConfig {
   tag: string;
   selector: string[];
+  /** `strategy.type`: 4.34's random pick unless set (Xray's names). */
+  strategy?: BalancerStrategyType;
 }
+
+export type BalancerStrategyType = "random" | "roundRobin" | "leastPing";
 
 export interface RoutingConfig {
   domainStrategy: DomainStrategy;

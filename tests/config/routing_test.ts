@@ -83,8 +83,42 @@ testProblemCases([
       balancers: [{ tag: "b", selector: ["d"], strategy: { type: "leastPing" } }],
     };
   }, [
-    "routing.balancers[0].strategy: balancer strategies (v2ray 4.34 picks at random) are not supported by dray",
     "routing.rules[0].attrs: attrs (Starlark conditions on HTTP request attributes) are not supported by dray",
+    'routing.balancers[0].strategy.type: "leastPing" needs the observatory section (which outbounds to probe, and how)',
+  ]],
+  ["an unknown balancer strategy, leastLoad, and strategy settings", (c) => {
+    withOutbounds(c);
+    c.routing = {
+      balancers: [
+        { tag: "a", selector: ["d"], strategy: { type: "fastest" } },
+        {
+          tag: "b",
+          selector: ["d"],
+          strategy: { type: "leastLoad", settings: { tolerance: 0.1 } },
+        },
+        { tag: "c", selector: ["d"], strategy: { type: "roundRobin", weight: 2 } },
+      ],
+    };
+  }, [
+    'routing.balancers[0].strategy.type: unknown balancer strategy "fastest" (supported: random, roundRobin, leastPing)',
+    "routing.balancers[1].strategy.settings: strategy settings (Xray's leastLoad) are not supported by dray",
+    'routing.balancers[1].strategy.type: the "leastLoad" strategy is not supported by dray (supported: random, roundRobin, leastPing)',
+    "routing.balancers[2].strategy.weight: unknown field",
+  ]],
+  ["observatory keys dray does not know, and bad values", (c) => {
+    c.observatory = {
+      subjectSelector: [],
+      probeUrl: "ftp://example.com/",
+      probeInterval: "10 seconds",
+      enableConcurrency: "yes",
+      probeTimeout: "5s",
+    };
+  }, [
+    "observatory.probeTimeout: unknown field",
+    "observatory.subjectSelector: must list at least one outbound tag prefix",
+    'observatory.probeUrl: must be an http:// or https:// URL, got "ftp://example.com/"',
+    'observatory.probeInterval: must be a duration such as "10s", "1m" or "1m30s", got "10 seconds"',
+    'observatory.enableConcurrency: must be true or false, got "yes"',
   ]],
   ["routing rules with bad types, tags and fields", (c) => {
     withOutbounds(c);
@@ -127,4 +161,29 @@ Deno.test("parseConfigObject() accepts Xray's domainMatcher values only", () => 
   assert.deepEqual(problems(c), [
     'routing.domainMatcher: must be "linear", "mph" or "hybrid", got "fast"',
   ]);
+});
+
+Deno.test("parseConfigObject() reads balancer strategies (Xray's names, any case) and the observatory", () => {
+  const c = withOutbounds(client());
+  c.routing = {
+    rules: [{ type: "field", domain: ["a"], balancerTag: "lp" }],
+    balancers: [
+      { tag: "lp", selector: ["d"], strategy: { type: "leastping" } },
+      { tag: "rr", selector: ["d"], strategy: { type: "roundRobin" } },
+      { tag: "rnd", selector: ["d"] },
+    ],
+  };
+  c.observatory = { subjectSelector: ["d", "b"], probeInterval: "1m30s" };
+  const config = parseConfigObject(c);
+  assert.deepEqual(config.routing.balancers.map((b) => b.strategy), [
+    "leastPing",
+    "roundRobin",
+    undefined,
+  ]);
+  assert.deepEqual(config.observatory, {
+    subjectSelector: ["d", "b"],
+    probeUrl: "https://www.gstatic.com/generate_204",
+    probeIntervalMs: 90_000,
+    enableConcurrency: false,
+  });
 });

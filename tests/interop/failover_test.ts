@@ -210,3 +210,55 @@ Deno.test("failover: fault proxy — a stalled, then reset path to one server; b
   const slow = await download({ ...opts, bytes: 2048, timeoutMs: 30_000 });
   equal(slow.ok, true, slow.error);
 });
+
+Deno.test("failover: a leastPing balancer fed by the observatory routes around a dead outbound", async () => {
+  await using target = startTarget();
+  await using b = await startServer();
+  await using probe = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(null, { status: 204 }),
+  );
+  const vless = (tag: string, port: number) => ({
+    tag,
+    protocol: "vless",
+    settings: { vnext: [{ address: "127.0.0.1", port, users: [{ id: ID, encryption: "none" }] }] },
+    streamSettings: {
+      network: "http",
+      security: "tls",
+      tlsSettings: {
+        serverName: "localhost",
+        certificates: [{ usage: "verify", certificateFile: CA }],
+      },
+      httpSettings: { host: ["localhost"], path: "/" },
+    },
+  });
+  await using app = await startAppFromJson(() => ({
+    inbounds: [{ tag: "socks", listen: "127.0.0.1", port: freePort(), protocol: "socks" }],
+    outbounds: [
+      { tag: "direct", protocol: "freedom" },
+      // Nobody listens there: the first candidate is dead.
+      vless("proxy-a", freePort()),
+      vless("proxy-b", b.port),
+    ],
+    routing: {
+      rules: [{ type: "field", network: "tcp", balancerTag: "lp" }],
+      balancers: [{ tag: "lp", selector: ["proxy-"], strategy: { type: "leastPing" } }],
+    },
+    observatory: {
+      subjectSelector: ["proxy-"],
+      probeUrl: `http://127.0.0.1:${probe.addr.port}/generate_204`,
+      probeInterval: "1s",
+    },
+  }));
+  const results = await sequence({
+    socksPort: socksPort(app),
+    target: { host: "127.0.0.1", port: target.tcpPort },
+    bytes: SMALL,
+    timeoutMs: 5000,
+    count: 8,
+    intervalMs: 50,
+  });
+  report("leastPing", results);
+  // At most the first request, before the first probe round or the first failure, goes to A.
+  ok(results.slice(1).every((r) => r.ok), JSON.stringify(results.map((r) => r.error)));
+});
