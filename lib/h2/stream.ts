@@ -22,6 +22,8 @@ import type { TakenListener } from "./frame_writer.ts";
 
 export type { StreamState };
 
+const NO_BYTES = new Uint8Array(0);
+
 export interface H2Response {
   status: number;
   headers: Array<[string, string]>;
@@ -209,8 +211,32 @@ export class H2Stream implements Duplex {
     return this.#error;
   }
 
-  /** Resets the stream (RST_STREAM CANCEL) unless it is already closed. Never throws. */
+  /**
+   * Ends the stream unless it is already closed: END_STREAM first while the request body is open
+   * and whole (no chunk half sent), then RST_STREAM CANCEL. Never throws.
+   *
+   * Why END_STREAM first: v2ray 4.34's h2 server runs each stream's handler with the request
+   * body read on one goroutine and the response written on another, returns from the handler as
+   * soon as either fails, and panics the whole process ("Header called after Handler finished",
+   * hub.go:56) when the other one is still inside a Write at that moment. A bare reset fails both
+   * at once; after END_STREAM the body read ends cleanly, so the handler only returns once the
+   * response writer itself has failed on the reset.
+   */
   close(): void {
+    if (this.#state === "closed") {
+      this.#in.drop();
+      return;
+    }
+    const local = this.#state === "open" || this.#state === "half-closed-remote";
+    if (local && !this.#out.waitingForWindow) this.#host.queueData(this, NO_BYTES, true);
+    this.reset();
+  }
+
+  /**
+   * Resets the stream (RST_STREAM CANCEL) unless it is already closed, without ending the request
+   * body first: the abortive close, for a stream whose local side was cut short. Never throws.
+   */
+  reset(): void {
     if (this.#state === "closed") {
       this.#in.drop();
       return;

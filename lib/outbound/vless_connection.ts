@@ -5,7 +5,7 @@
 import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { formatDestination } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
-import type { Duplex, HeldDuplex } from "../net/duplex.ts";
+import { abortively, type Duplex, type HeldDuplex } from "../net/duplex.ts";
 import type { Logger } from "../log.ts";
 import { ResponseHeaderStripper, VLESS_VERSION } from "../vless/header.ts";
 import { encodeUdpPacket, UdpPacketDecoder } from "../vless/udp.ts";
@@ -323,10 +323,20 @@ export class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
   }
 
   close(): void {
+    this.#end(false);
+  }
+
+  /** The abortive close (the relay's, for a side cut short): the transport's reset if it has one. */
+  reset(): void {
+    this.#end(true);
+  }
+
+  #end(abortive: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#takeHeader();
-    this.#inner.close();
+    if (abortive) abortively(this.#inner);
+    else this.#inner.close();
     this.#owner.closed(this);
   }
 }

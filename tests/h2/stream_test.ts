@@ -10,6 +10,8 @@ class FakeHost implements StreamHost<H2Stream> {
   maxFrame = 16384;
   data: Array<{ bytes: number; endStream: boolean }> = [];
   resets: number[] = [];
+  /** DATA and RST_STREAM in the order queued. */
+  order: string[] = [];
   consumedLog: Array<[number, boolean]> = [];
   closedCount = 0;
   reserve(_s: H2Stream, want: number): number {
@@ -22,11 +24,13 @@ class FakeHost implements StreamHost<H2Stream> {
   }
   queueData(_s: H2Stream, data: Uint8Array, endStream: boolean, notify?: TakenListener): void {
     this.data.push({ bytes: data.byteLength, endStream });
+    this.order.push(endStream ? "DATA END_STREAM" : "DATA");
     // Taken at once, as an idle writer would.
     if (notify) queueMicrotask(() => notify.taken());
   }
   queueReset(_s: H2Stream, code: number): void {
     this.resets.push(code);
+    this.order.push(`RST_STREAM ${code}`);
   }
   consumed(_s: H2Stream, n: number, streamToo: boolean): void {
     this.consumedLog.push([n, streamToo]);
@@ -118,15 +122,52 @@ Deno.test("H2Stream.close() sends RST_STREAM CANCEL and fails both bodies; pendi
   const s = open(host);
   const writer = s.writable.getWriter();
   const w = writer.write(new Uint8Array(10)); // no credit: waits
+  w.catch(() => {});
+  for (let i = 0; i < 10 && !s.waitingForWindow; i++) await Promise.resolve();
+  assert.equal(s.waitingForWindow, true);
   s.onHeaders([[":status", "200"]], false);
   s.onData(new Uint8Array(5), 5, false);
   s.close();
-  assert.deepEqual(host.resets, [ErrorCode.CANCEL]);
+  // A chunk half sent (waiting for credit) is not a whole body: no END_STREAM, a bare reset.
+  assert.deepEqual(host.order, [`RST_STREAM ${ErrorCode.CANCEL}`]);
   await assert.rejects(w, /reset stream 1: cancelled/);
   await assert.rejects(s.readable.getReader().read(), /reset stream 1: cancelled/);
   // The 5 unread bytes go back to the connection window only.
   assert.deepEqual(host.consumedLog.at(-1), [5, false]);
   assert.equal(s.state, "closed");
+});
+
+Deno.test("H2Stream.close() ends an open request body with END_STREAM before RST_STREAM CANCEL", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(new Uint8Array(5), 5, false);
+  s.close();
+  // v2ray 4.34's h2 server panics if the request body fails while the response is being written;
+  // after END_STREAM its body read ends cleanly before the reset fails the writer.
+  assert.deepEqual(host.order, ["DATA END_STREAM", `RST_STREAM ${ErrorCode.CANCEL}`]);
+  assert.equal(s.state, "closed");
+  await assert.rejects(s.readable.getReader().read(), /reset stream 1: cancelled/);
+});
+
+Deno.test("H2Stream.close() after the request body ended sends only RST_STREAM CANCEL", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  await s.writable.close();
+  s.onHeaders([[":status", "200"]], false);
+  s.close();
+  assert.deepEqual(host.order, ["DATA END_STREAM", `RST_STREAM ${ErrorCode.CANCEL}`]);
+});
+
+Deno.test("H2Stream.reset() sends only RST_STREAM CANCEL, the request body left unended", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  s.onHeaders([[":status", "200"]], false);
+  s.reset();
+  s.reset(); // closed already: no second RST_STREAM
+  assert.deepEqual(host.order, [`RST_STREAM ${ErrorCode.CANCEL}`]);
+  assert.equal(s.state, "closed");
+  await assert.rejects(s.readable.getReader().read(), /reset stream 1: cancelled/);
 });
 
 Deno.test("H2Stream.onReset() names the peer and marks REFUSED_STREAM retryable", async () => {
