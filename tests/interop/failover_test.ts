@@ -262,3 +262,41 @@ Deno.test("failover: a leastPing balancer fed by the observatory routes around a
   // At most the first request, before the first probe round or the first failure, goes to A.
   ok(results.slice(1).every((r) => r.ok), JSON.stringify(results.map((r) => r.error)));
 });
+
+Deno.test("failover: streams on a connection declared dead end with a reset, promptly", async () => {
+  await using target = startTarget();
+  // The target's bytes are paced, so the download is still running when the server freezes.
+  await using paced = await FaultProxy.start({
+    target: { hostname: "127.0.0.1", port: target.tcpPort },
+  });
+  paced.set("down", { bytesPerSecond: 1024 * 1024 });
+  await using a = await startServer();
+  await using app = await startClient([{ address: "127.0.0.1", port: a.port }]);
+  const running = download({
+    socksPort: socksPort(app),
+    target: { host: "127.0.0.1", port: paced.port },
+    bytes: 64 * 1024 * 1024,
+    timeoutMs: 20_000,
+    halfClose: false,
+  });
+  await waitFor(() => paced.forwarded.down > 256 * 1024);
+  a.signal("SIGSTOP");
+  const t0 = performance.now();
+  const r = await running;
+  const took = performance.now() - t0;
+  console.log(
+    `dead connection: the client saw "${r.error}" ${Math.round(took)} ms after the freeze`,
+  );
+  equal(r.ok, false);
+  // Abortive, never a clean EOF; and once the PING health check gives up (read_idle_timeout 2 s
+  // + health_check_timeout 2 s here), well before the 20 s the request would allow.
+  ok(/reset/i.test(r.error ?? ""), r.error);
+  ok(took < 10_000, `took ${took} ms`);
+  a.signal("SIGCONT");
+});
+
+/** Polls every 10 ms, at most 10 s. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  ok(cond(), "condition not met within 10 s");
+}
