@@ -50,7 +50,8 @@ const EXIT_CODES =
 
 /** What -c/--link/--sub mean, for every command that takes them. */
 const SOURCE_OPTIONS = `  -c, --config <file>   v2ray-style JSON config (comments allowed)
-      --link <url>      a vless:// share link; repeat for several (one outbound each)
+      --link <url>      a vless:// share link; repeat for several (one outbound each, and a
+                        balancer over them all that takes every connection: a random pick)
       --sub <source>    a subscription: a file, - (stdin) or an http(s) URL; base64 or plain
                         text, one link per line (only vless:// lines are used)`;
 
@@ -113,8 +114,9 @@ ${EXIT_CODES}`,
        dray link --to-link -c <config.json>
 
 Prints the JSON config share links stand for: local SOCKS5 and HTTP inbounds plus one vless
-outbound per link (tags from the link names, made unique). With --to-link, prints the share
-link of a config's first vless outbound.
+outbound per link (tags from the link names, made unique); for several links, a balancer over
+them all (tag "links", a random pick per connection as in v2ray 4.34) and a rule sending every
+connection to it. With --to-link, prints the share link of a config's first vless outbound.
 
 Options:
 ${SOURCE_OPTIONS}

@@ -436,6 +436,10 @@ Deno.test("dray link --sub prints one outbound per usable line and warns about t
       ["a.example.com", "b.example.com"],
     );
     assert.deepEqual(json.inbounds.map((i: { tag: string }) => i.tag), ["socks"]);
+    assert.deepEqual(json.routing.balancers, [{ tag: "links", selector: ["edge", "edge-2"] }]);
+    assert.deepEqual(json.routing.rules, [
+      { type: "field", network: "tcp,udp", balancerTag: "links" },
+    ]);
   });
   // Repeated --link and stdin (-) mix, links first.
   const r = await dray(

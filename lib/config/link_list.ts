@@ -1,7 +1,12 @@
 /**
  * Several share links (repeated `--link`, a subscription) as one v2ray JSON config: the local
  * inbounds of {@link linkToV2rayJson}, then one outbound per link, each exactly what that link
- * alone would give, with its tag made unique.
+ * alone would give, with its tag made unique; with two or more, a balancer over all of them and
+ * a rule sending every connection to it.
+ *
+ * The balancer is v2ray 4.34's (a random pick per connection): health-aware strategies
+ * (`strategy.type` leastPing/roundRobin with an observatory) are the failover work's, and this is
+ * where they would be named once dray reads them.
  */
 import {
   DEFAULT_LINK_TAG,
@@ -26,7 +31,13 @@ export function uniqueLinkTags(links: readonly VlessLink[]): string[] {
   });
 }
 
-/** The v2ray JSON config of `links` (at least one): local inbounds and one outbound per link. */
+/** The balancer tag of a config made from several links. */
+export const LINKS_BALANCER_TAG = "links";
+
+/**
+ * The v2ray JSON config of `links` (at least one): local inbounds, one outbound per link, and
+ * for several links a balancer over them all that every connection goes to.
+ */
 export function linksToV2rayJson(
   links: readonly VlessLink[],
   inbounds: LinkInbounds = {},
@@ -40,5 +51,13 @@ export function linksToV2rayJson(
     >;
     return { ...outbound, tag: tags[i] };
   });
+  if (links.length > 1) {
+    // Selectors are tag prefixes: every link's tag selects it (and only link outbounds exist).
+    // 4.34 refuses a rule without a condition, so "tcp,udp" stands for everything.
+    json.routing = {
+      balancers: [{ tag: LINKS_BALANCER_TAG, selector: tags }],
+      rules: [{ type: "field", network: "tcp,udp", balancerTag: LINKS_BALANCER_TAG }],
+    };
+  }
   return json;
 }

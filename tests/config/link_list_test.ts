@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { linksToV2rayJson, uniqueLinkTags } from "../../lib/config/link_list.ts";
+import { buildRouting } from "../../lib/app.ts";
+import {
+  LINKS_BALANCER_TAG,
+  linksToV2rayJson,
+  uniqueLinkTags,
+} from "../../lib/config/link_list.ts";
 import { parseConfigObject } from "../../lib/config/parse.ts";
 import { linkToV2rayJson, parseVlessLink } from "../../lib/config/share_link.ts";
 
@@ -31,4 +36,47 @@ Deno.test("linksToV2rayJson() gives one outbound per link, each as the link alon
   const config = parseConfigObject(json);
   assert.deepEqual(config.outbounds.map((o) => o.tag), ["x", "x-2"]);
   assert.throws(() => linksToV2rayJson([]), RangeError);
+});
+
+Deno.test("linksToV2rayJson() sends every connection to a balancer over all the links", async () => {
+  const links = [link("a.test", "hk"), link("b.test", "hk"), link("c.test", "jp")];
+  const json = linksToV2rayJson(links, { http: null });
+  assert.deepEqual(json.routing, {
+    balancers: [{ tag: LINKS_BALANCER_TAG, selector: ["hk", "hk-2", "jp"] }],
+    rules: [{ type: "field", network: "tcp,udp", balancerTag: LINKS_BALANCER_TAG }],
+  });
+  const { router } = buildRouting(parseConfigObject(json));
+  const seen = new Set<string>();
+  for (const network of ["tcp", "udp"] as const) {
+    for (let i = 0; i < 300 && seen.size < 3; i++) {
+      const d = await router.decide({
+        destination: { network, host: "example.com", port: 443 },
+        inboundTag: "socks",
+      });
+      assert.equal(d.rule?.index, 0);
+      seen.add(d.tag);
+    }
+  }
+  assert.deepEqual([...seen].sort(), ["hk", "hk-2", "jp"]);
+  // One link: no balancer, the link's outbound takes everything as before.
+  assert.equal(linksToV2rayJson([links[0]]).routing, undefined);
+});
+
+Deno.test("linksToV2rayJson(): v2ray 4.34 accepts the config of several links", async () => {
+  const links = [link("a.test", "x"), link("b.test", "x"), link("c.test", "")];
+  const dir = await Deno.makeTempDir({ prefix: "dray-link-list-" });
+  try {
+    const path = `${dir}/config.json`;
+    await Deno.writeTextFile(path, JSON.stringify(linksToV2rayJson(links)));
+    const out = await new Deno.Command(Deno.env.get("V2RAY_BIN") ?? "/usr/bin/v2ray", {
+      args: ["-test", "-config", path],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    assert.match(text, /Configuration OK/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
