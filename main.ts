@@ -51,7 +51,7 @@ const EXIT_CODES =
 /** What -c/--link/--sub mean, for every command that takes them. */
 const SOURCE_OPTIONS = `  -c, --config <file>   v2ray-style JSON config (comments allowed)
       --link <url>      a vless:// share link; repeat for several (one outbound each, and a
-                        balancer over them all that takes every connection: a random pick)
+                        leastPing balancer over them all that takes every connection)
       --sub <source>    a subscription: a file, - (stdin) or an http(s) URL; base64 or plain
                         text, one link per line (only vless:// lines are used)`;
 
@@ -115,8 +115,8 @@ ${EXIT_CODES}`,
 
 Prints the JSON config share links stand for: local SOCKS5 and HTTP inbounds plus one vless
 outbound per link (tags from the link names, made unique); for several links, a balancer over
-them all (tag "links", a random pick per connection as in v2ray 4.34) and a rule sending every
-connection to it. With --to-link, prints the share link of a config's first vless outbound.
+them all (tag "links", strategy leastPing: the alive server with the smallest delay, probed
+once a minute by an observatory) and a rule sending every connection to it. With --to-link, prints the share link of a config's first vless outbound.
 
 Options:
 ${SOURCE_OPTIONS}

@@ -436,7 +436,10 @@ Deno.test("dray link --sub prints one outbound per usable line and warns about t
       ["a.example.com", "b.example.com"],
     );
     assert.deepEqual(json.inbounds.map((i: { tag: string }) => i.tag), ["socks"]);
-    assert.deepEqual(json.routing.balancers, [{ tag: "links", selector: ["edge", "edge-2"] }]);
+    assert.deepEqual(json.routing.balancers, [
+      { tag: "links", selector: ["edge", "edge-2"], strategy: { type: "leastPing" } },
+    ]);
+    assert.deepEqual(json.observatory.subjectSelector, ["edge", "edge-2"]);
     assert.deepEqual(json.routing.rules, [
       { type: "field", network: "tcp,udp", balancerTag: "links" },
     ]);

@@ -4,9 +4,11 @@
  * alone would give, with its tag made unique; with two or more, a balancer over all of them and
  * a rule sending every connection to it.
  *
- * The balancer is v2ray 4.34's (a random pick per connection): health-aware strategies
- * (`strategy.type` leastPing/roundRobin with an observatory) are the failover work's, and this is
- * where they would be named once dray reads them.
+ * The balancer takes the alive link with the smallest delay (`leastPing`), measured by an
+ * `observatory` over the same outbounds once a minute (a GET through each; failed connections in
+ * between count too), so a dead server drops out. Until the first probes answer, the first link
+ * carries everything, as before balancers. v2ray 4.34 reads the same config with its random pick
+ * (it ignores `strategy` and `observatory`).
  */
 import {
   DEFAULT_LINK_TAG,
@@ -33,6 +35,11 @@ export function uniqueLinkTags(links: readonly VlessLink[]): string[] {
 
 /** The balancer tag of a config made from several links. */
 export const LINKS_BALANCER_TAG = "links";
+/**
+ * How often the observatory probes each link: a subscription may hold a hundred servers, and
+ * connections that fail in between already mark a server dead.
+ */
+export const LINKS_PROBE_INTERVAL = "1m";
 
 /**
  * The v2ray JSON config of `links` (at least one): local inbounds, one outbound per link, and
@@ -55,9 +62,10 @@ export function linksToV2rayJson(
     // Selectors are tag prefixes: every link's tag selects it (and only link outbounds exist).
     // 4.34 refuses a rule without a condition, so "tcp,udp" stands for everything.
     json.routing = {
-      balancers: [{ tag: LINKS_BALANCER_TAG, selector: tags }],
+      balancers: [{ tag: LINKS_BALANCER_TAG, selector: tags, strategy: { type: "leastPing" } }],
       rules: [{ type: "field", network: "tcp,udp", balancerTag: LINKS_BALANCER_TAG }],
     };
+    json.observatory = { subjectSelector: tags, probeInterval: LINKS_PROBE_INTERVAL };
   }
   return json;
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { buildRouting } from "../../lib/app.ts";
+import type { Observatory } from "../../lib/routing/observatory.ts";
 import {
   LINKS_BALANCER_TAG,
   linksToV2rayJson,
@@ -38,26 +39,35 @@ Deno.test("linksToV2rayJson() gives one outbound per link, each as the link alon
   assert.throws(() => linksToV2rayJson([]), RangeError);
 });
 
-Deno.test("linksToV2rayJson() sends every connection to a balancer over all the links", async () => {
+Deno.test("linksToV2rayJson() sends every connection to a leastPing balancer over all the links", async () => {
   const links = [link("a.test", "hk"), link("b.test", "hk"), link("c.test", "jp")];
   const json = linksToV2rayJson(links, { http: null });
+  const tags = ["hk", "hk-2", "jp"];
   assert.deepEqual(json.routing, {
-    balancers: [{ tag: LINKS_BALANCER_TAG, selector: ["hk", "hk-2", "jp"] }],
+    balancers: [{ tag: LINKS_BALANCER_TAG, selector: tags, strategy: { type: "leastPing" } }],
     rules: [{ type: "field", network: "tcp,udp", balancerTag: LINKS_BALANCER_TAG }],
   });
-  const { router } = buildRouting(parseConfigObject(json));
-  const seen = new Set<string>();
+  assert.deepEqual(json.observatory, { subjectSelector: tags, probeInterval: "1m" });
+  const config = parseConfigObject(json);
+  assert.deepEqual(config.observatory?.subjectSelector, tags);
+  assert.equal(config.observatory?.probeIntervalMs, 60_000);
+  // leastPing over the observatory's view: the alive link with the smallest delay.
+  const health: Record<string, { alive: boolean; delay: number | undefined }> = {
+    hk: { alive: false, delay: undefined },
+    "hk-2": { alive: true, delay: 180 },
+    jp: { alive: true, delay: 40 },
+  };
+  const { router } = buildRouting(config, {
+    observatory: { status: (tag: string) => health[tag] } as unknown as Observatory,
+  });
   for (const network of ["tcp", "udp"] as const) {
-    for (let i = 0; i < 300 && seen.size < 3; i++) {
-      const d = await router.decide({
-        destination: { network, host: "example.com", port: 443 },
-        inboundTag: "socks",
-      });
-      assert.equal(d.rule?.index, 0);
-      seen.add(d.tag);
-    }
+    const d = await router.decide({
+      destination: { network, host: "example.com", port: 443 },
+      inboundTag: "socks",
+    });
+    assert.equal(d.rule?.index, 0);
+    assert.equal(d.tag, "jp");
   }
-  assert.deepEqual([...seen].sort(), ["hk", "hk-2", "jp"]);
   // One link: no balancer, the link's outbound takes everything as before.
   assert.equal(linksToV2rayJson([links[0]]).routing, undefined);
 });
