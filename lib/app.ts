@@ -320,6 +320,9 @@ function tlsOptions(tls: TlsClientConfig): TlsOptions {
     serverName: tls.serverName || undefined,
     alpn: tls.alpn,
     caCerts: tls.caCerts,
+    disableSystemRoot: tls.disableSystemRoot,
+    clientCertificate: tls.clientCertificate &&
+      { cert: tls.clientCertificate.certificate, key: tls.clientCertificate.key },
     allowInsecure: tls.allowInsecure,
   };
 }

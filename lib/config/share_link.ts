@@ -421,7 +421,8 @@ export function linkFromConfig(
   const lost = (what: string) => opts.onLoss?.(what);
   if (ob.servers.length > 1 || server.users.length > 1) lost("servers and users after the first");
   if (s.security === "tls") {
-    if (s.tls.caCerts.length > 0) lost("tlsSettings.certificates");
+    if (s.tls.caCerts.length > 0 || s.tls.clientCertificate) lost("tlsSettings.certificates");
+    if (s.tls.disableSystemRoot) lost("tlsSettings.disableSystemRoot");
   }
   if (s.network === "ws") {
     if (Object.keys(s.ws.headers).some((n) => n.toLowerCase() !== "host")) {

@@ -179,28 +179,31 @@ export function readTlsClient(
     serverName === undefined || !alpn || allowInsecure === undefined ||
     disableSystemRoot === undefined || !certs
   ) return undefined;
-  if (disableSystemRoot) {
-    // Deno adds caCerts to its built-in roots and offers no way to drop them per connection, so
-    // a public CA's certificate for serverName would still pass: refused rather than weakened.
-    r.unsupported(
+  const caCerts = certs.filter((c) => c.usage === "verify").map((c) => c.certificate);
+  if (disableSystemRoot && caCerts.length === 0) {
+    // v2ray would trust nothing and fail every handshake; say so now.
+    return r.problem(
       join(tp, "disableSystemRoot"),
-      "trusting only the given CAs (Deno adds them to its built-in roots; remove the field) is",
+      'needs a certificate with usage "verify" to trust (nothing else would be)',
     );
-    return undefined;
   }
   const clientCerts = certs.filter((c) => c.usage === "encipherment");
-  if (clientCerts.length > 0) {
-    r.unsupported(
-      join(tp, "certificates"),
-      'client certificates (usage "encipherment" on an outbound) are',
+  if (clientCerts.length > 1) {
+    // Go offers the first the server's CertificateRequest accepts; node:tls takes one.
+    const second = certs.indexOf(clientCerts[1]);
+    return r.unsupported(
+      `${join(tp, "certificates")}[${second}]`,
+      'more than one client certificate (usage "encipherment") is',
     );
-    return undefined;
   }
+  const client = clientCerts[0];
   return {
     serverName,
     allowInsecure,
     alpn,
-    caCerts: certs.filter((c) => c.usage === "verify").map((c) => c.certificate),
+    caCerts,
+    disableSystemRoot,
+    ...(client ? { clientCertificate: { certificate: client.certificate, key: client.key } } : {}),
   };
 }
 

@@ -17,13 +17,14 @@
  *   - vless (server): `clients[{id, level, email, flow}]`, `decryption` "none"; and
  *     `streamSettings` with `network` tcp | http | h2, `security` none | tls, `tlsSettings`
  *     (`certificates[]` with `certificateFile`/`keyFile` or `certificate`/`key` PEM line arrays,
- *     `alpn`, `serverName`), `httpSettings` (`host[]`, `path`). An http inbound without TLS is
+ *     one per SNI, `alpn`, `serverName`), `httpSettings` (`host[]`, `path`). An http inbound without TLS is
  *     cleartext HTTP/2 (h2c), for use behind a TLS-terminating proxy.
  * - `outbounds[]`: the first is the default route. `protocol` vless | freedom | blackhole, `tag`:
  *   - vless: `settings.vnext[{address, port, users[{id, flow, encryption "none"}]}]` (`level` 0 only),
  *     `streamSettings` with `network` tcp | http | h2 (h2 is another name for http), `security`
  *     none | tls (http requires tls, as in v2ray), `tlsSettings` (`serverName`, `allowInsecure`,
- *     `alpn`, `certificates[{certificate | certificateFile, usage "verify"}]`),
+ *     `alpn`, `certificates[{certificate | certificateFile, usage "verify"}]` (CAs), one
+ *     certificate + key with usage "encipherment" (client certificate), `disableSystemRoot`),
  *     `httpSettings` (`host[]`, `path` default "/", `method` default "PUT", `headers`
  *     {name: [values]}, and Xray's `read_idle_timeout`, `health_check_timeout` in seconds);
  *   - freedom: `domainStrategy` AsIs | UseIP | UseIPv4 | UseIPv6, `redirect` "host:port" (`userLevel`
@@ -257,12 +258,12 @@ export interface TlsClientConfig {
   allowInsecure: boolean;
   /** Default ["h2"] for the http transport, ["h2", "http/1.1"] for tcp (v2ray's defaults). */
   alpn: string[];
-  /**
-   * Extra trusted CAs (PEM), from certificates with `usage: "verify"`. Deno trusts them in
-   * addition to its built-in roots, so `disableSystemRoot` is refused; client certificates
-   * (`usage: "encipherment"`) are refused too.
-   */
+  /** Extra trusted CAs (PEM), from certificates with `usage: "verify"`: added to the roots. */
   caCerts: string[];
+  /** Trust only caCerts (at least one), not the built-in roots. */
+  disableSystemRoot: boolean;
+  /** The certificate with `usage: "encipherment"` (at most one), presented when asked. */
+  clientCertificate?: TlsCertificate;
 }
 
 /** Server side TLS (vless inbounds). */

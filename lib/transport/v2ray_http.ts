@@ -12,7 +12,6 @@
  */
 import type { H2Connection } from "../h2/connection.ts";
 import { H2Pool } from "../h2/pool.ts";
-import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { connectTls, type TlsOptions } from "./tls.ts";
@@ -123,9 +122,9 @@ export class V2rayHttpTransport implements Transport {
   async #dial(key: string, signal?: AbortSignal): Promise<Duplex> {
     const server = this.#servers.get(key);
     if (!server) throw new Error(`http transport: no server known for pool key ${key}`);
-    const { conn } = await connectTls(server, { tls: this.#tls, requireAlpn: "h2", signal });
-    // The pool's H2Connection reads it into its own buffer (ConnDuplex.read).
-    return new ConnDuplex(conn);
+    const { duplex } = await connectTls(server, { tls: this.#tls, requireAlpn: "h2", signal });
+    // The pool's H2Connection reads it into its own buffer when it can (ConnDuplex.read).
+    return duplex;
   }
 
   watch(events: TransportHealthEvents): void {

@@ -94,13 +94,12 @@ export class WsTransport implements Transport {
   ): Promise<WsConnection> {
     const { tls, logger } = this.#options;
     const where = formatHostPort(server.address, server.port);
-    const conn = tls
+    const socket = tls
       ? (await connectTls(server, {
         tls: { ...tls, alpn: tls.alpn && tls.alpn.length > 0 ? tls.alpn : ["http/1.1"] },
         signal,
-      })).conn
-      : await connectTcp(server, signal);
-    const socket = new ConnDuplex(conn);
+      })).duplex
+      : new ConnDuplex(await connectTcp(server, signal));
     const timeoutMs = this.#options.handshakeTimeoutMs ?? WS_HANDSHAKE_TIMEOUT_MS;
     const timer = setTimeout(() => closeQuietly(socket), timeoutMs);
     const onAbort = () => closeQuietly(socket);
@@ -146,7 +145,7 @@ export class WsTransport implements Transport {
         reader: bytes.restReader(),
         writer,
         close: () => socket.close(),
-        read: (buf) => socket.read(buf),
+        read: socket.read && ((buf) => socket.read!(buf)),
         prefix,
       },
       {

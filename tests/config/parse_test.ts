@@ -125,6 +125,7 @@ Deno.test("parseConfig() accepts comments and fills every default", () => {
       allowInsecure: false,
       alpn: ["h2"],
       caCerts: [],
+      disableSystemRoot: false,
     },
     http: {
       host: ["example.com"],

@@ -78,28 +78,51 @@ Deno.test("insecureHosts() lists only TLS servers with allowInsecure", () => {
   assert.deepEqual(insecureHosts(parseConfigObject(c)), ["example.com", "10.0.0.1"]);
 });
 
-Deno.test("parseConfigObject() refuses by name the TLS fields Deno cannot honour", () => {
+Deno.test("parseConfigObject() reads disableSystemRoot and a client certificate on an outbound", () => {
   const c = client();
   c.outbounds[0].streamSettings.tlsSettings = {
     disableSystemRoot: true,
-    certificates: [{ usage: "verify", certificateFile: "ca.pem" }],
+    certificates: [
+      { usage: "verify", certificateFile: "ca.pem" },
+      { certificateFile: "client.pem", keyFile: "client.key" },
+    ],
   };
+  const o = parseConfigObject(c, { baseDir: CERTS }).outbounds[0];
+  assert.ok(o.protocol === "vless" && o.stream.security === "tls");
+  const read = (n: string) => Deno.readTextFileSync(`${CERTS}${n}`);
+  assert.deepEqual(o.stream.tls.caCerts, [read("ca.pem")]);
+  assert.equal(o.stream.tls.disableSystemRoot, true);
+  assert.deepEqual(o.stream.tls.clientCertificate, {
+    certificate: read("client.pem"),
+    key: read("client.key"),
+  });
+});
+
+Deno.test("parseConfigObject() refuses disableSystemRoot with no CA, and a second client certificate", () => {
+  const c = client();
+  c.outbounds[0].streamSettings.tlsSettings = { disableSystemRoot: true };
   c.outbounds.push({
     ...client().outbounds[0],
     tag: "mtls",
     streamSettings: {
       security: "tls",
-      tlsSettings: { certificates: [{ certificateFile: "server.pem", keyFile: "server.key" }] },
+      tlsSettings: {
+        certificates: [
+          { certificateFile: "client.pem", keyFile: "client.key" },
+          { usage: "verify", certificateFile: "ca.pem" },
+          { certificateFile: "server.pem", keyFile: "server.key" },
+        ],
+      },
     },
   });
   const tp = (side: string) => `${side}.streamSettings.tlsSettings`;
   assert.deepEqual(problems(c), [
     `${
       tp("outbounds[0]")
-    }.disableSystemRoot: trusting only the given CAs (Deno adds them to its built-in roots; remove the field) is not supported by dray`,
+    }.disableSystemRoot: needs a certificate with usage "verify" to trust (nothing else would be)`,
     `${
       tp("outbounds[1]")
-    }.certificates: client certificates (usage "encipherment" on an outbound) are not supported by dray`,
+    }.certificates[2]: more than one client certificate (usage "encipherment") is not supported by dray`,
   ]);
   const s = server();
   s.inbounds[0].streamSettings.tlsSettings.alpn = ["h2", "http/1.1"];

@@ -111,6 +111,18 @@ const TABLE: Record<string, Fate> = {
   "outbounds[vless].stream.tls.allowInsecure": { file: APP, reads: "tls.allowInsecure" },
   "outbounds[vless].stream.tls.alpn": { file: APP, reads: "alpn: tls.alpn" },
   "outbounds[vless].stream.tls.caCerts": { file: APP, reads: "caCerts: tls.caCerts" },
+  "outbounds[vless].stream.tls.disableSystemRoot": {
+    file: APP,
+    reads: "disableSystemRoot: tls.disableSystemRoot",
+  },
+  "outbounds[vless].stream.tls.clientCertificate.certificate": {
+    file: APP,
+    reads: "cert: tls.clientCertificate.certificate",
+  },
+  "outbounds[vless].stream.tls.clientCertificate.key": {
+    file: APP,
+    reads: "key: tls.clientCertificate.key",
+  },
   "outbounds[vless].stream.http.host": { file: APP, reads: "host: stream.http.host" },
   "outbounds[vless].stream.http.path": { file: APP, reads: "path: stream.http.path" },
   "outbounds[vless].stream.http.method": { file: APP, reads: "method: stream.http.method" },
@@ -225,7 +237,11 @@ function everything(port: () => number): Json {
             serverName: "localhost",
             allowInsecure: false,
             alpn: ["h2"],
-            certificates: [{ usage: "verify", certificateFile: `${CERTS}ca.pem` }],
+            disableSystemRoot: true,
+            certificates: [
+              { usage: "verify", certificateFile: `${CERTS}ca.pem` },
+              { certificateFile: `${CERTS}client.pem`, keyFile: `${CERTS}client.key` },
+            ],
           },
           httpSettings: {
             host: ["localhost"],
