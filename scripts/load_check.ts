@@ -9,6 +9,7 @@
  *   the client's SOCKS inbound (bug 3: streams cut short near the server's 250-stream limit).
  * - `tls`: the v2ray 4.34 client → server over tcp + TLS, 512 parallel 128 KiB downloads (bug 1:
  *   connections that got 0 bytes while the server logged nothing).
+ * - `tcp`: the same over plain tcp.
  *
  * Each run starts fresh proxies; the target server lives for the whole invocation. Prints one line
  * per run (losses by kind, with byte counts) and what the logs said about the failed ones, then a
@@ -45,11 +46,12 @@ const { values } = parseArgs({
     keep: { type: "boolean", default: false },
   },
 });
-if (values.load !== "h2" && values.load !== "tls") {
-  throw new Error(`--load h2|tls, not ${values.load}`);
+if (!["h2", "tls", "tcp"].includes(values.load!)) {
+  throw new Error(`--load h2|tls|tcp, not ${values.load}`);
 }
-const load = values.load;
+const load = values.load!;
 const network = load === "h2" ? "http" : "tcp";
+const security = load === "tcp" ? "none" : "tls";
 const client = (values.client ?? (load === "h2" ? "dray" : "v2ray")) as Implementation;
 const server = (values.server ?? (load === "h2" ? "v2ray" : "dray")) as Implementation;
 const runs = Number(values.runs);
@@ -58,9 +60,10 @@ const size = parseBytes(values.size ?? (load === "h2" ? "1MiB" : "128KiB"));
 const certs = (name: string) => repoPath(`tests/support/certs/${name}`);
 
 function streamSettings(role: "server" | "client") {
+  if (security === "none") return { network, security };
   return {
     network,
-    security: "tls",
+    security,
     tlsSettings: role === "server"
       ? { certificates: [{ certificateFile: certs("server.pem"), keyFile: certs("server.key") }] }
       : {
@@ -133,7 +136,7 @@ async function logSummary(path: string): Promise<string> {
 
 const { service: target, ports } = await startHelper("target", "target_main.ts");
 console.log(
-  `load ${load}: ${client} client → ${server} server over ${network}+tls, ${count} × ${size} bytes, ` +
+  `load ${load}: ${client} client → ${server} server over ${network}+${security}, ${count} × ${size} bytes, ` +
     `${runs} runs${Deno.env.get("DRAY_MAIN") ? ` (dray: ${Deno.env.get("DRAY_MAIN")})` : ""}`,
 );
 let lost = 0;

@@ -150,12 +150,19 @@ export class InboundServer {
         // The http transport only speaks HTTP/2.
         alpnProtocols: http ? ["h2"] : tls.alpnProtocols,
         handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-        onError: (err, remote) =>
-          logger.debug(
-            `inbound "${tag}": TLS handshake with ${
-              remote ? formatHostPort(remote.hostname, remote.port) : "a client"
-            } failed: ${errorMessage(err)}`,
-          ),
+        onError: (err, remote) => {
+          // A client's failed handshake is its own business; a connection we closed because
+          // nobody took it in time is ours.
+          if (err instanceof Deno.errors.TimedOut) {
+            logger.warn(`inbound "${tag}": ${errorMessage(err)}`);
+          } else {
+            logger.debug(
+              `inbound "${tag}": TLS handshake with ${
+                remote ? formatHostPort(remote.hostname, remote.port) : "a client"
+              } failed: ${errorMessage(err)}`,
+            );
+          }
+        },
       })
       : http
       ? listenTcp({ hostname, port: options.port })

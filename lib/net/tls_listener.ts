@@ -36,7 +36,15 @@ export interface TlsListenerOptions {
   alpnProtocols?: string[];
   /** A client that has not finished the handshake after this many ms is dropped. Default 10 000. */
   handshakeTimeout?: number;
-  /** Handshake failures (never seen by `accept()`), for the caller's log. */
+  /**
+   * A connection whose handshake finished but that nobody accepted within this many ms is closed
+   * and reported through `onError` (a `Deno.errors.TimedOut`). Default: `handshakeTimeout`.
+   */
+  acceptTimeout?: number;
+  /**
+   * Handshake failures and connections closed unaccepted (never seen by `accept()`), and server
+   * errors (`remote` null), for the caller's log.
+   */
   onError?: (err: Error, remote: NetAddress | null) => void;
 }
 
@@ -55,22 +63,34 @@ export interface AcceptedTls {
 
 /** Long enough for a slow client on a bad link; v2ray's inbound handshake policy is 4 s. */
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
-/**
- * Connections that finished their handshake but nobody accepted yet. Beyond this, new ones are
- * dropped: an owner that stops calling accept() must not make us hold sockets without bound.
- */
-const ACCEPT_QUEUE = 128;
+
+/** A connection waiting in the accept queue, with the timer that bounds its wait. */
+interface Waiting {
+  accepted: AcceptedTls;
+  timer: ReturnType<typeof setTimeout>;
+}
 
 export class TlsListener implements AsyncIterable<AcceptedTls> {
   readonly addr: NetAddress;
   readonly #server: tls.Server;
-  readonly #queue: AcceptedTls[] = [];
+  /**
+   * Connections whose handshake finished, in order, until accept() takes them. Not bounded in
+   * count: node:tls accepts every TCP connection and runs its handshake at once, so what waits
+   * here is what finished out of those — bursts of hundreds finish between two turns of an accept
+   * loop (a 128 cap once closed them unseen: 512 parallel v2ray clients lost up to 193). Bounded
+   * in time instead, like the handshakes: `acceptTimeout`.
+   */
+  readonly #queue: Waiting[] = [];
   readonly #waiters: PromiseWithResolvers<AcceptedTls>[] = [];
+  readonly #acceptTimeout: number;
+  readonly #onError: TlsListenerOptions["onError"];
   #closed = false;
 
-  private constructor(server: tls.Server, addr: NetAddress) {
+  private constructor(server: tls.Server, addr: NetAddress, opts: TlsListenerOptions) {
     this.#server = server;
     this.addr = addr;
+    this.#acceptTimeout = opts.acceptTimeout ?? opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+    this.#onError = opts.onError;
     server.on("secureConnection", (socket: tls.TLSSocket) => this.#onSecure(socket));
   }
 
@@ -131,11 +151,11 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       server.close();
       throw new TypeError(`Cannot listen on ${opts.hostname}:${opts.port}: no TCP address`);
     }
-    return new TlsListener(server, { hostname: a.address, port: a.port });
+    return new TlsListener(server, { hostname: a.address, port: a.port }, opts);
   }
 
   #onSecure(socket: tls.TLSSocket): void {
-    if (this.#closed || (this.#waiters.length === 0 && this.#queue.length >= ACCEPT_QUEUE)) {
+    if (this.#closed) {
       socket.destroy();
       return;
     }
@@ -146,14 +166,44 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       alpnProtocol: typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : null,
     };
     const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(accepted);
-    else this.#queue.push(accepted);
+    if (waiter) {
+      waiter.resolve(accepted);
+      return;
+    }
+    const waiting: Waiting = {
+      accepted,
+      timer: setTimeout(() => this.#expire(waiting), this.#acceptTimeout),
+    };
+    this.#queue.push(waiting);
+  }
+
+  /** Closes a connection nobody accepted in time, and says so. */
+  #expire(waiting: Waiting): void {
+    const i = this.#queue.indexOf(waiting);
+    if (i < 0) return;
+    this.#queue.splice(i, 1);
+    waiting.accepted.duplex.close();
+    const { hostname, port } = waiting.accepted.remoteAddr;
+    try {
+      this.#onError?.(
+        new Deno.errors.TimedOut(
+          `connection from ${hostname}:${port} was not accepted within ${this.#acceptTimeout} ms ` +
+            `after its TLS handshake; closed`,
+        ),
+        waiting.accepted.remoteAddr,
+      );
+    } catch {
+      // The caller's logger failing must not take the listener down.
+    }
   }
 
   /** The next connection whose handshake finished. Rejects with `BadResource` once closed. */
   accept(): Promise<AcceptedTls> {
     const next = this.#queue.shift();
-    if (next) return Promise.resolve(next);
+    if (next) {
+      clearTimeout(next.timer);
+      return Promise.resolve(next.accepted);
+    }
     if (this.#closed) {
       return Promise.reject(new Deno.errors.BadResource("Listener has been closed"));
     }
@@ -167,7 +217,10 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
     if (this.#closed) return;
     this.#closed = true;
     closeQuietly(this.#server);
-    for (const a of this.#queue.splice(0)) a.duplex.close();
+    for (const w of this.#queue.splice(0)) {
+      clearTimeout(w.timer);
+      w.accepted.duplex.close();
+    }
     for (const w of this.#waiters.splice(0)) {
       w.reject(new Deno.errors.BadResource("Listener has been closed"));
     }

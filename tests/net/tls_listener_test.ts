@@ -26,6 +26,7 @@ function listen(
   extra: {
     alpnProtocols?: string[];
     handshakeTimeout?: number;
+    acceptTimeout?: number;
     onError?: (err: Error, remote: NetAddress | null) => void;
   } = {},
 ): Promise<TlsListener> {
@@ -551,30 +552,66 @@ Deno.test("TlsListener bounds what it reads ahead: a sender to an unread connect
   }
 });
 
-Deno.test("TlsListener drops connections beyond 128 waiting to be accepted", async () => {
-  const listener = await listen();
+Deno.test("TlsListener keeps every connection whose handshake finished until accept() takes it: 200 waiting", async () => {
+  const errors: Error[] = [];
+  const listener = await listen({ acceptTimeout: 120_000, onError: (err) => errors.push(err) });
   const conns: Deno.TlsConn[] = [];
   try {
-    // The first 128 fill the queue (handshakes in parallel, so a loaded machine stays inside the
-    // deadline); the 129th comes strictly after them.
-    conns.push(...await Promise.all(Array.from({ length: 128 }, () => connect(listener))));
-    await within(Promise.all(conns.map((c) => c.handshake())), "128 handshakes");
-    const late = await connect(listener);
-    conns.push(late);
-    await within(late.handshake(), "handshake 129");
-    // Nobody accepted: the 129th is closed by the server after its handshake.
-    const last = await within(readToEnd(conns[128]), "the 129th is dropped");
-    assert.ok(last === 0 || last instanceof Error, `the 129th got ${last} bytes`);
-    const ports = new Set<number>();
-    for (let i = 0; i < 128; i++) {
+    // Handshakes in parallel, so a loaded machine stays inside the deadline; nobody accepts yet.
+    conns.push(...await Promise.all(Array.from({ length: 200 }, () => connect(listener))));
+    await within(Promise.all(conns.map((c) => c.handshake())), "200 handshakes");
+    const byPort = new Map(conns.map((c) => [(c.localAddr as Deno.NetAddr).port, c]));
+    for (let i = 0; i < 200; i++) {
       const a = await within(listener.accept(), `accept ${i}`);
-      ports.add(a.remoteAddr.port);
+      const conn = byPort.get(a.remoteAddr.port);
+      assert.ok(conn, `accepted an unknown port ${a.remoteAddr.port}`);
+      byPort.delete(a.remoteAddr.port);
+      // Each one is alive: a byte each way.
+      const w = a.duplex.writable.getWriter();
+      await within(w.write(Uint8Array.of(i & 0xff)), `write ${i}`);
+      w.releaseLock();
+      assert.deepEqual(await within(readExactly(conn, 1), `read ${i}`), Uint8Array.of(i & 0xff));
       a.duplex.close();
     }
-    assert.equal(ports.size, 128);
-    assert.ok(!ports.has((conns[128].localAddr as Deno.NetAddr).port));
+    assert.equal(byPort.size, 0);
+    assert.deepEqual(errors, []);
   } finally {
     for (const c of conns) c.close();
+    listener.close();
+  }
+});
+
+Deno.test("TlsListener closes a connection nobody accepted within acceptTimeout and reports it through onError", async () => {
+  const reported = Promise.withResolvers<[Error, NetAddress | null]>();
+  const listener = await listen({
+    acceptTimeout: 200,
+    onError: (err, remote) => reported.resolve([err, remote]),
+  });
+  try {
+    const conn = await connect(listener);
+    try {
+      await within(conn.handshake(), "handshake");
+      const [err, remote] = await within(reported.promise, "onError");
+      assert.ok(err instanceof Deno.errors.TimedOut, `got ${err}`);
+      assert.match(err.message, /not accepted within 200 ms/);
+      assert.equal(remote?.port, (conn.localAddr as Deno.NetAddr).port);
+      const got = await within(readToEnd(conn), "closed");
+      assert.ok(got === 0 || got instanceof Error, `the client got ${got} bytes`);
+    } finally {
+      conn.close();
+    }
+    // The next client is served as usual.
+    const pending = listener.accept();
+    const next = await connect(listener);
+    try {
+      await within(next.handshake(), "handshake");
+      const a = await within(pending, "accept");
+      assert.equal(a.remoteAddr.port, (next.localAddr as Deno.NetAddr).port);
+      a.duplex.close();
+    } finally {
+      next.close();
+    }
+  } finally {
     listener.close();
   }
 });
