@@ -114,8 +114,9 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
     });
     closers.push(() => vless.close());
     const viaVless = new Dispatcher({ router: new DefaultRouter([vless]), logger });
-    const client = (tag: string, handler: SocksInbound | HttpProxyInbound) => {
-      const s = new InboundServer({
+    // listen(): node sockets, so a download cut short upstream reaches the browser as a reset.
+    const client = async (tag: string, handler: SocksInbound | HttpProxyInbound) => {
+      const s = await InboundServer.listen({
         tag,
         hostname: HOST,
         port: 0,
@@ -127,8 +128,8 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
       closers.push(() => s.close());
       return s;
     };
-    const socks = client("demo-socks", new SocksInbound({ udp: true }));
-    const http = client("demo-http", new HttpProxyInbound());
+    const socks = await client("demo-socks", new SocksInbound({ udp: true }));
+    const http = await client("demo-http", new HttpProxyInbound());
 
     return {
       pageUrl: `http://${HOST}:${web.addr.port}/`,

@@ -228,7 +228,7 @@ Deno.test("HttpProxyInbound closes a slowloris client at the handshake deadline"
 
 Deno.test("HttpProxyInbound end to end: curl plain and CONNECT through freedom, bytes verified", async () => {
   const target = startTarget();
-  const proxy = startInbound(new HttpProxyInbound());
+  const proxy = await startInbound(new HttpProxyInbound());
   const base = `http://127.0.0.1:${target.addr.port}`;
   const proxyUrl = `http://127.0.0.1:${proxy.port}`;
   try {

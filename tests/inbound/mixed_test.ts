@@ -68,7 +68,7 @@ Deno.test("MixedInbound closes a silent client at the handshake deadline", async
 
 Deno.test("MixedInbound end to end: curl over SOCKS5 and HTTP on one port", async () => {
   const target = startTarget();
-  const proxy = startInbound(new MixedInbound());
+  const proxy = await startInbound(new MixedInbound());
   try {
     const url = `http://127.0.0.1:${target.addr.port}/bytes/300000`;
     const want = await sha256(bodyOf(300000));

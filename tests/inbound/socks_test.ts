@@ -338,7 +338,7 @@ Deno.test("SocksInbound UDP ASSOCIATE ignores datagrams from other ports than th
 
 Deno.test("SocksInbound end to end: curl --socks5-hostname through freedom, bytes verified", async () => {
   const target = startTarget();
-  const proxy = startInbound(new SocksInbound());
+  const proxy = await startInbound(new SocksInbound());
   try {
     const size = 4 * 1024 * 1024 + 1;
     const r = await curl([
@@ -378,7 +378,7 @@ Deno.test("SocksInbound end to end: UDP ASSOCIATE DNS-style echo through freedom
       await echo.send(got[0].slice().reverse(), got[1]);
     }
   })();
-  const proxy = startInbound(new SocksInbound({ udp: true }));
+  const proxy = await startInbound(new SocksInbound({ udp: true }));
   const app = udpSocket();
   const control = await socksConnect(proxy.port, 3, "0.0.0.0", 0);
   try {
@@ -407,7 +407,7 @@ Deno.test("SocksInbound end to end: UDP ASSOCIATE DNS-style echo through freedom
 
 Deno.test("SocksInbound end to end: 500 concurrent connections each get their own bytes back", async () => {
   const echo = new EchoServer();
-  const proxy = startInbound(new SocksInbound());
+  const proxy = await startInbound(new SocksInbound());
   try {
     const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
       const c = await socksConnect(proxy.port, 1, "127.0.0.1", echo.port);
@@ -431,7 +431,7 @@ Deno.test("SocksInbound end to end: 500 concurrent connections each get their ow
 
 Deno.test("SocksInbound end to end: 500 idle silent connections do not disturb a transfer", async () => {
   const echo = new EchoServer();
-  const proxy = startInbound(new SocksInbound());
+  const proxy = await startInbound(new SocksInbound());
   const idle: Deno.Conn[] = [];
   try {
     for (let i = 0; i < 500; i++) {
@@ -504,8 +504,8 @@ Deno.test("SocksInbound answers a failed SOCKS4 CONNECT with 91 (rejected or fai
 
 Deno.test("SOCKS4 and SOCKS4a end to end: curl --socks4 / --socks4a through freedom, mixed port too", async () => {
   const target = startTarget();
-  const socks = startInbound(new SocksInbound());
-  const mixed = startInbound(new MixedInbound());
+  const socks = await startInbound(new SocksInbound());
+  const mixed = await startInbound(new MixedInbound());
   try {
     const size = 1024 * 1024 + 3;
     const want = await sha256(bodyOf(size));

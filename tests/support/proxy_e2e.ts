@@ -79,13 +79,16 @@ export async function curl(args: string[], stdin?: Uint8Array): Promise<CurlResu
   return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
 }
 
-/** An inbound server on 127.0.0.1:0 in front of `outbound` (freedom by default). */
+/**
+ * An inbound server on 127.0.0.1:0 in front of `outbound` (freedom by default), started as the app
+ * starts it (`InboundServer.listen()`: node sockets a relay can reset).
+ */
 export function startInbound(
   handler: InboundHandler,
   options: { outbound?: Outbound; policy?: Partial<Policy>; logger?: Logger } = {},
-): InboundServer {
+): Promise<InboundServer> {
   const logger = options.logger ?? Logger.silent();
-  return new InboundServer({
+  return InboundServer.listen({
     tag: "test-in",
     port: 0,
     handler,
