@@ -153,8 +153,9 @@ function readBalancer(r: Reader, v: unknown, path: string): BalancerConfig | und
   if (selector !== undefined && selector.length === 0) {
     r.problem(join(path, "selector"), "must list at least one outbound tag prefix");
   }
+  // A bad strategy is reported; the balancer is kept so rules naming it are not reported too.
   const strategy = readStrategy(r, o, path);
-  if (tag === undefined || selector === undefined || strategy === null) return undefined;
+  if (tag === undefined || selector === undefined) return undefined;
   return strategy ? { tag, selector, strategy } : { tag, selector };
 }
 

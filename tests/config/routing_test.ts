@@ -89,6 +89,8 @@ testProblemCases([
   ["an unknown balancer strategy, leastLoad, and strategy settings", (c) => {
     withOutbounds(c);
     c.routing = {
+      // The rule names the balancer with the bad strategy: only the strategy is reported.
+      rules: [{ type: "field", network: "tcp", balancerTag: "a" }],
       balancers: [
         { tag: "a", selector: ["d"], strategy: { type: "fastest" } },
         {
