@@ -136,6 +136,7 @@ async function main(): Promise<void> {
     udpEchoes: quick ? 20 : 200,
     idleConnections: 512,
     burstConnections: 250,
+    burstSettleMs: quick ? 3_000 : 30_000,
   };
   const repeats = positiveInt(values.repeats, "--repeats");
   const budgetMs = positiveInt(values.budget, "--budget") * 1000;

@@ -110,6 +110,7 @@ try {
     udpEchoes: count,
     idleConnections: count,
     burstConnections: count,
+    burstSettleMs: 30_000,
   };
   const data = new Payloads();
   data.hash(size);

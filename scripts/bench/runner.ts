@@ -172,6 +172,8 @@ export async function runMatrix(options: RunOptions): Promise<RowResult[]> {
             sample = { repeat, figures: {}, verified: false, error: "skipped: time budget spent" };
           } else if (scenario.udp && r.row.id === "tls") {
             continue; // raw TLS has no datagrams
+          } else if (scenario.proxyClient && !r.row.client) {
+            continue; // no proxy client process to measure
           } else {
             sample = await measure(r.row, scenario, repeat, { fixtures, work, data, budgetEnd });
           }
