@@ -8,6 +8,14 @@ import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { DEFAULT_WINDOW_SIZE, encodeWindowUpdate } from "./frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 
+/** A stream's sending body as flow control sees it (SendBody): a write may wait for credit. */
+export interface CreditWaiter {
+  /** True while a write waits for send credit. */
+  readonly waitingForWindow: boolean;
+  /** The send window may have grown. */
+  wakeWindow(): void;
+}
+
 /** What the connection's flow control needs of a stream. */
 export interface FlowStream {
   readonly id: number;
@@ -15,10 +23,8 @@ export interface FlowStream {
   readonly sendWindow: SendWindow;
   /** Receive credit we gave the peer for the stream. */
   readonly recvWindow: ReceiveWindow;
-  /** True while a write waits for send credit. */
-  readonly waitingForWindow: boolean;
-  /** The send window may have grown. */
-  wakeWindow(): void;
+  /** Woken, not the stream, when credit arrives: the body is what waits for it. */
+  readonly sendBody: CreditWaiter;
 }
 
 export class ConnectionFlow {
@@ -140,7 +146,9 @@ export class ConnectionFlow {
       const blocked = [...this.#blocked];
       this.#blocked.clear();
       // A stream still short of credit asks again and lands back in the set.
-      for (const s of blocked) if (s.waitingForWindow && streams.get(s.id) === s) s.wakeWindow();
+      for (const s of blocked) {
+        if (s.sendBody.waitingForWindow && streams.get(s.id) === s) s.sendBody.wakeWindow();
+      }
       return;
     }
     const stream = streams.get(streamId);
@@ -152,6 +160,6 @@ export class ConnectionFlow {
         `reset stream ${streamId}: send window ${stream.sendWindow.size} + ${increment} exceeds 2^31-1`,
       );
     }
-    stream.wakeWindow();
+    stream.sendBody.wakeWindow();
   }
 }

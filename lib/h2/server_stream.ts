@@ -1,17 +1,14 @@
 /**
- * One HTTP/2 server stream (RFC 9113 §5.1, §8.1): the request the client opened it with, the
- * request body as a pull-based `ReadableStream`, and the response — HEADERS sent by `respond()`,
- * the body through a flow-controlled `WritableStream`.
- *
- * The stream never touches the socket: it asks its connection (a `StreamHost<H2ServerStream>`) for send
- * credit and to queue frames, and the connection feeds it the frames the client sends.
+ * One HTTP/2 server stream (RFC 9113 §5.1, §8.1): the request the client opened it with, trailers,
+ * and the response — HEADERS sent by `respond()` (or a 200 before the first DATA). Its state,
+ * windows and bodies (the request body to read, the response body to write) are the
+ * {@link H2StreamCore} both roles share.
  */
 import type { StreamHost } from "./endpoint.ts";
 import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { keepsReceivedBytes, ReceiveBody, SendBody } from "./body.ts";
-import { ReceiveWindow, SendWindow } from "./flow.ts";
 import { CONNECTION_SPECIFIC, contentLength, fieldProblem } from "./header_fields.ts";
-import { type OpenedStreamState, StreamStateMachine } from "./stream_state.ts";
+import { H2StreamCore, StreamLinks } from "./stream_core.ts";
+import type { OpenedStreamState } from "./stream_state.ts";
 
 /** RFC 9113 §5.1 states of a stream the client opened (push, and so "reserved", is never used). */
 export type ServerStreamState = OpenedStreamState;
@@ -91,24 +88,30 @@ export function parseRequest(streamId: number, fields: Array<[string, string]>):
   return { method, scheme, authority, path, headers };
 }
 
-export class H2ServerStream {
-  readonly id: number;
-  readonly request: H2ServerRequest;
-  /** A write resolves once its bytes were copied into a connection write (SendBody). */
-  readonly copiesWrites = true;
-  /** Send credit the client gave this stream. */
-  readonly sendWindow: SendWindow;
-  /** Receive credit we gave the client for this stream. */
-  readonly recvWindow: ReceiveWindow;
+/** A server stream's links: the response HEADERS go out before its first DATA or END_STREAM. */
+class ServerStreamLinks extends StreamLinks {
+  declare protected readonly stream: H2ServerStream;
 
-  #host: StreamHost<H2ServerStream>;
-  #life: StreamStateMachine;
-  #error: Error | undefined;
+  override reserve(want: number): number {
+    if (!this.stream.responded) this.stream.respond(200);
+    return super.reserve(want);
+  }
+
+  override beforeEnd(): boolean {
+    if (!super.beforeEnd()) return false;
+    if (this.stream.responded) return true;
+    this.stream.respond(200, [], { endStream: true });
+    return false;
+  }
+}
+
+/**
+ * `readable` is the request body; `writable` the response body (closing it sends END_STREAM;
+ * writing before `respond()` sends a 200 first).
+ */
+export class H2ServerStream extends H2StreamCore {
+  readonly request: H2ServerRequest;
   #responded = false;
-  #sent = 0;
-  #contentLength = -1;
-  #in: ReceiveBody;
-  #out: SendBody;
 
   constructor(
     id: number,
@@ -116,78 +119,21 @@ export class H2ServerStream {
     host: StreamHost<H2ServerStream>,
     options: { sendWindow: number; recvWindow: number; endStream: boolean },
   ) {
-    this.id = id;
-    this.request = request;
-    this.#host = host;
-    this.sendWindow = new SendWindow(options.sendWindow);
-    this.recvWindow = new ReceiveWindow(options.recvWindow);
-    this.#contentLength = contentLength(request.headers, (what) => malformed(id, what));
     // RFC 9113 §5.1: HEADERS opens the stream; with END_STREAM it is half-closed (remote).
-    this.#life = new StreamStateMachine(id, {
+    super(id, host, {
+      sendWindow: options.sendWindow,
+      recvWindow: options.recvWindow,
       state: "open",
       peerName: "client",
-      onClosed: () => this.#host.streamClosed(this),
+      links: ServerStreamLinks,
     });
-    this.#in = new ReceiveBody({
-      streamId: id,
-      window: this.recvWindow,
-      peerName: "client",
-      onConsumed: (n, streamToo) => this.#host.consumed(this, n, streamToo),
-      // The handler does not want the rest of the request body: ask the client to stop sending.
-      onCancel: () => this.close(),
-    });
-    this.#out = new SendBody({
-      reserve: (want) => {
-        this.#ensureResponded(false);
-        const n = this.#host.reserve(this, want);
-        this.#sent += n;
-        return n;
-      },
-      queueData: (data, endStream, notify) => this.#host.queueData(this, data, endStream, notify),
-      beforeEnd: () => {
-        if (this.#state === "closed" || this.#state === "half-closed-local") return false;
-        if (!this.#responded) {
-          this.respond(200, [], { endStream: true });
-          return false;
-        }
-        return true;
-      },
-      ended: () => this.#endLocal(),
-      abort: () => this.close(),
-    });
-    if (options.endStream) this.#endRemote();
-  }
-
-  get state(): ServerStreamState {
-    return this.#life.state;
-  }
-
-  get #state(): ServerStreamState {
-    return this.#life.state;
-  }
-
-  /** The error the stream failed with, if it did. */
-  get error(): Error | undefined {
-    return this.#error;
-  }
-
-  /** The request body. */
-  get readable(): ReadableStream<Uint8Array> {
-    return this.#in.readable;
-  }
-
-  /** The response body; closing it sends END_STREAM. Writing first sends a 200 response. */
-  get writable(): WritableStream<Uint8Array> {
-    return this.#out.writable;
+    this.request = request;
+    this.contentLength = contentLength(request.headers, (what) => this.malformed(what));
+    if (options.endStream) this.endRemote();
   }
 
   get responded(): boolean {
     return this.#responded;
-  }
-
-  /** Response body bytes handed to the connection so far. */
-  get bytesSent(): number {
-    return this.#sent;
   }
 
   /**
@@ -195,14 +141,15 @@ export class H2ServerStream {
    * the writable is held by someone; later writes fail. Does nothing once our side has ended.
    */
   finish(): void {
-    if (this.#error || this.#state === "closed" || this.#state === "half-closed-local") return;
+    const state = this.life.state;
+    if (this.error || state === "closed" || state === "half-closed-local") return;
     if (!this.#responded) {
       this.respond(200, [], { endStream: true });
       return;
     }
-    this.#host.queueData(this, new Uint8Array(0), true, undefined);
-    this.#out.fail(new StreamError(this.id, ErrorCode.STREAM_CLOSED, "response already ended"));
-    this.#endLocal();
+    this.host.queueData(this, new Uint8Array(0), true, undefined);
+    this.sendBody.fail(new StreamError(this.id, ErrorCode.STREAM_CLOSED, "response already ended"));
+    this.life.endLocal();
   }
 
   /**
@@ -230,101 +177,41 @@ export class H2ServerStream {
       fields.push([lower, value]);
     }
     this.#responded = true;
-    if (this.#error || this.#state === "closed") return;
+    if (this.error || this.life.state === "closed") return;
     const endStream = opts.endStream ?? false;
-    this.#host.queueHeaders(this, fields, endStream);
+    this.host.queueHeaders(this, fields, endStream);
     if (endStream) {
-      this.#endLocal();
-      this.#out.fail(new StreamError(this.id, ErrorCode.STREAM_CLOSED, "response already ended"));
+      this.life.endLocal();
+      this.sendBody.fail(
+        new StreamError(this.id, ErrorCode.STREAM_CLOSED, "response already ended"),
+      );
     }
+  }
+
+  // ---- H2StreamCore: what a request's header blocks mean ----
+
+  /** A header block after the request's: trailers (RFC 9113 §8.1), which must end the stream. */
+  protected receivedHeaders(fields: Array<[string, string]>, endStream: boolean): void {
+    // RFC 9113 §8.1: "... a trailer section ... MUST ... carry END_STREAM"; otherwise malformed.
+    if (!endStream) throw this.malformed("second HEADERS without END_STREAM");
+    for (const [name, value] of fields) {
+      // §8.3: "Pseudo-header fields MUST NOT appear in a trailer section."
+      if (name[0] === ":") throw this.malformed(`pseudo-header "${name}" in trailers`);
+      checkRegular(this.id, name, value);
+    }
+    this.endRemote();
+  }
+
+  protected malformed(what: string): StreamError {
+    return malformed(this.id, what);
   }
 
   /**
-   * Resets the stream unless it is already closed: RST_STREAM NO_ERROR when our response is
-   * complete (RFC 9113 §8.1: the client may stop sending the request without error), CANCEL
-   * otherwise. Drops unread request bytes. Never throws.
+   * RST_STREAM NO_ERROR when our response is complete (RFC 9113 §8.1: the client may stop sending
+   * the request without error), CANCEL otherwise.
    */
-  close(): void {
-    if (this.#state === "closed") {
-      this.#in.drop();
-      return;
-    }
-    const code = this.#state === "half-closed-local" ? ErrorCode.NO_ERROR : ErrorCode.CANCEL;
-    this.#host.queueReset(this, code);
-    this.fail(new StreamError(this.id, code, `reset stream ${this.id} (${errorCodeName(code)})`));
-  }
-
-  // ---- called by the connection for frames from the client ----
-
-  /** A header block after the request's: trailers (RFC 9113 §8.1), which must end the stream. */
-  onHeaders(fields: Array<[string, string]>, endStream: boolean): void {
-    this.#life.checkRemoteOpen("HEADERS");
-    // RFC 9113 §8.1: "... a trailer section ... MUST ... carry END_STREAM"; otherwise malformed.
-    if (!endStream) throw malformed(this.id, "second HEADERS without END_STREAM");
-    for (const [name, value] of fields) {
-      // §8.3: "Pseudo-header fields MUST NOT appear in a trailer section."
-      if (name[0] === ":") throw malformed(this.id, `pseudo-header "${name}" in trailers`);
-      checkRegular(this.id, name, value);
-    }
-    this.#endRemote();
-  }
-
-  /** A DATA frame; `flowLength` counts padding, which is credited back at once. */
-  onData(data: Uint8Array, flowLength: number, endStream: boolean): void {
-    this.#life.checkRemoteOpen("DATA");
-    this.#in.admit(flowLength);
-    this.#in.push(data, flowLength);
-    if (endStream) this.#endRemote();
-  }
-
-  /** The client reset the stream. */
-  onReset(code: number): void {
-    this.fail(
-      new StreamError(this.id, code, `client reset stream ${this.id} (${errorCodeName(code)})`, {
-        initiator: "peer",
-      }),
-    );
-  }
-
-  /** The send window may have grown. */
-  wakeWindow(): void {
-    this.#out.wakeWindow();
-  }
-
-  get waitingForWindow(): boolean {
-    return this.#out.waitingForWindow;
-  }
-
-  /** Ends the stream with `err`: both bodies fail (a complete request body stays readable). */
-  fail(err: Error): void {
-    if (this.#error) return;
-    this.#error = err;
-    this.#in.fail(err, keepsReceivedBytes(err));
-    this.#out.fail(err);
-    this.#life.close();
-  }
-
-  // ---- internals ----
-
-  #ensureResponded(endStream: boolean): void {
-    if (!this.#responded) this.respond(200, [], { endStream });
-  }
-
-  #endRemote(): void {
-    // RFC 9113 §8.1.1: "A request or response is also malformed if the value of a content-length
-    // header field does not equal the sum of the DATA frame payload lengths".
-    const received = this.#in.received;
-    if (this.#contentLength >= 0 && this.#contentLength !== received) {
-      throw malformed(
-        this.id,
-        `content-length ${this.#contentLength} but ${received} bytes of DATA`,
-      );
-    }
-    this.#in.end();
-    this.#life.endRemote();
-  }
-
-  #endLocal(): void {
-    this.#life.endLocal();
+  protected resetError(): StreamError {
+    const code = this.life.state === "half-closed-local" ? ErrorCode.NO_ERROR : ErrorCode.CANCEL;
+    return new StreamError(this.id, code, `reset stream ${this.id} (${errorCodeName(code)})`);
   }
 }

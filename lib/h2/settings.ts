@@ -120,7 +120,7 @@ export class PeerSettings {
                 `SETTINGS_INITIAL_WINDOW_SIZE ${value} overflows the window of stream ${s.id}`,
               );
             }
-            if (delta > 0) s.wakeWindow();
+            if (delta > 0) s.sendBody.wakeWindow();
           }
           break;
         }

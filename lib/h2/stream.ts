@@ -1,24 +1,15 @@
 /**
- * One HTTP/2 client stream (RFC 9113 §5.1, §8.1): its state, the response body as a pull-based
- * `ReadableStream` and the request body as a flow-controlled `WritableStream`.
- *
- * The stream never touches the socket: it asks its connection (a `StreamHost`) for send credit and
- * to queue frames, and the connection feeds it the frames the peer sends.
+ * One HTTP/2 client stream (RFC 9113 §5.1, §8.1): what a response's header blocks mean — the
+ * response, informational responses, trailers, the status the caller expects. Its state, windows
+ * and bodies (the response body to read, the request body to write) are the {@link H2StreamCore}
+ * both roles share.
  */
 import type { Duplex } from "../net/duplex.ts";
 import type { StreamHost } from "./endpoint.ts";
-import {
-  type BodySender,
-  keepsReceivedBytes,
-  ReceiveBody,
-  type ReceiveBodyOptions,
-  SendBody,
-} from "./body.ts";
-import { ErrorCode, errorCodeName, StreamError } from "./errors.ts";
-import { ReceiveWindow, SendWindow } from "./flow.ts";
+import { ErrorCode, StreamError } from "./errors.ts";
 import { contentLength, fieldProblem } from "./header_fields.ts";
-import { type OpenedStreamState, type StreamState, StreamStateMachine } from "./stream_state.ts";
-import type { TakenListener } from "./frame_writer.ts";
+import { H2StreamCore } from "./stream_core.ts";
+import type { StreamState } from "./stream_state.ts";
 
 export type { StreamState };
 
@@ -40,69 +31,6 @@ export function refusedStreamError(streamId: number, message: string): Retryable
 /** True for errors saying the peer never processed the request (GOAWAY / REFUSED_STREAM). */
 export function isRetryable(err: unknown): boolean {
   return err instanceof Error && (err as { retryable?: unknown }).retryable === true;
-}
-
-/**
- * Every callback of one stream's state machine and body halves, as the methods of one object
- * (they are the options of all three) instead of a closure each: streams are opened per proxied
- * connection, and most live long and idle.
- */
-class StreamLinks implements ReceiveBodyOptions, BodySender {
-  readonly streamId: number;
-  readonly window: ReceiveWindow;
-  readonly peerName = "peer";
-  readonly state: OpenedStreamState;
-  life!: StreamStateMachine;
-  #stream: H2Stream;
-  #host: StreamHost<H2Stream>;
-
-  constructor(stream: H2Stream, host: StreamHost<H2Stream>, state: OpenedStreamState) {
-    this.#stream = stream;
-    this.#host = host;
-    this.streamId = stream.id;
-    this.window = stream.recvWindow;
-    this.state = state;
-  }
-
-  // ---- StreamStateMachine ----
-
-  onClosed(): void {
-    this.#host.streamClosed(this.#stream);
-  }
-
-  // ---- ReceiveBody: the response body ----
-
-  onConsumed(n: number, streamToo: boolean): void {
-    this.#host.consumed(this.#stream, n, streamToo);
-  }
-
-  /** The consumer does not want the rest of the response: tell the peer to stop sending it. */
-  onCancel(): void {
-    this.#stream.close();
-  }
-
-  // ---- SendBody: the request body ----
-
-  reserve(want: number): number {
-    return this.#host.reserve(this.#stream, want);
-  }
-
-  queueData(data: Uint8Array, endStream: boolean, notify: TakenListener | undefined): void {
-    this.#host.queueData(this.#stream, data, endStream, notify);
-  }
-
-  beforeEnd(): boolean {
-    const state = this.life.state;
-    return state === "open" || state === "half-closed-remote";
-  }
-
-  ended(): void {
-    this.life.endLocal();
-  }
-
-  abort(): void {
-    this.#stream.close();
-  }
 }
 
 export interface H2StreamOptions {
@@ -132,48 +60,24 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-export class H2Stream implements Duplex {
-  readonly id: number;
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  /** A write resolves once its bytes were copied into a connection write (SendBody). */
-  readonly copiesWrites = true;
-  /** Send credit the peer gave this stream. */
-  readonly sendWindow: SendWindow;
-  /** Receive credit we gave the peer for this stream. */
-  readonly recvWindow: ReceiveWindow;
-
-  #life: StreamStateMachine;
-  #host: StreamHost<H2Stream>;
-  #error: Error | undefined;
+export class H2Stream extends H2StreamCore implements Duplex {
   #expectStatus: number;
-
   /** The final response, once its HEADERS arrived. */
   #response: H2Response | undefined;
   /** The trailers once known: a list, or null when the body ended without any. */
   #trailers: Array<[string, string]> | null | undefined;
   #responseWaiter: Deferred<H2Response> | undefined;
   #trailersWaiter: Deferred<Array<[string, string]> | undefined> | undefined;
-  #contentLength = -1;
-  /** The response body. */
-  #in: ReceiveBody;
-  /** The request body. */
-  #out: SendBody;
 
   constructor(id: number, host: StreamHost<H2Stream>, options: H2StreamOptions) {
-    this.id = id;
-    this.#host = host;
-    this.#expectStatus = options.expectStatus ?? -1;
-    this.sendWindow = new SendWindow(options.sendWindow);
-    this.recvWindow = new ReceiveWindow(options.recvWindow);
-
     // RFC 9113 §5.1: sending HEADERS opens the stream; with END_STREAM it is half-closed (local).
-    const links = new StreamLinks(this, host, options.endStream ? "half-closed-local" : "open");
-    this.#life = links.life = new StreamStateMachine(id, links);
-    this.#in = new ReceiveBody(links);
-    this.#out = new SendBody(links);
-    this.readable = this.#in.readable;
-    this.writable = this.#out.writable;
+    super(id, host, {
+      sendWindow: options.sendWindow,
+      recvWindow: options.recvWindow,
+      state: options.endStream ? "half-closed-local" : "open",
+      peerName: "peer",
+    });
+    this.#expectStatus = options.expectStatus ?? -1;
     if (options.endStream) this.writable.close().catch(() => {});
   }
 
@@ -182,7 +86,7 @@ export class H2Stream implements Duplex {
     if (this.#responseWaiter) return this.#responseWaiter.promise;
     const waiter = this.#responseWaiter = deferred<H2Response>();
     if (this.#response) waiter.resolve(this.#response);
-    else if (this.#error) waiter.reject(this.#error);
+    else if (this.error) waiter.reject(this.error);
     return waiter.promise;
   }
 
@@ -194,26 +98,13 @@ export class H2Stream implements Duplex {
     if (this.#trailersWaiter) return this.#trailersWaiter.promise;
     const waiter = this.#trailersWaiter = deferred<Array<[string, string]> | undefined>();
     if (this.#trailers !== undefined) waiter.resolve(this.#trailers ?? undefined);
-    else if (this.#error) waiter.reject(this.#error);
+    else if (this.error) waiter.reject(this.error);
     return waiter.promise;
-  }
-
-  get state(): StreamState {
-    return this.#life.state;
-  }
-
-  get #state(): StreamState {
-    return this.#life.state;
-  }
-
-  /** The error the stream failed with, if it did. */
-  get error(): Error | undefined {
-    return this.#error;
   }
 
   /**
    * Ends the stream unless it is already closed: END_STREAM first while the request body is open
-   * and whole (no chunk half sent), then RST_STREAM CANCEL. Never throws.
+   * and whole (no chunk half sent), then RST_STREAM CANCEL (`reset()`). Never throws.
    *
    * Why END_STREAM first: v2ray 4.34's h2 server runs each stream's handler with the request
    * body read on one goroutine and the response written on another, returns from the handler as
@@ -222,75 +113,15 @@ export class H2Stream implements Duplex {
    * at once; after END_STREAM the body read ends cleanly, so the handler only returns once the
    * response writer itself has failed on the reset.
    */
-  close(): void {
-    if (this.#state === "closed") {
-      this.#in.drop();
-      return;
-    }
-    const local = this.#state === "open" || this.#state === "half-closed-remote";
-    if (local && !this.#out.waitingForWindow) this.#host.queueData(this, NO_BYTES, true);
+  override close(): void {
+    const state = this.life.state;
+    const local = state === "open" || state === "half-closed-remote";
+    if (local && !this.sendBody.waitingForWindow) this.host.queueData(this, NO_BYTES, true);
     this.reset();
   }
 
-  /**
-   * Resets the stream (RST_STREAM CANCEL) unless it is already closed, without ending the request
-   * body first: the abortive close, for a stream whose local side was cut short. Never throws.
-   */
-  reset(): void {
-    if (this.#state === "closed") {
-      this.#in.drop();
-      return;
-    }
-    this.#host.queueReset(this, ErrorCode.CANCEL);
-    this.fail(new StreamError(this.id, ErrorCode.CANCEL, `reset stream ${this.id}: cancelled`));
-  }
-
-  // ---- called by the connection for frames from the peer ----
-
-  /** A complete header block (response, informational response or trailers). */
-  onHeaders(headers: Array<[string, string]>, endStream: boolean): void {
-    this.#life.checkRemoteOpen("HEADERS");
-    if (!this.#response) {
-      const status = this.#validate(headers, true);
-      if (status >= 100 && status < 200) {
-        // RFC 9113 §8.1: informational responses precede the final one and cannot end the stream.
-        if (endStream || status === 101) {
-          throw this.#malformed(
-            `informational status ${status} ${endStream ? "with END_STREAM" : ""}`,
-          );
-        }
-        return;
-      }
-      const fields = headers.filter(([name]) => name[0] !== ":");
-      this.#contentLength = contentLength(fields, (what) => this.#malformed(what));
-      const response = this.#response = { status, headers: fields };
-      this.#responseWaiter?.resolve(response);
-      if (this.#expectStatus !== -1 && status !== this.#expectStatus) {
-        this.#unexpectedStatus(status, endStream);
-        return;
-      }
-    } else {
-      // RFC 9113 §8.1: trailers are the last header block and carry END_STREAM.
-      if (!endStream) throw this.#malformed("trailers HEADERS without END_STREAM");
-      this.#validate(headers, false);
-      this.#trailers = headers;
-      this.#trailersWaiter?.resolve(headers);
-    }
-    if (endStream) this.#endRemote();
-  }
-
-  /** A DATA frame; `flowLength` counts padding, which is credited back at once. */
-  onData(data: Uint8Array, flowLength: number, endStream: boolean): void {
-    this.#life.checkRemoteOpen("DATA");
-    this.#in.admit(flowLength);
-    // RFC 9113 §8.1: a response is HEADERS, then DATA; DATA first is malformed.
-    if (!this.#response) throw this.#malformed("DATA before the response HEADERS");
-    this.#in.push(data, flowLength);
-    if (endStream) this.#endRemote();
-  }
-
   /** The peer reset the stream. */
-  onReset(code: number): void {
+  override onReset(code: number): void {
     if (code === ErrorCode.REFUSED_STREAM && !this.#response) {
       this.fail(
         refusedStreamError(
@@ -300,37 +131,74 @@ export class H2Stream implements Duplex {
       );
       return;
     }
-    // RFC 9113 §8.1: after a complete response (END_STREAM received), RST_STREAM NO_ERROR just
-    // asks us to stop sending; the body stays a complete body. Before END_STREAM any reset cuts
-    // the response short: its readable ends in this error, after the bytes already received.
-    this.fail(
-      new StreamError(this.id, code, `peer reset stream ${this.id} (${errorCodeName(code)})`, {
-        initiator: "peer",
-      }),
+    super.onReset(code);
+  }
+
+  /** As H2StreamCore.fail(); a response or trailers not yet received reject too. */
+  override fail(err: Error): void {
+    if (!this.error) {
+      if (!this.#response) this.#responseWaiter?.reject(err);
+      if (!this.receiveBody.ended) this.#trailersWaiter?.reject(err);
+    }
+    super.fail(err);
+  }
+
+  // ---- H2StreamCore: what a response's header blocks mean ----
+
+  /** A complete header block (response, informational response or trailers). */
+  protected receivedHeaders(headers: Array<[string, string]>, endStream: boolean): void {
+    if (!this.#response) {
+      const status = this.#validate(headers, true);
+      if (status >= 100 && status < 200) {
+        // RFC 9113 §8.1: informational responses precede the final one and cannot end the stream.
+        if (endStream || status === 101) {
+          throw this.malformed(
+            `informational status ${status} ${endStream ? "with END_STREAM" : ""}`,
+          );
+        }
+        return;
+      }
+      const fields = headers.filter(([name]) => name[0] !== ":");
+      this.contentLength = contentLength(fields, (what) => this.malformed(what));
+      const response = this.#response = { status, headers: fields };
+      this.#responseWaiter?.resolve(response);
+      if (this.#expectStatus !== -1 && status !== this.#expectStatus) {
+        this.#unexpectedStatus(status, endStream);
+        return;
+      }
+    } else {
+      // RFC 9113 §8.1: trailers are the last header block and carry END_STREAM.
+      if (!endStream) throw this.malformed("trailers HEADERS without END_STREAM");
+      this.#validate(headers, false);
+      this.#trailers = headers;
+      this.#trailersWaiter?.resolve(headers);
+    }
+    if (endStream) this.endRemote();
+  }
+
+  protected override checkData(): void {
+    // RFC 9113 §8.1: a response is HEADERS, then DATA; DATA first is malformed.
+    if (!this.#response) throw this.malformed("DATA before the response HEADERS");
+  }
+
+  protected override remoteEnded(): void {
+    if (this.#trailers === undefined) {
+      this.#trailers = null;
+      this.#trailersWaiter?.resolve(undefined);
+    }
+  }
+
+  protected malformed(what: string): StreamError {
+    return new StreamError(
+      this.id,
+      ErrorCode.PROTOCOL_ERROR,
+      `reset stream ${this.id}: malformed response: ${what}`,
     );
   }
 
-  /** The send window may have grown. */
-  wakeWindow(): void {
-    this.#out.wakeWindow();
-  }
-
-  get waitingForWindow(): boolean {
-    return this.#out.waitingForWindow;
-  }
-
-  /**
-   * Ends the stream with `err`: pending and later writes fail; the response body fails unless it
-   * was already received in full; unread bytes are credited back to the connection.
-   */
-  fail(err: Error): void {
-    if (this.#error) return;
-    this.#error = err;
-    if (!this.#response) this.#responseWaiter?.reject(err);
-    if (!this.#in.ended) this.#trailersWaiter?.reject(err);
-    this.#in.fail(err, keepsReceivedBytes(err));
-    this.#out.fail(err);
-    this.#life.close();
+  /** We give up on the response: RST_STREAM CANCEL. */
+  protected resetError(): StreamError {
+    return new StreamError(this.id, ErrorCode.CANCEL, `reset stream ${this.id}: cancelled`);
   }
 
   // ---- internals ----
@@ -340,18 +208,10 @@ export class H2Stream implements Duplex {
    * unless the peer's END_STREAM just closed it, is reset with CANCEL. Its body is not wanted.
    */
   #unexpectedStatus(status: number, endStream: boolean): void {
-    if (!(endStream && this.#state === "half-closed-local")) {
-      this.#host.queueReset(this, ErrorCode.CANCEL);
+    if (!(endStream && this.life.state === "half-closed-local")) {
+      this.host.queueReset(this, ErrorCode.CANCEL);
     }
     this.fail(new Error(`unexpected status ${status}`));
-  }
-
-  #malformed(what: string): StreamError {
-    return new StreamError(
-      this.id,
-      ErrorCode.PROTOCOL_ERROR,
-      `reset stream ${this.id}: malformed response: ${what}`,
-    );
   }
 
   /** RFC 9113 §8.2, §8.3: field names and pseudo-headers. Returns `:status` for a response. */
@@ -362,36 +222,22 @@ export class H2Stream implements Duplex {
       if (name[0] === ":") {
         // RFC 9113 §8.3: "Pseudo-header fields MUST NOT appear in a trailer section" and "All
         // pseudo-header fields MUST appear in a field block before all regular field lines".
-        if (!isResponse) throw this.#malformed(`pseudo-header "${name}" in trailers`);
-        if (regular) throw this.#malformed(`pseudo-header "${name}" after regular header`);
+        if (!isResponse) throw this.malformed(`pseudo-header "${name}" in trailers`);
+        if (regular) throw this.malformed(`pseudo-header "${name}" after regular header`);
         // RFC 9113 §8.3.2: the only response pseudo-header is ":status"; others are malformed.
-        if (name !== ":status") throw this.#malformed(`unknown pseudo-header "${name}"`);
-        if (status !== -1) throw this.#malformed(`duplicate header ":status"`);
+        if (name !== ":status") throw this.malformed(`unknown pseudo-header "${name}"`);
+        if (status !== -1) throw this.malformed(`duplicate header ":status"`);
         if (!/^[1-9][0-9][0-9]$/.test(value)) {
-          throw this.#malformed(`header ":status" is "${value}"`);
+          throw this.malformed(`header ":status" is "${value}"`);
         }
         status = Number(value);
         continue;
       }
       regular = true;
       const problem = fieldProblem(name, value);
-      if (problem) throw this.#malformed(problem);
+      if (problem) throw this.malformed(problem);
     }
-    if (isResponse && status === -1) throw this.#malformed(`missing header ":status"`);
+    if (isResponse && status === -1) throw this.malformed(`missing header ":status"`);
     return status;
-  }
-
-  #endRemote(): void {
-    // RFC 9113 §8.1.1: a content-length that does not match the DATA received is malformed.
-    const received = this.#in.received;
-    if (this.#contentLength >= 0 && this.#contentLength !== received) {
-      throw this.#malformed(`content-length ${this.#contentLength} but ${received} bytes of DATA`);
-    }
-    this.#in.end();
-    if (this.#trailers === undefined) {
-      this.#trailers = null;
-      this.#trailersWaiter?.resolve(undefined);
-    }
-    this.#life.endRemote();
   }
 }

@@ -108,10 +108,10 @@ Deno.test("H2Stream writes wait for send credit and split at the max frame size"
   await Promise.resolve();
   await Promise.resolve();
   assert.deepEqual(host.data.map((d) => d.bytes), [16384, 3616]);
-  assert.equal(s.waitingForWindow, true);
+  assert.equal(s.sendBody.waitingForWindow, true);
   assert.equal(done, false);
   host.credit = 100_000;
-  s.wakeWindow();
+  s.sendBody.wakeWindow();
   await w;
   assert.deepEqual(host.data.map((d) => d.bytes), [16384, 3616, 16384, 3616]);
   writer.releaseLock();
@@ -123,8 +123,8 @@ Deno.test("H2Stream.close() sends RST_STREAM CANCEL and fails both bodies; pendi
   const writer = s.writable.getWriter();
   const w = writer.write(new Uint8Array(10)); // no credit: waits
   w.catch(() => {});
-  for (let i = 0; i < 10 && !s.waitingForWindow; i++) await Promise.resolve();
-  assert.equal(s.waitingForWindow, true);
+  for (let i = 0; i < 10 && !s.sendBody.waitingForWindow; i++) await Promise.resolve();
+  assert.equal(s.sendBody.waitingForWindow, true);
   s.onHeaders([[":status", "200"]], false);
   s.onData(new Uint8Array(5), 5, false);
   s.close();
