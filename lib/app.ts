@@ -45,6 +45,7 @@ import { DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_STREAM_TIMEOUT_S } from "./config/st
 import { WsTransport } from "./transport/ws.ts";
 import { WsServerHandler } from "./transport/ws_server.ts";
 import { VlessOutbound } from "./outbound/vless.ts";
+import { HeapTrimmer } from "./heap_trimmer.ts";
 
 /** A running inbound listener: the accept loop of a proxy inbound, or the VLESS HTTP/2 server. */
 export interface RunningInbound {
@@ -115,6 +116,8 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
   }
   for (const s of inbounds) logger.info(`inbound "${s.tag}" listening on port ${s.port}`);
   observatory?.start();
+  // Memory a burst of connections freed goes back to the OS (where glibc and FFI allow).
+  const trimmer = new HeapTrimmer();
   let closing: Promise<void> | undefined;
   const stopped = Promise.withResolvers<void>();
   return {
@@ -123,6 +126,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
     done: stopped.promise,
     close(graceMs = DEFAULT_GRACE_MS) {
       closing ??= (async () => {
+        trimmer.close();
         await Promise.all(inbounds.map((s) => s.close(graceMs)));
         await observatory?.close();
         await Promise.all(outbounds.map((o) => o.close()));

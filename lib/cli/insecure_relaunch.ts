@@ -8,9 +8,11 @@ import { UserError } from "./args.ts";
  * The V8 flags deno.json's start and compile tasks run dray with: a 1 MiB young generation. V8
  * otherwise grows it to tens of MiB under allocation and keeps that memory (measured: ~100 KiB of
  * RSS per idle proxied connection, ~55 KiB with this; peak RSS at 512 parallel downloads 237 →
- * 201 MiB). A relaunched child gets them too.
+ * 201 MiB). And the memory reducer's full GC 5 s after the heap grew instead of 30 s, so what a
+ * burst of connections left is collected, and given back (heap_trimmer.ts), soon after it.
+ * A relaunched child gets them too.
  */
-export const V8_FLAGS = "--max-semi-space-size=1";
+export const V8_FLAGS = "--max-semi-space-size=1,--gc-memory-reducer-start-delay-ms=5000";
 
 /** Set in the environment of a relaunched child so it never relaunches again. */
 export const RELAUNCH_MARKER = "DRAY_INSECURE_RELAUNCHED";

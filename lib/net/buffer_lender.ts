@@ -28,6 +28,20 @@ export const POOL_BUFFER_SIZE = 64 * 1024;
 export const POOL_FREE_MAX = 64;
 
 const free: Uint8Array[] = [];
+/** The fewest free buffers since the last releaseIdleBuffers(): that many were not needed. */
+let lowWater = 0;
+
+/**
+ * Lets go of the free buffers no reader took since the last call (the pool's low-water mark), so
+ * that after a burst the pool does not keep 4 MiB for good; the GC frees them. Returns how many.
+ * A busy process keeps what it keeps taking. Call it every few seconds (HeapTrimmer does).
+ */
+export function releaseIdleBuffers(): number {
+  const idle = Math.min(lowWater, free.length);
+  free.splice(0, idle);
+  lowWater = free.length;
+  return idle;
+}
 
 interface Loan {
   lender: BufferLender;
@@ -66,7 +80,9 @@ export class BufferLender {
   take(): Uint8Array | undefined {
     if (this.#out >= this.#max) return undefined;
     this.#out++;
-    return free.pop() ?? new Uint8Array(POOL_BUFFER_SIZE);
+    const buffer = free.pop();
+    if (free.length < lowWater) lowWater = free.length;
+    return buffer ?? new Uint8Array(POOL_BUFFER_SIZE);
   }
 
   /** Lends `chunk`, a view of `buffer` (from `take()`); it comes back through `giveBack()`. */

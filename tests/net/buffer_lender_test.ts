@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { BufferLender, giveBack, POOL_BUFFER_SIZE } from "../../lib/net/buffer_lender.ts";
+import {
+  BufferLender,
+  giveBack,
+  POOL_BUFFER_SIZE,
+  releaseIdleBuffers,
+} from "../../lib/net/buffer_lender.ts";
 
 Deno.test("BufferLender.take() hands out the buffer a sink gave back", () => {
   const lender = new BufferLender(2);
@@ -38,4 +43,19 @@ Deno.test("BufferLender.take() returns undefined once max buffers are out and no
   assert.equal(lender.take(), undefined);
   lender.put(taken[1]!);
   assert.ok(lender.take() !== undefined);
+});
+
+Deno.test("releaseIdleBuffers() lets go of the free buffers nobody took since the last call", () => {
+  releaseIdleBuffers();
+  releaseIdleBuffers(); // the pool is empty now, whatever earlier tests left in it
+  const lender = new BufferLender(4);
+  const bufs = [lender.take()!, lender.take()!, lender.take()!];
+  for (const b of bufs) lender.put(b);
+  // Three free buffers; since the last call the pool never had fewer than none.
+  assert.equal(releaseIdleBuffers(), 0);
+  // A reader takes one and puts it back: two were never needed, and they go.
+  lender.put(lender.take()!);
+  assert.equal(releaseIdleBuffers(), 2);
+  assert.equal(releaseIdleBuffers(), 1, "the last one went unused for a whole period too");
+  assert.equal(releaseIdleBuffers(), 0);
 });
