@@ -17,6 +17,7 @@
 import { parseArgs } from "node:util";
 import { buildReport, markdown, textTable } from "./bench/report.ts";
 import { ROWS, runMatrix } from "./bench/runner.ts";
+import { Service } from "./bench/processes.ts";
 import { parseBytes, SCENARIOS, type Workload } from "./bench/scenarios.ts";
 
 const HELP = `Usage: deno task bench [options]
@@ -178,4 +179,14 @@ async function main(): Promise<void> {
   console.log(`wrote ${stem}.json and ${stem}.md`);
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  // Stopped from outside (a test's timeout, Ctrl-C): take the servers and clients down with us.
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+    Deno.addSignalListener(signal, () => {
+      Service.killAll();
+      Deno.exit(code);
+    });
+  }
+  await main();
+  Deno.exit(0);
+}

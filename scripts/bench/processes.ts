@@ -44,6 +44,8 @@ function certPath(name: string): string {
 
 /** A started child process with its output tail kept for error messages. */
 export class Service {
+  /** Every child still running, so a benchmark stopped by a signal can take them down too. */
+  static readonly #live = new Set<Deno.ChildProcess>();
   readonly name: string;
   readonly pid: number;
   /** The port it serves on (a proxy's inbound, or what a helper announced first). */
@@ -61,8 +63,10 @@ export class Service {
     this.pid = child.pid;
     this.#child = child;
     this.#dir = dir;
+    Service.#live.add(child);
     this.#status = child.status.then((s) => {
       this.#exited = true;
+      Service.#live.delete(child);
       return s;
     });
     this.#pumps = Promise.all([this.#pump(child.stdout, true), this.#pump(child.stderr, false)])
@@ -82,6 +86,20 @@ export class Service {
       stderr: "piped",
     }).spawn();
     return new Service(name, child, options.dir);
+  }
+
+  /**
+   * Kills every child still running (SIGKILL). For a benchmark that is itself being stopped: a
+   * test's timeout or Ctrl-C would otherwise leave v2ray and dray processes behind, orphaned.
+   */
+  static killAll(): void {
+    for (const child of Service.#live) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
   }
 
   get exited(): boolean {
