@@ -21,7 +21,7 @@ import type { Policy } from "./dispatch/policy.ts";
 import { DefaultRouter, type Router } from "./dispatch/router.ts";
 import { AssetLocator } from "./routing/asset_locator.ts";
 import { type BalancerConfig, buildRouter, type BuiltRouting } from "./routing/build_router.ts";
-import { RoutingRouter } from "./routing/routing_router.ts";
+import { RoutingRouter } from "./dispatch/routing_router.ts";
 import type { SystemLookup } from "./routing/host_resolver.ts";
 import { Observatory } from "./routing/observatory.ts";
 import { LeastPingStrategy } from "./routing/least_ping_strategy.ts";
@@ -43,7 +43,7 @@ import type { Transport } from "./transport/transport.ts";
 import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
 import { DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_STREAM_TIMEOUT_S } from "./config/stream_settings.ts";
 import { WsTransport } from "./transport/ws.ts";
-import { WsServerHandler } from "./transport/ws_server.ts";
+import { WsServerHandler } from "./inbound/ws_server.ts";
 import { VlessOutbound } from "./outbound/vless.ts";
 import { HeapTrimmer } from "./heap_trimmer.ts";
 

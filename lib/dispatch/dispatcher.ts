@@ -16,7 +16,7 @@ import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { relay, type RelayResult } from "../net/relay.ts";
 import type { Outbound } from "../outbound/outbound.ts";
 import type { Policy } from "./policy.ts";
-import type { RouteContext } from "./route_context.ts";
+import type { RouteContext } from "../net/route_context.ts";
 import type { Route, Router } from "./router.ts";
 import { sniffClient } from "./sniff_client.ts";
 import { applySniffed } from "../routing/sniffer.ts";

@@ -1,5 +1,5 @@
 import type { Outbound } from "../outbound/outbound.ts";
-import type { RouteContext } from "./route_context.ts";
+import type { RouteContext } from "../net/route_context.ts";
 
 /** A router's answer: the outbound, and why (the access line names both). */
 export interface Route {

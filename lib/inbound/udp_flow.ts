@@ -8,7 +8,7 @@
  * datagram for the same key opens a fresh outbound instead of falling into a dead flow.
  */
 import type { Dispatched } from "../dispatch/dispatcher.ts";
-import type { RouteContext } from "../dispatch/route_context.ts";
+import type { RouteContext } from "../net/route_context.ts";
 import { errorMessage } from "../error_message.ts";
 import { formatDestination } from "../net/destination.ts";
 import { IdleTimer } from "../net/idle_timer.ts";

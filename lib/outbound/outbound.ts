@@ -1,6 +1,6 @@
 import type { Destination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
-import type { RouteContext } from "../dispatch/route_context.ts";
+import type { RouteContext } from "../net/route_context.ts";
 
 /**
  * Where an inbound hands a connection. `open()` resolves once the path to the destination is

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DIAL_TIMEOUT_MS, Dispatcher } from "../../lib/dispatch/dispatcher.ts";
-import type { RouteContext } from "../../lib/dispatch/route_context.ts";
+import type { RouteContext } from "../../lib/net/route_context.ts";
 import type { Router } from "../../lib/dispatch/router.ts";
 import { type AccessRecord, Logger } from "../../lib/log.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Dispatcher } from "../../lib/dispatch/dispatcher.ts";
-import type { RouteContext } from "../../lib/dispatch/route_context.ts";
+import type { RouteContext } from "../../lib/net/route_context.ts";
 import { HttpProxyInbound } from "../../lib/inbound/http_proxy.ts";
 import type { InboundContext, InboundHandler } from "../../lib/inbound/inbound.ts";
 import { SocksInbound } from "../../lib/inbound/socks.ts";

@@ -15,7 +15,7 @@ import type { Duplex } from "../../lib/net/duplex.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
 import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import { WsTransport, type WsTransportOptions } from "../../lib/transport/ws.ts";
-import { WsServerHandler } from "../../lib/transport/ws_server.ts";
+import { WsServerHandler } from "../../lib/inbound/ws_server.ts";
 import { socksConnect } from "../support/socks_client.ts";
 import { patternChunks, sha256OfPattern, startTarget } from "../support/target.ts";
 import { CA_PEM, uuidBytes, V2rayServer } from "../support/v2ray.ts";

@@ -4,7 +4,7 @@ import type { InboundHandler } from "../../lib/inbound/inbound.ts";
 import { Logger } from "../../lib/log.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { WsTransport } from "../../lib/transport/ws.ts";
-import { WsServerHandler } from "../../lib/transport/ws_server.ts";
+import { WsServerHandler } from "../../lib/inbound/ws_server.ts";
 import { dispatcherFor, FakeOutbound, readAll } from "../support/fake_outbound.ts";
 
 function randomBytes(n: number): Uint8Array {

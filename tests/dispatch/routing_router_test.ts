@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildRouter } from "../../lib/routing/build_router.ts";
-import { RoutingRouter } from "../../lib/routing/routing_router.ts";
+import { RoutingRouter } from "../../lib/dispatch/routing_router.ts";
 import { FakeOutbound } from "../support/fake_outbound.ts";
 
 function routingRouter(domainStrategy: "AsIs" | "IPOnDemand" = "AsIs") {

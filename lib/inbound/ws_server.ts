@@ -1,7 +1,9 @@
 /**
  * The server side of the WebSocket transport: an {@link InboundHandler} that sits between the
  * accept loop (InboundServer, over TCP or TLS) and the VLESS handler. It reads the opening
- * request, upgrades it, and hands the WebSocket to the inner handler as a Duplex.
+ * request, upgrades it, and hands the WebSocket to the inner handler as a Duplex. Being a handler,
+ * it lives in inbound/ (transport/ sits below inbound/); as a Listener of WebSockets over a
+ * Listener of sockets, like V2rayHttpServer, it would join its client half in transport/.
  *
  * As v2ray 4.34's listener (transport/internet/websocket/hub.go): the request path must equal the
  * configured one exactly (the query is not part of it), otherwise 404 (for any request); on the
@@ -22,12 +24,12 @@ import {
 } from "../http1/message.ts";
 import { readHead } from "../http1/read_head.ts";
 import { errorMessage } from "../error_message.ts";
-import type { InboundContext, InboundHandler, InboundResult } from "../inbound/inbound.ts";
-import { lingeringClose } from "../inbound/lingering_close.ts";
+import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
+import { lingeringClose } from "./lingering_close.ts";
 import { decodeEarlyData } from "../ws/early_data.ts";
 import { encodeUpgradeResponse, parseUpgradeRequest } from "../ws/handshake.ts";
-import { normalizeWsPath } from "./ws.ts";
-import { WsConnection } from "./ws_connection.ts";
+import { normalizeWsPath } from "../transport/ws.ts";
+import { WsConnection } from "../transport/ws_connection.ts";
 
 /** v2ray's listener: http.Server{ReadHeaderTimeout: 4 s}. */
 export const WS_HEAD_TIMEOUT_MS = 4_000;

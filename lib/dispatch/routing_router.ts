@@ -4,10 +4,10 @@
  * checked against the outbounds when the config was read, so a missing tag here is a bug; it
  * falls back to the default outbound as v2ray 4.34 does.
  */
-import type { Route } from "../dispatch/router.ts";
+import type { Route } from "./router.ts";
 import type { Outbound } from "../outbound/outbound.ts";
-import type { RouteRequest } from "./rule.ts";
-import type { RouteDecision, RulesRouter } from "./rules_router.ts";
+import type { RouteRequest } from "../routing/rule.ts";
+import type { RouteDecision, RulesRouter } from "../routing/rules_router.ts";
 
 export interface RoutingRouterOptions {
   rules: RulesRouter;
