@@ -6,23 +6,18 @@
  * - a dray server: VLESS over HTTP/2 + TLS (the throwaway demo certificate in lib/demo/certs.ts)
  *   in front of the freedom outbound;
  * - a dray client: a SOCKS5 inbound and an HTTP proxy inbound, both going out through VLESS to
- *   that server, trusting only the demo CA.
+ *   that server, trusting the demo CA.
+ * The server and the client are two configs (demoServerConfig, demoClientConfig) run by startApp,
+ * the same path as `dray run`: the demo wires nothing itself.
  * Then it fetches the page through each client inbound, prints the route, the bytes and the time,
  * and keeps everything running (printing the curl lines to try) until stopped.
  */
+import { startApp } from "./app.ts";
+import { parseConfigObject } from "./config/parse.ts";
+import type { Config } from "./config/types.ts";
 import { DEMO_CA_PEM, DEMO_CERT_PEM, DEMO_KEY_PEM } from "./demo/certs.ts";
-import { HttpProxyInbound } from "./inbound/http_proxy.ts";
-import { Dispatcher } from "./dispatch/dispatcher.ts";
-import { DEFAULT_POLICY } from "./dispatch/policy.ts";
-import { DefaultRouter } from "./dispatch/router.ts";
 import { errorMessage } from "./error_message.ts";
-import { InboundServer } from "./inbound/server.ts";
-import { SocksInbound } from "./inbound/socks.ts";
-import { VlessInbound } from "./inbound/vless.ts";
 import { Logger } from "./log.ts";
-import { FreedomOutbound } from "./outbound/freedom.ts";
-import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
-import { VlessOutbound } from "./outbound/vless.ts";
 import { closeQuietly } from "./net/close_quietly.ts";
 
 export interface DemoOptions {
@@ -69,7 +64,77 @@ const MAX_RESPONSE = 1024 * 1024;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Starts the page, the dray server and the dray client. On failure whatever started is closed. */
+/**
+ * The dray server's config, as a user would write it: VLESS over HTTP/2 + TLS (the demo
+ * certificate inline) in front of freedom. `port` is a placeholder: see {@link systemPorts}.
+ */
+export function demoServerConfig(id: string): Config {
+  return systemPorts(parseConfigObject({
+    inbounds: [{
+      protocol: "vless",
+      tag: "demo-server",
+      listen: HOST,
+      port: 1,
+      settings: { clients: [{ id }], decryption: "none" },
+      streamSettings: {
+        network: "http",
+        security: "tls",
+        httpSettings: { host: [SERVER_NAME], path: HTTP_PATH },
+        tlsSettings: {
+          certificates: [{ certificate: pemLines(DEMO_CERT_PEM), key: pemLines(DEMO_KEY_PEM) }],
+        },
+      },
+    }],
+    outbounds: [{ protocol: "freedom", tag: "direct" }],
+  }));
+}
+
+/**
+ * The dray client's config: a SOCKS5 and an HTTP proxy inbound going out through VLESS to the
+ * server on `serverPort`, trusting the demo CA (Deno trusts it beside its built-in roots).
+ */
+export function demoClientConfig(id: string, serverPort: number): Config {
+  return systemPorts(parseConfigObject({
+    inbounds: [
+      { protocol: "socks", tag: "demo-socks", listen: HOST, port: 1, settings: { udp: true } },
+      { protocol: "http", tag: "demo-http", listen: HOST, port: 2 },
+    ],
+    outbounds: [{
+      protocol: "vless",
+      tag: "demo-vless",
+      settings: {
+        vnext: [{ address: HOST, port: serverPort, users: [{ id, encryption: "none" }] }],
+      },
+      streamSettings: {
+        network: "http",
+        security: "tls",
+        httpSettings: { host: [SERVER_NAME], path: HTTP_PATH },
+        tlsSettings: {
+          serverName: SERVER_NAME,
+          certificates: [{ certificate: pemLines(DEMO_CA_PEM), usage: "verify" }],
+        },
+      },
+    }],
+  }));
+}
+
+/**
+ * Every inbound on a port the system picks. A config file cannot say port 0 (the parser wants
+ * 1-65535, as v2ray does), so the demo's configs carry distinct placeholders and this clears them.
+ */
+function systemPorts(config: Config): Config {
+  return { ...config, inbounds: config.inbounds.map((i) => ({ ...i, port: 0 })) };
+}
+
+/** PEM text as the array of lines a config's inline `certificate`/`key` takes. */
+function pemLines(pem: string): string[] {
+  return pem.trimEnd().split("\n");
+}
+
+/**
+ * Starts the page, then the dray server and the dray client, each a {@link Config} run by
+ * {@link startApp} as `dray run` runs one. On failure whatever started is closed.
+ */
 export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo> {
   const logger = options.logger ?? Logger.silent();
   const page = demoPage();
@@ -87,55 +152,18 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
     });
     closers.push(() => web.shutdown());
 
-    const id = crypto.getRandomValues(new Uint8Array(16));
-    const freedom = new FreedomOutbound();
-    const server = await InboundServer.listen({
-      tag: "demo-server",
-      hostname: HOST,
-      port: 0,
-      tls: { cert: DEMO_CERT_PEM, key: DEMO_KEY_PEM },
-      handler: new VlessInbound({ clients: [{ id }] }),
-      dispatcher: new Dispatcher({ router: new DefaultRouter([freedom]), logger }),
-      policy: DEFAULT_POLICY,
-      logger,
-      http: { host: [SERVER_NAME], path: HTTP_PATH },
-    });
+    const id = crypto.randomUUID();
+    const server = await startApp(demoServerConfig(id), { logger });
     closers.push(() => server.close());
-
-    const vless = new VlessOutbound({
-      tag: "demo-vless",
-      servers: [{ address: HOST, port: server.port, users: [{ id }] }],
-      transport: new V2rayHttpTransport({
-        tls: { serverName: SERVER_NAME, caCerts: [DEMO_CA_PEM] },
-        host: [SERVER_NAME],
-        path: HTTP_PATH,
-      }),
-      logger,
-    });
-    closers.push(() => vless.close());
-    const viaVless = new Dispatcher({ router: new DefaultRouter([vless]), logger });
-    // listen(): node sockets, so a download cut short upstream reaches the browser as a reset.
-    const client = async (tag: string, handler: SocksInbound | HttpProxyInbound) => {
-      const s = await InboundServer.listen({
-        tag,
-        hostname: HOST,
-        port: 0,
-        handler,
-        dispatcher: viaVless,
-        policy: DEFAULT_POLICY,
-        logger,
-      });
-      closers.push(() => s.close());
-      return s;
-    };
-    const socks = await client("demo-socks", new SocksInbound({ udp: true }));
-    const http = await client("demo-http", new HttpProxyInbound());
+    const serverPort = portOf(server.inbounds, "demo-server");
+    const client = await startApp(demoClientConfig(id, serverPort), { logger });
+    closers.push(() => client.close());
 
     return {
       pageUrl: `http://${HOST}:${web.addr.port}/`,
-      serverPort: server.port,
-      socksPort: socks.port,
-      httpPort: http.port,
+      serverPort,
+      socksPort: portOf(client.inbounds, "demo-socks"),
+      httpPort: portOf(client.inbounds, "demo-http"),
       page,
       close: closeAll,
     };
@@ -143,6 +171,12 @@ export async function startDemo(options: { logger?: Logger } = {}): Promise<Demo
     await closeAll();
     throw err;
   }
+}
+
+function portOf(inbounds: readonly { tag: string; port: number }[], tag: string): number {
+  const found = inbounds.find((i) => i.tag === tag);
+  if (!found) throw new Error(`the demo config has no inbound "${tag}"`);
+  return found.port;
 }
 
 /** Fetches the page through the SOCKS5 inbound and through the HTTP proxy inbound. */

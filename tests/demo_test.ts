@@ -1,5 +1,12 @@
-import { equal, ok } from "node:assert/strict";
-import { fetchThroughDemo, runDemo, startDemo } from "../lib/demo.ts";
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  demoClientConfig,
+  demoServerConfig,
+  fetchThroughDemo,
+  runDemo,
+  startDemo,
+} from "../lib/demo.ts";
+import { DEMO_CA_PEM } from "../lib/demo/certs.ts";
 
 Deno.test("startDemo() serves the page through the SOCKS5 and HTTP inbounds of the dray client, intact", async () => {
   const demo = await startDemo();
@@ -51,4 +58,24 @@ Deno.test("runDemo() prints the route and working curl lines, and stops when ask
     await running;
   }
   equal(lines.at(-1), "dray demo: stopping");
+});
+
+Deno.test("demoClientConfig() and demoServerConfig() are configs dray run takes: system ports, one VLESS user, the demo CA", () => {
+  const id = crypto.randomUUID();
+  const server = demoServerConfig(id);
+  equal(server.inbounds.length, 1);
+  const vless = server.inbounds[0];
+  equal(vless.protocol, "vless");
+  equal(vless.port, 0);
+  ok(vless.protocol === "vless" && vless.settings.clients[0].id === id);
+  equal(server.outbounds[0].protocol, "freedom");
+
+  const client = demoClientConfig(id, 4433);
+  deepEqual(client.inbounds.map((i) => [i.protocol, i.port]), [["socks", 0], ["http", 0]]);
+  const out = client.outbounds[0];
+  ok(out.protocol === "vless");
+  equal(out.servers[0].port, 4433);
+  equal(out.servers[0].users[0].id, id);
+  ok(out.stream.security === "tls");
+  deepEqual(out.stream.tls.caCerts.map((c) => c.trim()), [DEMO_CA_PEM.trim()]);
 });
