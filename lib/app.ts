@@ -46,6 +46,7 @@ import { WsTransport } from "./transport/ws.ts";
 import { WsServerHandler } from "./inbound/ws_server.ts";
 import { VlessOutbound } from "./outbound/vless.ts";
 import { HeapTrimmer } from "./heap_trimmer.ts";
+import { messageOf } from "./error_message.ts";
 
 /** A running inbound listener: the accept loop of a proxy inbound, or the VLESS HTTP/2 server. */
 export interface RunningInbound {
@@ -103,7 +104,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
       } catch (err) {
         const where = formatHostPort(inbound.listen, inbound.port);
         throw new Error(
-          `Cannot start inbound "${inbound.tag}" on ${where}: ${(err as Error).message}`,
+          `Cannot start inbound "${inbound.tag}" on ${where}: ${messageOf(err)}`,
           { cause: err },
         );
       }

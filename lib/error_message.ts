@@ -1,3 +1,11 @@
+/**
+ * An error's own message, without its causes: for a message that wraps the error (and passes it
+ * on as `{ cause }`). Anything thrown that is not an Error reads as `String(err)`.
+ */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** An error's message with its causes, for logs: `dial tcp:x:1 failed: connection refused`. */
 export function errorMessage(err: unknown): string {
   const parts: string[] = [];

@@ -17,6 +17,7 @@ import { parseSubscription } from "../config/subscription.ts";
 import { readSubscriptionSource, SubscriptionFetchError } from "../config/subscription_source.ts";
 import type { Config } from "../config/types.ts";
 import { ExitCode, stringValue, stringValues, usageError, UserError, type Values } from "./args.ts";
+import { messageOf } from "../error_message.ts";
 
 export interface ConfigSources {
   config?: string;
@@ -44,7 +45,7 @@ export function readConfigFile(path: string): Config {
     text = Deno.readTextFileSync(path);
   } catch (err) {
     throw new UserError(
-      `Cannot read config file "${path}": ${(err as Error).message}`,
+      `Cannot read config file "${path}": ${messageOf(err)}`,
       ExitCode.config,
       { cause: err },
     );
@@ -109,7 +110,7 @@ async function loadSubscription(source: string, opts: LinkSourceOptions): Promis
     body = await readSubscriptionSource(source, { version: opts.version, stdin: opts.stdin });
   } catch (err) {
     if (err instanceof SubscriptionFetchError) throw new UserError(err.message, ExitCode.failure);
-    throw new UserError((err as Error).message, ExitCode.config, { cause: err });
+    throw new UserError(messageOf(err), ExitCode.config, { cause: err });
   }
   try {
     const sub = parseSubscription(body);

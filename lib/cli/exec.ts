@@ -17,6 +17,7 @@ import { Logger } from "../log.ts";
 import { ExitCode, parseCommandArgs, stringValue, usageError, UserError } from "./args.ts";
 import { configSources, loadConfig } from "./config_source.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./insecure_relaunch.ts";
+import { messageOf } from "../error_message.ts";
 
 export const EXEC_HELP =
   `Usage: dray exec (-c <config.json> | --link <vless://…>… | --sub <source>) [options] [--] CMD [ARGS…]
@@ -104,10 +105,10 @@ export async function cmdExec(args: string[], io: ExecIo): Promise<number> {
       error: config.log.error,
     });
   } catch (e) {
-    throw new UserError(`Cannot open log file: ${(e as Error).message}`);
+    throw new UserError(`Cannot open log file: ${messageOf(e)}`);
   }
   const app = await startApp(withOnlyExecInbound(config), { logger }).catch((e) => {
-    throw new UserError(`dray exec: cannot start the proxy: ${(e as Error).message}`);
+    throw new UserError(`dray exec: cannot start the proxy: ${messageOf(e)}`);
   });
   try {
     if (early !== undefined) return 128 + signalNumber(early);
@@ -126,7 +127,7 @@ export async function cmdExec(args: string[], io: ExecIo): Promise<number> {
         io.err(`dray exec: ${command[0]}: command not found`);
         return 127;
       }
-      io.err(`dray exec: cannot run ${command[0]}: ${(e as Error).message}`);
+      io.err(`dray exec: cannot run ${command[0]}: ${messageOf(e)}`);
       return 126;
     }
     // Deno reports a signal's end as code 128+N already, as a shell does.

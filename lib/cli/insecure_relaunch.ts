@@ -3,6 +3,7 @@
  * checks only process-wide, so dray restarts itself with the flag that does.
  */
 import { UserError } from "./args.ts";
+import { messageOf } from "../error_message.ts";
 
 /**
  * The V8 flags deno.json's start and compile tasks run dray with: a 1 MiB young generation. V8
@@ -65,7 +66,7 @@ export async function relaunchInsecure(
   } catch (e) {
     throw new UserError(
       `dray: allowInsecure (${list}) needs dray to restart itself with ` +
-        `--unsafely-ignore-certificate-errors=${list}, which failed: ${(e as Error).message}. ` +
+        `--unsafely-ignore-certificate-errors=${list}, which failed: ${messageOf(e)}. ` +
         `Grant --allow-run, or start deno with that flag and ${RELAUNCH_MARKER}=1 set.`,
     );
   }

@@ -21,6 +21,7 @@ import {
 } from "./args.ts";
 import { configFromLinks, configSources, loadLinks, readConfigFile } from "./config_source.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./insecure_relaunch.ts";
+import { messageOf } from "../error_message.ts";
 
 export interface CliIo {
   out(line: string): void;
@@ -114,7 +115,7 @@ export async function cmdProbe(args: string[], io: CliIo): Promise<number> {
     try {
       targetCaCerts = [Deno.readTextFileSync(cacert)];
     } catch (e) {
-      throw new UserError(`Cannot read --cacert "${cacert}": ${(e as Error).message}`);
+      throw new UserError(`Cannot read --cacert "${cacert}": ${messageOf(e)}`);
     }
   }
 

@@ -6,6 +6,7 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { addressKind } from "../net/destination.ts";
+import { messageOf } from "../error_message.ts";
 
 export interface ParseConfigOptions {
   /**
@@ -187,7 +188,7 @@ export class Reader {
     try {
       return this.readFile(full);
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
+      const why = messageOf(err);
       return this.problem(path, `cannot read ${JSON.stringify(full)}: ${why}`);
     }
   }

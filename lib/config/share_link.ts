@@ -20,6 +20,7 @@ import { parseConfigObject } from "./parse.ts";
 import { DEFAULT_ALPN } from "./tls_settings.ts";
 import type { Config, VlessOutboundConfig } from "./types.ts";
 import { parseUserId } from "./uuid.ts";
+import { messageOf } from "../error_message.ts";
 
 export interface VlessLink {
   /** The id as written (a UUID or a 1-30 byte string); validated. */
@@ -125,7 +126,7 @@ export function parseVlessLink(text: string): VlessLink {
   try {
     parseUserId(id);
   } catch (err) {
-    throw new SyntaxError(`Cannot parse share link: id: ${(err as Error).message}`, {
+    throw new SyntaxError(`Cannot parse share link: id: ${messageOf(err)}`, {
       cause: err,
     });
   }

@@ -8,6 +8,7 @@
  * with the path for a file that cannot be read.
  */
 import { SUBSCRIPTION_MAX_BYTES } from "./subscription.ts";
+import { messageOf } from "../error_message.ts";
 
 /** How long a subscription URL may take, body included, unless told otherwise. */
 export const SUBSCRIPTION_TIMEOUT_MS = 20_000;
@@ -49,7 +50,7 @@ export async function readSubscriptionSource(
   try {
     file = await Deno.open(source);
   } catch (err) {
-    throw new Error(`Cannot read subscription file "${source}": ${(err as Error).message}`, {
+    throw new Error(`Cannot read subscription file "${source}": ${messageOf(err)}`, {
       cause: err,
     });
   }
@@ -93,7 +94,7 @@ async function fetchSubscription(
       );
     }
     throw new SubscriptionFetchError(
-      `Cannot fetch subscription ${where}: ${(err as Error).message}`,
+      `Cannot fetch subscription ${where}: ${messageOf(err)}`,
       { cause: err },
     );
   }

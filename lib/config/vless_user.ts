@@ -1,6 +1,7 @@
 /** The parts of a VLESS user both sides share: `id` (inbound clients, outbound users) and `flow`. */
 import { describe, join, type Obj, type Reader } from "./reader.ts";
 import { parseUserId, USER_ID_RULE } from "./uuid.ts";
+import { messageOf } from "../error_message.ts";
 
 /** Flows are XTLS features; only the empty flow exists in dray. */
 export function readFlow(r: Reader, o: Obj, path: string): string | undefined {
@@ -22,6 +23,6 @@ export function readUserId(
   try {
     return parseUserId(v);
   } catch (err) {
-    return r.problem(p, (err as Error).message);
+    return r.problem(p, messageOf(err));
   }
 }

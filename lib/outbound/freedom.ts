@@ -8,6 +8,7 @@ import {
 import type { Duplex } from "../net/duplex.ts";
 import type { OpenOptions, Outbound } from "./outbound.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
+import { messageOf } from "../error_message.ts";
 
 /**
  * v2ray's freedom `domainStrategy`: AsIs dials a domain as given (the system resolves it); UseIP,
@@ -89,7 +90,7 @@ export class FreedomOutbound implements Outbound {
       if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       return new ConnDuplex(conn);
     } catch (err) {
-      throw new (errorClass(err))(`Cannot connect to ${where}: ${message(err)}`, { cause: err });
+      throw new (errorClass(err))(`Cannot connect to ${where}: ${messageOf(err)}`, { cause: err });
     }
   }
 
@@ -191,10 +192,6 @@ function unmap(host: string): string {
 async function lookupDns(host: string, type: "A" | "AAAA"): Promise<string[]> {
   if (host.toLowerCase() === "localhost") return [type === "A" ? "127.0.0.1" : "::1"];
   return await Deno.resolveDns(host, type);
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Keeps the Deno error class (ConnectionRefused, TimedOut…) so inbounds can pick their reply. */

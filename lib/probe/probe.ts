@@ -25,6 +25,7 @@ import type { ServerAddress, Transport } from "../transport/transport.ts";
 import { type ByteChannel, TracedChannel } from "./byte_channel.ts";
 import { encodeGetRequest, readResponseStatus } from "./http_check.ts";
 import { connectTlsChannel } from "./tls_channel.ts";
+import { messageOf } from "../error_message.ts";
 
 export type ProbeStage = "tcp" | "tls" | "transport" | "vless" | "http";
 
@@ -374,8 +375,4 @@ function urlPort(url: URL): number {
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

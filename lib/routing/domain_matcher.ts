@@ -9,6 +9,7 @@
  * lowercased; a regexp sees the lowercased target). 4.34 compares bytes as received, so
  * `EXAMPLE.com` escaped `domain:example.com` there.
  */
+import { messageOf } from "../error_message.ts";
 
 export type DomainPatternType = "plain" | "regexp" | "domain" | "full";
 
@@ -35,7 +36,7 @@ export function compileDomainRegExp(source: string): RegExp {
   try {
     return new RegExp(body, flags);
   } catch (err) {
-    throw new SyntaxError(`invalid regexp "${source}": ${(err as Error).message}`, { cause: err });
+    throw new SyntaxError(`invalid regexp "${source}": ${messageOf(err)}`, { cause: err });
   }
 }
 

@@ -2,6 +2,7 @@ import { ConnDuplex } from "../net/conn_duplex.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import type { ServerAddress, Transport } from "./transport.ts";
+import { messageOf } from "../error_message.ts";
 
 /** Connects a TCP socket with Nagle off; errors name the server. */
 export async function connectTcp(
@@ -14,7 +15,7 @@ export async function connectTcp(
     conn = await Deno.connect({ hostname: server.address, port: server.port, signal });
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = messageOf(err);
     throw new Error(
       `TCP connect to ${formatHostPort(server.address, server.port)} failed: ${message}`,
       { cause: err },

@@ -7,6 +7,7 @@ import { SocketDuplex } from "../net/socket_duplex.ts";
 import { connectTcp } from "./tcp.ts";
 import type { ServerAddress, Transport } from "./transport.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
+import { messageOf } from "../error_message.ts";
 
 /** `streamSettings.tlsSettings`, in dray's words. */
 export interface TlsOptions {
@@ -214,8 +215,4 @@ export class TlsTransport implements Transport {
   close(): void {
     // Nothing pooled: every stream owns its TLS session.
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

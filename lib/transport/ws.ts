@@ -23,6 +23,7 @@ import { connectTcp } from "./tcp.ts";
 import { connectTls, type TlsOptions } from "./tls.ts";
 import type { ServerAddress, Transport } from "./transport.ts";
 import { WsConnection } from "./ws_connection.ts";
+import { messageOf } from "../error_message.ts";
 
 export interface WsEarlyData {
   /** Most bytes carried in the request. */
@@ -128,7 +129,7 @@ export class WsTransport implements Transport {
     } catch (err) {
       closeQuietly(socket);
       if (signal?.aborted) throw signal.reason;
-      const why = err instanceof Error ? err.message : String(err);
+      const why = messageOf(err);
       const timedOut = bytes.buffered === 0 && why.includes("closed")
         ? ` (or no answer within ${timeoutMs} ms)`
         : "";
