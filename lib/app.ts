@@ -23,7 +23,7 @@ import { AssetLocator } from "./routing/asset_locator.ts";
 import { type BalancerConfig, buildRouter, type BuiltRouting } from "./routing/build_router.ts";
 import { RoutingRouter } from "./dispatch/routing_router.ts";
 import type { SystemLookup } from "./routing/host_resolver.ts";
-import { Observatory } from "./routing/observatory.ts";
+import { Observatory } from "./probe/observatory.ts";
 import { LeastPingStrategy } from "./routing/least_ping_strategy.ts";
 import { RoundRobinStrategy } from "./routing/round_robin_strategy.ts";
 import type { BalancingStrategy } from "./routing/balancer.ts";

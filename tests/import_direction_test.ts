@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 const LAYERS: readonly (readonly string[])[] = [
   ["cli", "demo"], // commands; demo.ts + demo/ build a Config for startApp
   ["app"], // the one composition root: Config → running objects
-  ["probe"], // dray probe's engine: outbounds built from config types
+  ["probe"], // requests through outbounds: dray probe's engine (from config types), the observatory
   ["config"], // JSON → Config (uses routing's matchers to check rules)
   ["inbound"], // accept, speak the client's protocol, hand over to the dispatcher
   ["dispatch"], // route, dial, relay, log

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, equal, ok, rejects } from "node:assert/strict";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import type { Outbound } from "../../lib/outbound/outbound.ts";
-import { Observatory, probeThrough } from "../../lib/routing/observatory.ts";
+import { Observatory, probeThrough } from "../../lib/probe/observatory.ts";
 
 /** An outbound that connects every destination to `port` on 127.0.0.1 (or refuses). */
 function toLocal(tag: string, port: number | "refuse"): Outbound {

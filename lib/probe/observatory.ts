@@ -11,9 +11,9 @@
 import { formatHostPort } from "../net/destination.ts";
 import type { Outbound } from "../outbound/outbound.ts";
 import { Logger } from "../log.ts";
-import { type ByteChannel, TracedChannel } from "../probe/byte_channel.ts";
-import { encodeGetRequest, readResponseStatus } from "../probe/http_check.ts";
-import { connectTlsChannel } from "../probe/tls_channel.ts";
+import { type ByteChannel, TracedChannel } from "./byte_channel.ts";
+import { encodeGetRequest, readResponseStatus } from "./http_check.ts";
+import { connectTlsChannel } from "./tls_channel.ts";
 
 export const DEFAULT_PROBE_URL = "https://www.gstatic.com/generate_204";
 /** Xray's default time between two probes of the same outbound. */
