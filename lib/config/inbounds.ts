@@ -227,17 +227,8 @@ function readVlessClients(r: Reader, s: Obj, path: string): VlessClient[] | unde
         : `must be "none", got ${describe(decryption)}`,
     );
   }
-  const list = s.clients === undefined
-    ? r.problem(join(path, "clients"), "is required")
-    : r.array(s.clients, join(path, "clients"));
-  if (list === undefined) return undefined;
-  if (list.length === 0) return r.problem(join(path, "clients"), "must not be empty");
-  const out: VlessClient[] = [];
-  list.forEach((v, i) => {
-    const p = `${join(path, "clients")}[${i}]`;
-    const c = r.object(v, p);
-    if (c === undefined) return;
-    r.keys(c, p, ["id", "level", "email", "flow", "encryption"]);
+  const known = ["id", "level", "email", "flow", "encryption"];
+  const clients = r.objectList(s, "clients", path, known, (c, p): VlessClient | undefined => {
     if (c.encryption !== undefined) {
       r.problem(join(p, "encryption"), 'belongs to outbound users; inbounds use "decryption"');
     }
@@ -245,9 +236,9 @@ function readVlessClients(r: Reader, s: Obj, path: string): VlessClient[] | unde
     const level = r.int(c, "level", p, 0, MAX_U32, 0);
     const email = r.string(c, "email", p, "");
     const flow = readFlow(r, c, p);
-    if (id && level !== undefined && email !== undefined && flow !== undefined) {
-      out.push({ id: id.id, idBytes: id.bytes, level, email, flow });
-    }
+    return id && level !== undefined && email !== undefined && flow !== undefined
+      ? { id: id.id, idBytes: id.bytes, level, email, flow }
+      : undefined;
   });
-  return out.length === list.length && decryption === "none" ? out : undefined;
+  return clients && decryption === "none" ? clients : undefined;
 }

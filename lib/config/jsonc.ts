@@ -207,38 +207,14 @@ class Parser {
   }
 
   #array(depth: number): unknown[] {
-    this.#i++;
     const out: unknown[] = [];
-    this.#skip();
-    if (this.#s[this.#i] === "]") {
-      this.#i++;
-      return out;
-    }
-    for (;;) {
-      out.push(this.#value(depth + 1));
-      this.#skip();
-      const c = this.#s[this.#i];
-      if (c === ",") {
-        this.#i++;
-        continue;
-      }
-      if (c === "]") {
-        this.#i++;
-        return out;
-      }
-      throw this.#unexpected();
-    }
+    this.#items("]", () => out.push(this.#value(depth + 1)));
+    return out;
   }
 
   #object(depth: number): Record<string, unknown> {
-    this.#i++;
     const out: Record<string, unknown> = {};
-    this.#skip();
-    if (this.#s[this.#i] === "}") {
-      this.#i++;
-      return out;
-    }
-    for (;;) {
+    this.#items("}", () => {
       this.#skip();
       if (this.#s[this.#i] !== '"') throw this.#unexpected();
       const keyAt = this.#i;
@@ -256,15 +232,29 @@ class Parser {
         writable: true,
         configurable: true,
       });
+    });
+    return out;
+  }
+
+  /** From an opening bracket to its `close`: `item` reads each member; commas between them. */
+  #items(close: "]" | "}", item: () => void): void {
+    this.#i++;
+    this.#skip();
+    if (this.#s[this.#i] === close) {
+      this.#i++;
+      return;
+    }
+    for (;;) {
+      item();
       this.#skip();
       const c = this.#s[this.#i];
       if (c === ",") {
         this.#i++;
         continue;
       }
-      if (c === "}") {
+      if (c === close) {
         this.#i++;
-        return out;
+        return;
       }
       throw this.#unexpected();
     }

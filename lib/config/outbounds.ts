@@ -55,11 +55,9 @@ export function readOutbound(r: Reader, v: unknown, path: string): OutboundConfi
     }
     case "blackhole": {
       r.keys(settings, sp, ["response"]);
-      const resp = r.optObject(settings, "response", sp);
+      const resp = r.section(settings, "response", sp, ["type"]);
       if (resp === undefined) return undefined;
-      const rp = join(sp, "response");
-      r.keys(resp, rp, ["type"]);
-      const type = r.choice(resp, "type", rp, ["none", "http"] as const, "none");
+      const type = r.choice(resp.o, "type", resp.path, ["none", "http"] as const, "none");
       if (!type || tag === undefined) return undefined;
       return { protocol, tag, settings: { response: type } };
     }
@@ -79,37 +77,17 @@ function rawAddresses(settings: Obj): string[] {
 
 function readVnext(r: Reader, s: Obj, path: string): VlessServer[] | undefined {
   r.keys(s, path, ["vnext"]);
-  const vp = join(path, "vnext");
-  if (s.vnext === undefined || s.vnext === null) return r.problem(vp, "is required");
-  const list = r.array(s.vnext, vp);
-  if (list === undefined) return undefined;
-  if (list.length === 0) return r.problem(vp, "must not be empty");
-  const out: VlessServer[] = [];
-  list.forEach((v, i) => {
-    const p = `${vp}[${i}]`;
-    const o = r.object(v, p);
-    if (o === undefined) return;
-    r.keys(o, p, ["address", "port", "users"]);
+  return r.objectList(s, "vnext", path, ["address", "port", "users"], (o, p) => {
     const address = r.requiredString(o, "address", p);
     const port = r.port(o, "port", p);
     const users = readVlessUsers(r, o, p);
-    if (address && port && users) out.push({ address: stripBrackets(address), port, users });
+    return address && port && users ? { address: stripBrackets(address), port, users } : undefined;
   });
-  return out.length === list.length ? out : undefined;
 }
 
 function readVlessUsers(r: Reader, o: Obj, path: string): VlessUser[] | undefined {
-  const up = join(path, "users");
-  if (o.users === undefined || o.users === null) return r.problem(up, "is required");
-  const list = r.array(o.users, up);
-  if (list === undefined) return undefined;
-  if (list.length === 0) return r.problem(up, "must not be empty");
-  const out: VlessUser[] = [];
-  list.forEach((v, i) => {
-    const p = `${up}[${i}]`;
-    const u = r.object(v, p);
-    if (u === undefined) return;
-    r.keys(u, p, ["id", "flow", "encryption", "level", "email"]);
+  const known = ["id", "flow", "encryption", "level", "email"];
+  return r.objectList(o, "users", path, known, (u, p): VlessUser | undefined => {
     const id = readUserId(r, u, p);
     const flow = readFlow(r, u, p);
     // As for freedom's userLevel: v2ray's outbound-side idle timer would use this level.
@@ -128,11 +106,10 @@ function readVlessUsers(r: Reader, o: Obj, path: string): VlessUser[] | undefine
           : `must be "none", got ${describe(enc)}`,
       );
     }
-    if (id && flow !== undefined && level === 0 && ok) {
-      out.push({ id: id.id, idBytes: id.bytes, flow, encryption: "none" });
-    }
+    return id && flow !== undefined && level === 0 && ok
+      ? { id: id.id, idBytes: id.bytes, flow, encryption: "none" }
+      : undefined;
   });
-  return out.length === list.length ? out : undefined;
 }
 
 const DOMAIN_STRATEGIES = ["AsIs", "UseIP", "UseIPv4", "UseIPv6"] as const;

@@ -90,6 +90,53 @@ export class Reader {
     return this.object(v, join(path, key));
   }
 
+  /**
+   * An optional sub-object checked against its keys (see {@link keys}): the object ({} when
+   * absent) and its JSON path, or undefined when it is not an object.
+   */
+  section(
+    o: Obj,
+    key: string,
+    path: string,
+    known: readonly string[],
+    unsupported: Record<string, string> = {},
+  ): { o: Obj; path: string } | undefined {
+    const v = this.optObject(o, key, path);
+    if (v === undefined) return undefined;
+    const p = join(path, key);
+    this.keys(v, p, known, unsupported);
+    return { o: v, path: p };
+  }
+
+  /**
+   * A required, non-empty array of objects (vnext, users, clients): each element's keys checked
+   * against `known`, then read by `each` (undefined = a problem was reported). Undefined unless
+   * every element was read.
+   */
+  objectList<T>(
+    o: Obj,
+    key: string,
+    path: string,
+    known: readonly string[],
+    each: (item: Obj, path: string) => T | undefined,
+  ): T[] | undefined {
+    const lp = join(path, key);
+    if (o[key] === undefined || o[key] === null) return this.problem(lp, "is required");
+    const list = this.array(o[key], lp);
+    if (list === undefined) return undefined;
+    if (list.length === 0) return this.problem(lp, "must not be empty");
+    const out: T[] = [];
+    list.forEach((v, i) => {
+      const p = `${lp}[${i}]`;
+      const item = this.object(v, p);
+      if (item === undefined) return;
+      this.keys(item, p, known);
+      const read = each(item, p);
+      if (read !== undefined) out.push(read);
+    });
+    return out.length === list.length ? out : undefined;
+  }
+
   array(v: unknown, path: string): unknown[] | undefined {
     if (Array.isArray(v)) return v;
     return this.problem(path, `must be an array, got ${describe(v)}`);

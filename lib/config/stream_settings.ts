@@ -62,10 +62,9 @@ interface StreamBasics {
 }
 
 function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undefined {
-  const sp = join(path, "streamSettings");
-  const s = r.optObject(o, "streamSettings", path);
-  if (s === undefined) return undefined;
-  r.keys(s, sp, STREAM_KEYS, STREAM_UNSUPPORTED);
+  const section = r.section(o, "streamSettings", path, STREAM_KEYS, STREAM_UNSUPPORTED);
+  if (section === undefined) return undefined;
+  const { o: s, path: sp } = section;
   let ok = true;
 
   let network: Network = "tcp";
@@ -96,10 +95,9 @@ function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undef
     } else ok = r.problem(p, `unknown security ${describe(sec)} (supported: none, tls)`) ?? false;
   }
 
-  const tcp = r.optObject(s, "tcpSettings", sp);
-  if (tcp) {
-    const tp = join(sp, "tcpSettings");
-    r.keys(tcp, tp, ["header", "acceptProxyProtocol"]);
+  const tcpSection = r.section(s, "tcpSettings", sp, ["header", "acceptProxyProtocol"]);
+  if (tcpSection) {
+    const { o: tcp, path: tp } = tcpSection;
     if (tcp.acceptProxyProtocol !== undefined && tcp.acceptProxyProtocol !== false) {
       r.unsupported(join(tp, "acceptProxyProtocol"), "the PROXY protocol is");
     }
@@ -340,10 +338,7 @@ const WS_OWN_HEADERS = [
  * (taken out of the path; the data goes in Sec-WebSocket-Protocol).
  */
 function readWs(r: Reader, s: Obj, sp: string): WsTransportConfig | undefined {
-  const wp = join(sp, "wsSettings");
-  const w = r.optObject(s, "wsSettings", sp);
-  if (w === undefined) return undefined;
-  r.keys(w, wp, [
+  const section = r.section(s, "wsSettings", sp, [
     "path",
     "Path",
     "headers",
@@ -354,6 +349,8 @@ function readWs(r: Reader, s: Obj, sp: string): WsTransportConfig | undefined {
     useBrowserForwarding: "the browser dialer is",
     heartbeatPeriod: "heartbeatPeriod is (dray pings an idle WebSocket every 30 s)",
   });
+  if (section === undefined) return undefined;
+  const { o: w, path: wp } = section;
   let ok = true;
   if (w.acceptProxyProtocol !== undefined && w.acceptProxyProtocol !== false) {
     ok = r.unsupported(join(wp, "acceptProxyProtocol"), "the PROXY protocol is") ?? false;

@@ -35,10 +35,7 @@ export const DEFAULT_ALPN = { tcp: ["h2", "http/1.1"], http: ["h2"], ws: ["http/
 
 /** The parts of tlsSettings both sides share. */
 function readTlsCommon(r: Reader, s: Obj, sp: string, network: "tcp" | "http" | "ws") {
-  const tp = join(sp, "tlsSettings");
-  const t = r.optObject(s, "tlsSettings", sp);
-  if (t === undefined) return undefined;
-  r.keys(t, tp, [
+  const section = r.section(s, "tlsSettings", sp, [
     "serverName",
     "allowInsecure",
     "alpn",
@@ -47,6 +44,8 @@ function readTlsCommon(r: Reader, s: Obj, sp: string, network: "tcp" | "http" | 
     "enableSessionResumption",
     "allowInsecureCiphers",
   ], TLS_UNSUPPORTED);
+  if (section === undefined) return undefined;
+  const { o: t, path: tp } = section;
   if (t.enableSessionResumption === true) {
     r.unsupported(join(tp, "enableSessionResumption"), "TLS session resumption is");
   }

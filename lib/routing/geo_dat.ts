@@ -24,17 +24,7 @@ export function readGeoIp(
   bytes: Uint8Array,
   options: { file: string; codes: Iterable<string> },
 ): Map<string, Cidr[]> {
-  const found = new Map<string, Cidr[]>();
-  forEachWanted(bytes, options.file, options.codes, (code, entry) => {
-    const cidrs = found.get(code) ?? [];
-    found.set(code, cidrs);
-    while (!entry.done) {
-      const [field, wire] = entry.key();
-      if (field === 2 && wire === WIRE_LEN) cidrs.push(readCidr(entry.message()));
-      else entry.skip(wire);
-    }
-  });
-  return found;
+  return readLists(bytes, options, readCidr);
 }
 
 /** The domains of each wanted list (keys lowercased); see readGeoIp. */
@@ -42,13 +32,22 @@ export function readGeoSite(
   bytes: Uint8Array,
   options: { file: string; codes: Iterable<string> },
 ): Map<string, GeoSiteDomain[]> {
-  const found = new Map<string, GeoSiteDomain[]>();
+  return readLists(bytes, options, readDomain);
+}
+
+/** GeoIP and GeoSite share a layout: each entry's field 2 repeats one item (CIDR or Domain). */
+function readLists<T>(
+  bytes: Uint8Array,
+  options: { file: string; codes: Iterable<string> },
+  readItem: (item: ProtoReader) => T,
+): Map<string, T[]> {
+  const found = new Map<string, T[]>();
   forEachWanted(bytes, options.file, options.codes, (code, entry) => {
-    const domains = found.get(code) ?? [];
-    found.set(code, domains);
+    const items = found.get(code) ?? [];
+    found.set(code, items);
     while (!entry.done) {
       const [field, wire] = entry.key();
-      if (field === 2 && wire === WIRE_LEN) domains.push(readDomain(entry.message()));
+      if (field === 2 && wire === WIRE_LEN) items.push(readItem(entry.message()));
       else entry.skip(wire);
     }
   });
