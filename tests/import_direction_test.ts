@@ -20,6 +20,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["transport"], // tcp, tls, v2ray http, ws: both halves; Listener
   ["h2", "ws"], // HTTP/2 for both roles; WebSocket codec
   ["http1", "socks", "vless"], // codecs
+  ["heap_trimmer"], // process memory: gives idle lent buffers and malloc's free pages back
   ["net"], // Duplex, relay, destinations, listeners on node sockets, RouteContext
   ["log", "error_message"],
 ];
