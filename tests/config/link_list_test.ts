@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildRouting } from "../../lib/app.ts";
-import type { Observatory } from "../../lib/routing/observatory.ts";
+import type { Observatory } from "../../lib/probe/observatory.ts";
 import {
   LINKS_BALANCER_TAG,
   linksToV2rayJson,
