@@ -290,6 +290,7 @@ async function startInbound(
         http: stream.network === "http"
           ? { host: stream.http.host, path: stream.http.path }
           : undefined,
+        acceptProxyProtocol: stream.acceptProxyProtocol,
       });
     }
   }

@@ -98,9 +98,7 @@ function readStreamBasics(r: Reader, o: Obj, path: string): StreamBasics | undef
   const tcpSection = r.section(s, "tcpSettings", sp, ["header", "acceptProxyProtocol"]);
   if (tcpSection) {
     const { o: tcp, path: tp } = tcpSection;
-    if (tcp.acceptProxyProtocol !== undefined && tcp.acceptProxyProtocol !== false) {
-      r.unsupported(join(tp, "acceptProxyProtocol"), "the PROXY protocol is");
-    }
+    if (r.bool(tcp, "acceptProxyProtocol", tp) === undefined) ok = false;
     const header = r.optObject(tcp, "header", tp);
     if (header) {
       const type = header.type ?? "none";
@@ -132,10 +130,20 @@ export function readOutboundStream(
   const b = readStreamBasics(r, o, path);
   if (b === undefined) return undefined;
   const { network, security, s, path: sp } = b;
+  let ok = true;
+  for (const key of ["tcpSettings", "wsSettings"]) {
+    if ((s[key] as Obj | undefined)?.acceptProxyProtocol === true) {
+      // v2ray ignores it on a client: nothing is accepted there.
+      ok = r.problem(
+        join(join(sp, key), "acceptProxyProtocol"),
+        "is a server setting (inbounds only)",
+      ) ?? false;
+    }
+  }
   const timeouts = readTimeouts(r, s, sp, network);
   if (timeouts === undefined) return undefined;
   const stream = readOutboundTransport(r, s, sp, network, security, addresses);
-  return stream && { ...stream, timeouts };
+  return ok && stream ? { ...stream, timeouts } : undefined;
 }
 
 /**
@@ -310,17 +318,46 @@ export function readInboundStream(
     tls = readTlsServer(r, s, sp, network);
     if (tls === undefined) return undefined;
   }
+  const acceptProxyProtocol = readAcceptProxyProtocol(r, s, sp, network);
+  if (acceptProxyProtocol === undefined) return undefined;
   if (network === "ws") {
     const ws = readWs(r, s, sp);
     if (ws === undefined) return undefined;
-    return tls ? { network, security: "tls", tls, ws } : { network, security: "none", ws };
+    return tls
+      ? { network, security: "tls", tls, ws, acceptProxyProtocol }
+      : { network, security: "none", ws, acceptProxyProtocol };
   }
   if (network === "tcp") {
-    return tls ? { network, security: "tls", tls } : { network, security: "none" };
+    return tls
+      ? { network, security: "tls", tls, acceptProxyProtocol }
+      : { network, security: "none", acceptProxyProtocol };
   }
   return tls
-    ? { network, security: "tls", tls, http: http! }
-    : { network, security: "none", http: http! };
+    ? { network, security: "tls", tls, http: http!, acceptProxyProtocol }
+    : { network, security: "none", http: http!, acceptProxyProtocol };
+}
+
+/**
+ * An inbound's `acceptProxyProtocol`, from the settings of its network as v2ray 4.34 reads it:
+ * `tcpSettings` for tcp, `wsSettings` for ws (its http transport has none). The same key under
+ * another network's settings, which v2ray would silently ignore, is refused by name.
+ */
+function readAcceptProxyProtocol(
+  r: Reader,
+  s: Obj,
+  sp: string,
+  network: Network,
+): boolean | undefined {
+  const own = network === "tcp" ? "tcpSettings" : network === "ws" ? "wsSettings" : undefined;
+  const other = network === "tcp" ? "wsSettings" : "tcpSettings";
+  if ((s[other] as Obj | undefined)?.acceptProxyProtocol === true) {
+    return r.problem(
+      join(join(sp, other), "acceptProxyProtocol"),
+      `is for network "${other === "tcpSettings" ? "tcp" : "ws"}", not "${network}"` +
+        (own ? ` (the ${network} one is ${own}.acceptProxyProtocol)` : ""),
+    );
+  }
+  return own ? (s[own] as Obj | undefined)?.acceptProxyProtocol === true : false;
 }
 
 /** Headers the WebSocket handshake sets itself (gorilla's dialer refuses them as duplicates). */
@@ -333,7 +370,8 @@ const WS_OWN_HEADERS = [
 ];
 
 /**
- * `wsSettings` as v2ray 4.34 (`path`, its misspelled `Path`, `headers`, `acceptProxyProtocol`),
+ * `wsSettings` as v2ray 4.34 (`path`, its misspelled `Path`, `headers`; `acceptProxyProtocol` is
+ * read with the inbound's stream, see readAcceptProxyProtocol),
  * plus early data: v2fly's `maxEarlyData` + `earlyDataHeaderName`, and Xray's `?ed=N` in the path
  * (taken out of the path; the data goes in Sec-WebSocket-Protocol).
  */
@@ -351,10 +389,7 @@ function readWs(r: Reader, s: Obj, sp: string): WsTransportConfig | undefined {
   });
   if (section === undefined) return undefined;
   const { o: w, path: wp } = section;
-  let ok = true;
-  if (w.acceptProxyProtocol !== undefined && w.acceptProxyProtocol !== false) {
-    ok = r.unsupported(join(wp, "acceptProxyProtocol"), "the PROXY protocol is") ?? false;
-  }
+  let ok = r.bool(w, "acceptProxyProtocol", wp) !== undefined;
   // 4.34: "path", else the old misspelled key "Path".
   const key = typeof w.path === "string" && w.path !== "" ? "path" : "Path";
   const rawPath = r.string(w, key, wp, "");

@@ -339,9 +339,18 @@ export interface StreamTimeouts {
 
 /** Inbound `streamSettings` (vless only). http without TLS is h2c. */
 export type InboundStreamConfig =
-  | { network: "tcp"; security: "none" }
-  | { network: "tcp"; security: "tls"; tls: TlsServerConfig }
-  | { network: "http"; security: "none"; http: HttpServerTransportConfig }
-  | { network: "http"; security: "tls"; tls: TlsServerConfig; http: HttpServerTransportConfig }
-  | { network: "ws"; security: "none"; ws: WsTransportConfig }
-  | { network: "ws"; security: "tls"; tls: TlsServerConfig; ws: WsTransportConfig };
+  & (
+    | { network: "tcp"; security: "none" }
+    | { network: "tcp"; security: "tls"; tls: TlsServerConfig }
+    | { network: "http"; security: "none"; http: HttpServerTransportConfig }
+    | { network: "http"; security: "tls"; tls: TlsServerConfig; http: HttpServerTransportConfig }
+    | { network: "ws"; security: "none"; ws: WsTransportConfig }
+    | { network: "ws"; security: "tls"; tls: TlsServerConfig; ws: WsTransportConfig }
+  )
+  & {
+    /**
+     * Every connection starts with a PROXY protocol header (v1/v2), before TLS, whose source is
+     * the client's address (`tcpSettings.acceptProxyProtocol` for tcp, `wsSettings.` for ws).
+     */
+    acceptProxyProtocol: boolean;
+  };

@@ -44,6 +44,12 @@ export interface InboundServerOptions {
    * path match is one connection for the handler. Only with `InboundServer.listen()`.
    */
   http?: { host?: string[]; path?: string };
+  /**
+   * Every TCP connection starts with a PROXY protocol header (before TLS), whose source address
+   * is the client's for the access log and routing (v2ray's `acceptProxyProtocol`). Not with
+   * `http`; only with `InboundServer.listen()`.
+   */
+  acceptProxyProtocol?: boolean;
   /** Serves a UDP socket on the same address (tunnel with network "udp"). */
   datagramHandler?: DatagramHandler;
   /** Where handlers hand their connections: the only way to an outbound. */
@@ -137,9 +143,19 @@ export class InboundServer {
    * same as the constructor.
    */
   static async listen(options: InboundServerOptions): Promise<InboundServer> {
-    const { tls, http, handler, logger, tag } = options;
+    const { tls, http, handler, logger, tag, acceptProxyProtocol } = options;
     if (!handler) return new InboundServer(options);
+    if (acceptProxyProtocol && http) {
+      throw new TypeError(
+        `Cannot start inbound "${tag}": the http transport has no PROXY protocol`,
+      );
+    }
     const hostname = options.hostname ?? "127.0.0.1";
+    const badProxyHeader = (err: Error, remote: { hostname: string; port: number }) =>
+      logger.info(
+        `inbound "${tag}": closed ${formatHostPort(remote.hostname, remote.port)}: ` +
+          errorMessage(err),
+      );
     let listener = tls
       ? await listenTls({
         hostname,
@@ -150,10 +166,13 @@ export class InboundServer {
         // The http transport only speaks HTTP/2.
         alpnProtocols: http ? ["h2"] : tls.alpnProtocols,
         handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+        acceptProxyProtocol,
         onError: (err, remote) => {
           // A client's failed handshake is its own business; a connection we closed because
           // nobody took it in time is ours.
-          if (err instanceof Deno.errors.TimedOut) {
+          if (remote && err instanceof Deno.errors.InvalidData) {
+            badProxyHeader(err, remote);
+          } else if (err instanceof Deno.errors.TimedOut) {
             logger.warn(`inbound "${tag}": ${errorMessage(err)}`);
           } else {
             logger.debug(
@@ -169,7 +188,11 @@ export class InboundServer {
       : await listenResettableTcp({
         hostname,
         port: options.port,
-        onError: (err) => logger.warn(`inbound "${tag}": accept failed: ${errorMessage(err)}`),
+        acceptProxyProtocol,
+        onError: (err, remote) => {
+          if (remote) badProxyHeader(err, remote);
+          else logger.warn(`inbound "${tag}": accept failed: ${errorMessage(err)}`);
+        },
       });
     if (http) listener = new V2rayHttpServer(listener, { tag, ...http, logger });
     try {

@@ -11,6 +11,7 @@
 import net from "node:net";
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
+import { readProxyHeader } from "./proxy_header_reader.ts";
 import { SocketDuplex } from "./socket_duplex.ts";
 import { toDenoError } from "./tls_listener.ts";
 
@@ -18,9 +19,23 @@ export interface TcpListenerOptions {
   hostname: string;
   /** 0 picks a free port (see `addr`). */
   port: number;
-  /** Server errors after listening (accept failing with EMFILE…), for the caller's log. */
-  onError?: (err: Error) => void;
+  /**
+   * Every connection starts with a PROXY protocol header (v1 or v2), whose source address becomes
+   * `remoteAddr` (v2ray's `acceptProxyProtocol`). A connection without a valid one within
+   * `proxyHeaderTimeout` is closed and reported through `onError` with its socket address.
+   */
+  acceptProxyProtocol?: boolean;
+  /** Default PROXY_HEADER_TIMEOUT_MS. */
+  proxyHeaderTimeout?: number;
+  /**
+   * Server errors after listening (accept failing with EMFILE…; `remote` absent), and connections
+   * closed for a bad PROXY header (`remote` their socket address), for the caller's log.
+   */
+  onError?: (err: Error, remote?: Deno.NetAddr) => void;
 }
+
+/** How long a connection may take to send its PROXY protocol header. */
+export const PROXY_HEADER_TIMEOUT_MS = 10_000;
 
 export interface AcceptedTcp {
   duplex: Duplex;
@@ -33,12 +48,17 @@ export class TcpListener {
   readonly #server: net.Server;
   readonly #queue: AcceptedTcp[] = [];
   readonly #waiters: PromiseWithResolvers<AcceptedTcp>[] = [];
+  readonly #opts: TcpListenerOptions;
   #closed = false;
 
-  private constructor(server: net.Server, addr: Deno.NetAddr) {
+  private constructor(server: net.Server, addr: Deno.NetAddr, opts: TcpListenerOptions) {
     this.#server = server;
     this.addr = addr;
-    server.on("connection", (socket: net.Socket) => this.#onConnection(socket));
+    this.#opts = opts;
+    server.on("connection", (socket: net.Socket) => {
+      if (opts.acceptProxyProtocol) this.#readProxyHeader(socket);
+      else this.#onConnection(socket);
+    });
   }
 
   /** Binds and listens; rejects as `Deno.listen` would (e.g. `Deno.errors.AddrInUse`). */
@@ -68,10 +88,34 @@ export class TcpListener {
       server.close();
       throw new TypeError(`Cannot listen on ${opts.hostname}:${opts.port}: no TCP address`);
     }
-    return new TcpListener(server, { transport: "tcp", hostname: a.address, port: a.port });
+    return new TcpListener(server, { transport: "tcp", hostname: a.address, port: a.port }, opts);
   }
 
-  #onConnection(socket: net.Socket): void {
+  /** The header first; then the connection is accepted as coming from the header's source. */
+  #readProxyHeader(socket: net.Socket): void {
+    const remote: Deno.NetAddr = {
+      transport: "tcp",
+      hostname: socket.remoteAddress ?? "",
+      port: socket.remotePort ?? 0,
+    };
+    const timeoutMs = this.#opts.proxyHeaderTimeout ?? PROXY_HEADER_TIMEOUT_MS;
+    readProxyHeader(socket, { timeoutMs }).then((header) => {
+      const source = header.source &&
+        { transport: "tcp" as const, hostname: header.source.host, port: header.source.port };
+      this.#onConnection(socket, source);
+      // readProxyHeader left it paused with the rest put back; the duplex reads from here on.
+      socket.resume();
+    }, (err: Error) => {
+      socket.destroy();
+      try {
+        this.#opts.onError?.(err, remote);
+      } catch {
+        // The caller's logger failing must not take the listener down.
+      }
+    });
+  }
+
+  #onConnection(socket: net.Socket, source?: Deno.NetAddr): void {
     if (this.#closed) {
       socket.destroy();
       return;
@@ -83,7 +127,7 @@ export class TcpListener {
     }
     const accepted: AcceptedTcp = {
       duplex: new SocketDuplex(socket),
-      remoteAddr: {
+      remoteAddr: source ?? {
         transport: "tcp",
         hostname: socket.remoteAddress ?? "",
         port: socket.remotePort ?? 0,

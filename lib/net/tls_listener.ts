@@ -12,11 +12,12 @@
  * reads pause the socket while the readable's queue is full, a write resolves once node has taken
  * the bytes, closing the writable sends close_notify + FIN while reading goes on.
  */
-import type { Socket } from "node:net";
+import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { CertificateSelector, type ServerCertificate } from "./certificate_selector.ts";
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
+import { readProxyHeader } from "./proxy_header_reader.ts";
 import { SocketDuplex } from "./socket_duplex.ts";
 
 export interface TlsListenerOptions {
@@ -41,6 +42,12 @@ export interface TlsListenerOptions {
    * and reported through `onError` (a `Deno.errors.TimedOut`). Default: `handshakeTimeout`.
    */
   acceptTimeout?: number;
+  /**
+   * Every connection starts with a PROXY protocol header (v1 or v2) before its TLS handshake, as
+   * v2ray's `acceptProxyProtocol`; the header's source address becomes `remoteAddr`. A connection
+   * without a valid header within `handshakeTimeout` is closed and reported through `onError`.
+   */
+  acceptProxyProtocol?: boolean;
   /**
    * Handshake failures and connections closed unaccepted (never seen by `accept()`), and server
    * errors (`remote` null), for the caller's log.
@@ -73,6 +80,10 @@ interface Waiting {
 export class TlsListener implements AsyncIterable<AcceptedTls> {
   readonly addr: NetAddress;
   readonly #server: tls.Server;
+  /** With acceptProxyProtocol: the listening server, which hands sockets to `#server` after the header. */
+  readonly #front: net.Server | undefined;
+  /** Sources from PROXY headers, by the socket's remote "address port", until its handshake ends. */
+  readonly #sources = new Map<string, NetAddress>();
   /**
    * Connections whose handshake finished, in order, until accept() takes them. Not bounded in
    * count: node:tls accepts every TCP connection and runs its handshake at once, so what waits
@@ -86,8 +97,14 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
   readonly #onError: TlsListenerOptions["onError"];
   #closed = false;
 
-  private constructor(server: tls.Server, addr: NetAddress, opts: TlsListenerOptions) {
+  private constructor(
+    server: tls.Server,
+    addr: NetAddress,
+    opts: TlsListenerOptions & { front?: net.Server },
+  ) {
     this.#server = server;
+    this.#front = opts.front;
+    opts.front?.on("connection", (socket: Socket) => this.#readProxyHeader(socket, opts));
     this.addr = addr;
     this.#acceptTimeout = opts.acceptTimeout ?? opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     this.#onError = opts.onError;
@@ -127,31 +144,67 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
         // The caller's logger failing must not take the listener down.
       }
     });
+    // With the PROXY protocol a plain server listens, reads each header, then hands the socket
+    // to the TLS server (node's documented `emit("connection")`), which never listens itself.
+    const front = opts.acceptProxyProtocol
+      ? net.createServer({ allowHalfOpen: true, noDelay: true })
+      : undefined;
+    const bound: net.Server = front ?? server;
     const listening = Promise.withResolvers<void>();
     const onListenError = (err: Error) => listening.reject(toDenoError(err));
-    server.once("error", onListenError);
-    server.listen({ host: opts.hostname, port: opts.port }, () => listening.resolve());
+    bound.once("error", onListenError);
+    bound.listen({ host: opts.hostname, port: opts.port }, () => listening.resolve());
     try {
       await listening.promise;
     } catch (err) {
-      server.close();
+      bound.close();
       throw err;
     }
-    server.off("error", onListenError);
+    bound.off("error", onListenError);
     // Later server errors (accept failing with EMFILE…) are reported, never thrown.
-    server.on("error", (err: Error) => {
+    bound.on("error", (err: Error) => {
       try {
         onError?.(err, null);
       } catch {
         // As above.
       }
     });
-    const a = server.address();
+    const a = bound.address();
     if (a === null || typeof a === "string") {
-      server.close();
+      bound.close();
       throw new TypeError(`Cannot listen on ${opts.hostname}:${opts.port}: no TCP address`);
     }
-    return new TlsListener(server, { hostname: a.address, port: a.port }, opts);
+    return new TlsListener(server, { hostname: a.address, port: a.port }, { ...opts, front });
+  }
+
+  /** The header first; then the TLS server takes the socket, its source noted for `#onSecure`. */
+  #readProxyHeader(socket: Socket, opts: TlsListenerOptions): void {
+    try {
+      socket.setNoDelay(true);
+    } catch {
+      // Reset already; reading the header fails below.
+    }
+    const remote = { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    const timeoutMs = opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+    readProxyHeader(socket, { timeoutMs }).then((header) => {
+      if (this.#closed) {
+        socket.destroy();
+        return;
+      }
+      const key = sourceKey(socket);
+      if (header.source) {
+        this.#sources.set(key, { hostname: header.source.host, port: header.source.port });
+        socket.once("close", () => this.#sources.delete(key));
+      }
+      this.#server.emit("connection", socket);
+    }, (err: Error) => {
+      socket.destroy();
+      try {
+        this.#onError?.(err, remote);
+      } catch {
+        // The caller's logger failing must not take the listener down.
+      }
+    });
   }
 
   #onSecure(socket: tls.TLSSocket): void {
@@ -159,9 +212,16 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       socket.destroy();
       return;
     }
+    let source: NetAddress | undefined;
+    if (this.#front) {
+      const key = sourceKey(socket);
+      source = this.#sources.get(key);
+      this.#sources.delete(key);
+    }
     const accepted: AcceptedTls = {
       duplex: new SocketDuplex(socket),
-      remoteAddr: { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
+      remoteAddr: source ??
+        { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
       localAddr: { hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 },
       alpnProtocol: typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : null,
     };
@@ -216,7 +276,8 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeQuietly(this.#server);
+    if (this.#front) closeQuietly(this.#front);
+    else closeQuietly(this.#server);
     for (const w of this.#queue.splice(0)) {
       clearTimeout(w.timer);
       w.accepted.duplex.close();
@@ -238,6 +299,11 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       yield a;
     }
   }
+}
+
+/** A socket's remote address and port: the same for the TLS socket as for the TCP one under it. */
+function sourceKey(socket: Socket): string {
+  return `${socket.remoteAddress} ${socket.remotePort}`;
 }
 
 /** Picks a certificate per SNI when there are several; undefined (node's default) for one. */

@@ -44,7 +44,7 @@ testProblemCases([
         },
       },
     [
-      "outbounds[0].streamSettings.wsSettings.acceptProxyProtocol: the PROXY protocol is not supported by dray",
+      "outbounds[0].streamSettings.wsSettings.acceptProxyProtocol: is a server setting (inbounds only)",
       "outbounds[0].streamSettings.wsSettings.headers.Upgrade: is set by the WebSocket handshake itself",
       "outbounds[0].streamSettings.wsSettings.headers.Bad Name: is not a valid header name",
       "outbounds[0].streamSettings.wsSettings.path: ed and maxEarlyData both set early data; keep one",
@@ -149,6 +149,7 @@ Deno.test("parseConfigObject() allows a vless inbound over h2c (http without TLS
     network: "http",
     security: "none",
     http: { host: ["a.test", "b.test"], path: "/" },
+    acceptProxyProtocol: false,
   });
 });
 
@@ -197,5 +198,52 @@ Deno.test("parseConfigObject() reads a 4.34 ws config, Xray's ?ed=N and v2fly's 
     network: "ws",
     security: "none",
     ws: { path: "/old", headers: {}, maxEarlyData: 1024, earlyDataHeaderName: "X-Early" },
+    acceptProxyProtocol: false,
   });
+});
+
+Deno.test("parseConfigObject() reads acceptProxyProtocol from the settings of an inbound's network", () => {
+  const stream = (streamSettings: Record<string, unknown>) => {
+    const c = server();
+    c.inbounds[0].streamSettings = streamSettings;
+    const ib = parseConfigObject(c).inbounds[0];
+    assert.ok(ib.protocol === "vless");
+    return ib.stream;
+  };
+  assert.equal(
+    stream({ network: "tcp", tcpSettings: { acceptProxyProtocol: true } }).acceptProxyProtocol,
+    true,
+  );
+  assert.equal(
+    stream({ network: "ws", wsSettings: { acceptProxyProtocol: true } }).acceptProxyProtocol,
+    true,
+  );
+  assert.equal(stream({ network: "ws" }).acceptProxyProtocol, false);
+});
+
+Deno.test("parseConfigObject() refuses acceptProxyProtocol where v2ray would ignore it, and a non-boolean", () => {
+  const c = server();
+  c.inbounds[0].streamSettings = { network: "ws", tcpSettings: { acceptProxyProtocol: true } };
+  assert.deepEqual(problems(c), [
+    'inbounds[0].streamSettings.tcpSettings.acceptProxyProtocol: is for network "tcp", not "ws" (the ws one is wsSettings.acceptProxyProtocol)',
+  ]);
+  const h = server();
+  h.inbounds[0].streamSettings = {
+    network: "h2",
+    httpSettings: {},
+    tcpSettings: { acceptProxyProtocol: true },
+  };
+  assert.deepEqual(problems(h), [
+    'inbounds[0].streamSettings.tcpSettings.acceptProxyProtocol: is for network "tcp", not "http"',
+  ]);
+  const b = server();
+  b.inbounds[0].streamSettings = { network: "tcp", tcpSettings: { acceptProxyProtocol: "yes" } };
+  assert.deepEqual(problems(b), [
+    'inbounds[0].streamSettings.tcpSettings.acceptProxyProtocol: must be true or false, got "yes"',
+  ]);
+  const o = client();
+  o.outbounds[0].streamSettings = { network: "tcp", tcpSettings: { acceptProxyProtocol: true } };
+  assert.deepEqual(problems(o), [
+    "outbounds[0].streamSettings.tcpSettings.acceptProxyProtocol: is a server setting (inbounds only)",
+  ]);
 });

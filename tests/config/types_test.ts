@@ -94,6 +94,17 @@ const TABLE: Record<string, Fate> = {
     "stream.tls.serverName": { inertAsInV2ray: "a server does not send SNI" },
     "stream.http.host": { file: APP, reads: "host: stream.http.host" },
     "stream.http.path": { file: APP, reads: "path: stream.http.path" },
+    "stream.ws.path": { file: APP, reads: "path: stream.ws.path" },
+    "stream.ws.headers": { inertAsInV2ray: "request headers are the client's to send" },
+    "stream.ws.maxEarlyData": { file: APP, reads: "maxEarlyData: stream.ws.maxEarlyData" },
+    "stream.ws.earlyDataHeaderName": {
+      file: APP,
+      reads: "earlyDataHeaderName: stream.ws.earlyDataHeaderName",
+    },
+    "stream.acceptProxyProtocol": {
+      file: APP,
+      reads: "acceptProxyProtocol: stream.acceptProxyProtocol",
+    },
   }),
   "outbounds[vless].protocol": { file: APP, reads: "switch (o.protocol)" },
   "outbounds[vless].tag": { file: APP, reads: "tag: o.tag" },
@@ -210,7 +221,27 @@ function everything(port: () => number): Json {
         protocol: "vless",
         port: port(),
         settings: { clients, decryption: "none" },
-        streamSettings: { network: "tcp", security: "tls", tlsSettings: serverTls },
+        streamSettings: {
+          network: "tcp",
+          security: "tls",
+          tlsSettings: serverTls,
+          tcpSettings: { acceptProxyProtocol: true },
+        },
+      },
+      {
+        protocol: "vless",
+        port: port(),
+        settings: { clients, decryption: "none" },
+        streamSettings: {
+          network: "ws",
+          wsSettings: {
+            path: "/w",
+            headers: { "X-A": "1" },
+            maxEarlyData: 2048,
+            earlyDataHeaderName: "Sec-WebSocket-Protocol",
+            acceptProxyProtocol: true,
+          },
+        },
       },
       {
         protocol: "vless",
@@ -332,6 +363,6 @@ Deno.test("Config: every wired field is read where its row says, every derived o
 
 Deno.test("Config: the config that sets every field starts and stops", async () => {
   await using s = await startAppFromJson(() => everything(freePort));
-  assert.equal(s.app.inbounds.length, 6);
+  assert.equal(s.app.inbounds.length, 7);
   assert.deepEqual(s.app.outbounds.map((o) => o.tag), ["h2", "tcp", "freedom", "blackhole"]);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type AcceptedTls, type NetAddress, TlsListener } from "../../lib/net/tls_listener.ts";
+import { encodeProxyHeader } from "../../lib/net/proxy_protocol.ts";
 
 const CERTS = new URL("../support/certs/", import.meta.url);
 const CERT = Deno.readTextFileSync(new URL("server.pem", CERTS));
@@ -27,6 +28,7 @@ function listen(
     alpnProtocols?: string[];
     handshakeTimeout?: number;
     acceptTimeout?: number;
+    acceptProxyProtocol?: boolean;
     onError?: (err: Error, remote: NetAddress | null) => void;
   } = {},
 ): Promise<TlsListener> {
@@ -611,6 +613,59 @@ Deno.test("TlsListener closes a connection nobody accepted within acceptTimeout 
     } finally {
       next.close();
     }
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("TlsListener with acceptProxyProtocol reads the header before the handshake and reports its source", async () => {
+  const listener = await listen({ acceptProxyProtocol: true });
+  try {
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const header = encodeProxyHeader({
+      version: 2,
+      source: { host: "2001:db8::9", port: 5555 },
+      destination: { host: "::1", port: listener.addr.port },
+    });
+    // Split inside the header; the ClientHello follows in the same segments as its end.
+    await tcp.write(header.subarray(0, 5));
+    const accepting = listener.accept();
+    await tcp.write(header.subarray(5));
+    const conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [CA] });
+    const a = await within(accepting, "accept");
+    assert.deepEqual(a.remoteAddr, { hostname: "2001:db8::9", port: 5555 });
+    const echoing = echo(a);
+    await conn.write(new TextEncoder().encode("ping"));
+    await conn.closeWrite();
+    const got = await within(new Response(conn.readable).text(), "echo");
+    assert.equal(got, "ping");
+    await echoing;
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("TlsListener with acceptProxyProtocol closes a connection without a header and reports it", async () => {
+  const errors: [Error, NetAddress | null][] = [];
+  const reported = Promise.withResolvers<void>();
+  const listener = await listen({
+    acceptProxyProtocol: true,
+    onError: (err, remote) => {
+      errors.push([err, remote]);
+      reported.resolve();
+    },
+  });
+  try {
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    // A TLS client that knows nothing of the PROXY protocol: its ClientHello starts with 0x16.
+    const tls = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [CA] });
+    await assert.rejects(within(tls.handshake(), "handshake"));
+    tls.close();
+    await within(reported.promise, "onError");
+    const [[err, remote]] = errors;
+    assert.ok(err instanceof Deno.errors.InvalidData);
+    assert.match(String((err.cause as Error).message), /byte 0 is 0x16/);
+    assert.equal(remote?.hostname, "127.0.0.1");
   } finally {
     listener.close();
   }
