@@ -315,9 +315,15 @@ class Attempt {
     this.result = this.#run(owner, server, signal);
   }
 
-  /** The race is over without this attempt: whatever it gets is closed. */
+  /**
+   * The race is over without this attempt: whatever it gets is closed, including a stream its
+   * open() already returned (it answered in the same turn as the winner, or as the caller's abort).
+   */
   lose(): void {
     this.#lost = true;
+    this.result.then((r) => {
+      if (r.ok) r.duplex.close();
+    });
   }
 
   async #run(

@@ -471,14 +471,17 @@ Deno.test("VlessOutbound() refuses an XTLS flow by name, which no dray transport
 
 /**
  * A transport whose behaviour is set per server address: "ok" opens an in-memory pair, "refuse"
- * rejects at once, "hang" never answers until aborted, a number answers "ok" after that many ms.
+ * rejects at once, "hang" never answers until aborted, a number answers "ok" after that many ms,
+ * a promise answers "ok" when it resolves (several servers at once: a tie).
  */
+type Behaviour = "ok" | "refuse" | "hang" | number | Promise<void>;
+
 class ScriptedTransport implements Transport {
   readonly name = "tcp";
   readonly dialed: string[] = [];
   readonly opened: Array<{ address: string; client: Duplex; peer: Duplex }> = [];
-  readonly behaviour: Record<string, "ok" | "refuse" | "hang" | number>;
-  constructor(behaviour: Record<string, "ok" | "refuse" | "hang" | number>) {
+  readonly behaviour: Record<string, Behaviour>;
+  constructor(behaviour: Record<string, Behaviour>) {
     this.behaviour = behaviour;
   }
   open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
@@ -500,6 +503,7 @@ class ScriptedTransport implements Transport {
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       if (b === "ok") succeed();
+      if (b instanceof Promise) b.then(succeed);
     });
   }
   close(): void {
@@ -560,6 +564,27 @@ Deno.test("VlessOutbound.open() closes a race loser that connects after the winn
     equal(r.done, true);
     // A slow success is still a success: "a" stays up.
     equal(ob.health.state(0).up, true);
+    conn.close();
+  } finally {
+    await ob.close();
+  }
+});
+
+Deno.test("VlessOutbound.open() closes a race loser that connected in the same turn as the winner", async () => {
+  // Both attempts answer at once: the loser's open() has already returned its stream when the
+  // race ends, so only the race's end can close it.
+  const { promise: tie, resolve } = Promise.withResolvers<void>();
+  const t = new ScriptedTransport({ a: tie, b: tie });
+  const ob = outbound(t, TWO);
+  try {
+    const opening = ob.open(DEST);
+    await waitUntil(() => t.dialed.length === 2, 5000);
+    resolve();
+    const conn = await opening;
+    equal(t.opened.length, 2);
+    equal(t.opened[0].address, "a");
+    const r = await t.opened[1].peer.readable.getReader().read().catch(() => ({ done: true }));
+    equal(r.done, true);
     conn.close();
   } finally {
     await ob.close();
