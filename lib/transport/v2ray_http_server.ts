@@ -219,6 +219,7 @@ function sourceOf(headers: Array<[string, string]>, remote: HostPort): HostPort 
  * response body (downlink); closing it ends the response (END_STREAM). `close()` stops reading
  * the request and ends the response: cleanly when nothing was sent yet — a refused request looks
  * like v2ray's, an empty 200 — and with RST_STREAM otherwise, so a cut download is visible as one.
+ * `reset()` is the relay's abortive close: RST_STREAM always, even before the first downlink byte.
  */
 class StreamDuplex implements Duplex {
   readonly #stream: H2ServerStream;
@@ -239,6 +240,13 @@ class StreamDuplex implements Duplex {
   /** The relay gives a lent chunk back once its write resolved. */
   get copiesWrites(): boolean {
     return this.#stream.copiesWrites;
+  }
+
+  /** A cut (the target reset, the uplink was cut): CANCEL, never an empty complete response. */
+  reset(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stream.reset();
   }
 
   close(): void {

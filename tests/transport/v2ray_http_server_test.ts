@@ -7,7 +7,10 @@ import { InboundServer } from "../../lib/inbound/server.ts";
 import { Logger } from "../../lib/log.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
-import { H2ClientPeer, requestFields, T } from "../support/h2_client_peer.ts";
+import { H2ClientPeer, readU32, requestFields, T } from "../support/h2_client_peer.ts";
+import { abortively } from "../../lib/net/duplex.ts";
+import { listenTcp } from "../../lib/transport/listener.ts";
+import { V2rayHttpServer } from "../../lib/transport/v2ray_http_server.ts";
 import { literalBlock } from "../support/h2_peer.ts";
 
 /** A logger that keeps its warnings, and lets a test await the next one. */
@@ -95,6 +98,39 @@ Deno.test("V2rayHttpServer (h2c): a rapid-reset client is cut off with ENHANCE_Y
   } finally {
     abuser.close();
     bystander.close();
+    await server.close();
+  }
+});
+
+Deno.test("V2rayHttpServer stream reset() sends RST_STREAM CANCEL, never an empty END_STREAM, when cut before any downlink byte", async () => {
+  const server = new V2rayHttpServer(listenTcp({ hostname: "127.0.0.1", port: 0 }), {
+    tag: "h2c",
+    path: "/",
+    logger: Logger.silent(),
+  });
+  const peer = new H2ClientPeer(
+    new ConnDuplex(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port })),
+  );
+  try {
+    await peer.clientHandshake();
+    await peer.request(1, requestFields());
+    const accepted = await server.accept();
+    // What the relay does when the target resets before answering: the client must see a cut,
+    // not a complete empty response.
+    abortively(accepted.duplex);
+    let ended = false;
+    let code: number | undefined;
+    for (let i = 0; i < 100 && code === undefined; i++) {
+      const f = await peer.readFrame(5000);
+      if (!f) throw new Error("EOF before RST_STREAM");
+      if (f.streamId !== 1) continue;
+      if ((f.type === T.DATA || f.type === T.HEADERS) && f.flags & 1) ended = true;
+      if (f.type === T.RST_STREAM) code = readU32(f.payload);
+    }
+    assert.equal(ended, false, "the response ended with END_STREAM");
+    assert.equal(code, ErrorCode.CANCEL);
+  } finally {
+    peer.close();
     await server.close();
   }
 });
