@@ -1,7 +1,7 @@
 /**
  * Wires a parsed {@link Config} into running objects: outbounds (VLESS over a transport, freedom,
- * blackhole) and the inbounds that feed them. The first outbound is the default route; nothing
- * else routes yet.
+ * blackhole) and the inbounds that feed them. Routing comes from `routingFor()`: the rules router
+ * when there are rules, else the first outbound for everything.
  *
  * `close()` stops accepting everywhere, lets open connections finish for a bounded grace period,
  * then closes what is left, and finally releases the outbounds' pooled connections.
@@ -22,7 +22,8 @@ import { DefaultRouter, type Router } from "./dispatch/router.ts";
 import { AssetLocator } from "./routing/asset_locator.ts";
 import { type BalancerConfig, buildRouter, type BuiltRouting } from "./routing/build_router.ts";
 import { RoutingRouter } from "./dispatch/routing_router.ts";
-import type { SystemLookup } from "./routing/host_resolver.ts";
+import { HostResolver, type SystemLookup } from "./routing/host_resolver.ts";
+import { formatIp } from "./routing/ip_address.ts";
 import { Observatory } from "./probe/observatory.ts";
 import { LeastPingStrategy } from "./routing/least_ping_strategy.ts";
 import { RoundRobinStrategy } from "./routing/round_robin_strategy.ts";
@@ -35,7 +36,7 @@ import { TunnelInbound } from "./inbound/tunnel.ts";
 import { VlessInbound } from "./inbound/vless.ts";
 import { BlackholeOutbound } from "./outbound/blackhole.ts";
 import { SocksInbound } from "./inbound/socks.ts";
-import { FreedomOutbound } from "./outbound/freedom.ts";
+import { type FreedomLookup, FreedomOutbound } from "./outbound/freedom.ts";
 import type { Outbound } from "./outbound/outbound.ts";
 import { TcpTransport } from "./transport/tcp.ts";
 import { type TlsOptions, TlsTransport } from "./transport/tls.ts";
@@ -80,7 +81,17 @@ export interface StartOptions {
 /** Starts every outbound and inbound of `config`. On failure, whatever started is closed again. */
 export async function startApp(config: Config, opts: StartOptions): Promise<App> {
   const { logger } = opts;
-  const created = config.outbounds.map((o) => createOutbound(o, logger));
+  // Freedom dials a name at the address the router resolved it to (dns.hosts, then getaddrinfo),
+  // as v2ray 4.34's freedom asks its DNS client. The resolver comes with the router, which is
+  // built after the outbounds (its balancers read the observatory over them) and before any
+  // connection.
+  let resolver: HostResolver | undefined;
+  const lookup: FreedomLookup = async (host, type) => {
+    const ips = await (resolver ??= new HostResolver()).resolve(host);
+    const family = type === "A" ? 4 : 6;
+    return ips.filter((ip) => ip.family === family).map(formatIp);
+  };
+  const created = config.outbounds.map((o) => createOutbound(o, logger, lookup));
   const observatory = config.observatory
     ? new Observatory({ ...config.observatory, outbounds: created, logger })
     : undefined;
@@ -90,8 +101,9 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
     : created;
   const inbounds: RunningInbound[] = [];
   try {
-    const router = opts.router?.(outbounds) ??
-      routerFor(config, outbounds, logger, observatory);
+    const routing = routingFor(config, outbounds, logger, observatory);
+    resolver = routing.resolver;
+    const router = opts.router?.(outbounds) ?? routing.router;
     const sniffing = new Map(
       config.inbounds.filter((i) => i.sniffing.enabled).map((
         i,
@@ -169,18 +181,27 @@ function strategyFor(b: BalancerConfig, observatory?: Observatory): BalancingStr
   }
 }
 
-/** The first outbound for everything when there are no rules; else the rules router. */
-function routerFor(
+/**
+ * The first outbound for everything when there are no rules, else the rules router; and the
+ * resolver both routing and freedom use (`dns.hosts`, then getaddrinfo).
+ */
+function routingFor(
   config: Config,
   outbounds: readonly Outbound[],
   logger: Logger,
   observatory: Observatory | undefined,
-): Router {
+): { router: Router; resolver: HostResolver } {
   for (const w of config.routing.warnings) logger.warn(w);
-  if (config.routing.rules.length === 0) return new DefaultRouter(outbounds);
+  const rules = config.routing.rules.length > 0;
+  if (!rules && config.dns.hosts.length === 0) {
+    return { router: new DefaultRouter(outbounds), resolver: new HostResolver() };
+  }
   const built = buildRouting(config, { observatory });
   for (const [file, codes] of built.geoFiles) logger.info(`routing: ${file}: ${codes.join(", ")}`);
-  return new RoutingRouter({ rules: built.router, outbounds });
+  const router = rules
+    ? new RoutingRouter({ rules: built.router, outbounds })
+    : new DefaultRouter(outbounds);
+  return { router, resolver: built.resolver };
 }
 
 /** A user level's timeouts in milliseconds (config holds seconds, as v2ray). */
@@ -296,7 +317,7 @@ async function startInbound(
   }
 }
 
-function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
+function createOutbound(o: OutboundConfig, logger: Logger, lookup: FreedomLookup): Outbound {
   switch (o.protocol) {
     case "vless":
       return new VlessOutbound({
@@ -315,6 +336,7 @@ function createOutbound(o: OutboundConfig, logger: Logger): Outbound {
         tag: o.tag,
         domainStrategy: o.settings.domainStrategy,
         redirect: o.settings.redirect,
+        lookup,
       });
     case "blackhole":
       return new BlackholeOutbound({ tag: o.tag, response: o.settings.response });

@@ -1,3 +1,4 @@
+import { lookup } from "node:dns/promises";
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import {
   addressKind,
@@ -35,11 +36,14 @@ export interface FreedomOptions {
   /** Opens a UDP socket; defaults to `Deno.listenDatagram`. */
   listenDatagram?: (options: Deno.UdpListenOptions & { transport: "udp" }) => Deno.DatagramConn;
   /**
-   * The addresses of one record type of a domain; defaults to `Deno.resolveDns` (which asks the
-   * name servers, not /etc/hosts; "localhost" is answered here).
+   * The addresses of one record type of a domain. The app passes its HostResolver (`dns.hosts`,
+   * then getaddrinfo), the one the router decides with, as v2ray 4.34's freedom asks its DNS
+   * client; the default is getaddrinfo alone (/etc/hosts honoured).
    */
-  lookup?: (host: string, type: "A" | "AAAA") => Promise<string[]>;
+  lookup?: FreedomLookup;
 }
+
+export type FreedomLookup = (host: string, type: "A" | "AAAA") => Promise<string[]>;
 
 /** Datagrams waiting to be read by a slow consumer before new ones are dropped. */
 const UDP_QUEUE = 64;
@@ -55,7 +59,7 @@ export class FreedomOutbound implements Outbound {
   readonly #redirect: Redirect | null;
   #connect: (options: Deno.ConnectOptions) => Promise<Deno.Conn>;
   #listen: (options: Deno.UdpListenOptions & { transport: "udp" }) => Deno.DatagramConn;
-  #lookup: (host: string, type: "A" | "AAAA") => Promise<string[]>;
+  #lookup: FreedomLookup;
 
   constructor(options: FreedomOptions = {}) {
     this.tag = options.tag ?? "direct";
@@ -63,7 +67,7 @@ export class FreedomOutbound implements Outbound {
     this.#redirect = options.redirect ?? null;
     this.#connect = options.connect ?? ((o) => Deno.connect(o));
     this.#listen = options.listenDatagram ?? ((o) => Deno.listenDatagram(o));
-    this.#lookup = options.lookup ?? lookupDns;
+    this.#lookup = options.lookup ?? lookupSystem;
   }
 
   async open(requested: Destination, options: OpenOptions = {}): Promise<Duplex> {
@@ -189,9 +193,10 @@ function unmap(host: string): string {
   return m ? m[1] : host;
 }
 
-async function lookupDns(host: string, type: "A" | "AAAA"): Promise<string[]> {
-  if (host.toLowerCase() === "localhost") return [type === "A" ? "127.0.0.1" : "::1"];
-  return await Deno.resolveDns(host, type);
+/** getaddrinfo through node:dns, so /etc/hosts answers as it does for the router. */
+async function lookupSystem(host: string, type: "A" | "AAAA"): Promise<string[]> {
+  const answers = await lookup(host, { all: true, family: type === "A" ? 4 : 6 });
+  return answers.map((a) => a.address);
 }
 
 /** Keeps the Deno error class (ConnectionRefused, TimedOut…) so inbounds can pick their reply. */

@@ -48,6 +48,15 @@ export function ipFromBytes(b: Uint8Array): IpAddress | null {
   return { family: 6, value: hex };
 }
 
+/** The text form of `ip`, for dialling (IPv6 uncompressed: eight groups of four hex digits). */
+export function formatIp(ip: IpAddress): string {
+  if (ip.family === 4) {
+    const v = ip.value;
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
+  return ip.value.match(/.{4}/g)!.join(":");
+}
+
 /**
  * Parses `1.2.3.4`, `::1` (a single address) or `10.0.0.0/8`, `fd00::/8`. Host bits are masked
  * off, as 4.34 does (`10.1.2.3/8` is 10.0.0.0/8). Throws SyntaxError / RangeError naming the text.

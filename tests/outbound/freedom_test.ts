@@ -214,6 +214,34 @@ Deno.test("FreedomOutbound redirect: a SOCKS CONNECT through the running app rea
   }
 });
 
+Deno.test("FreedomOutbound in the app dials a name through dns.hosts, as the router resolves it", async () => {
+  const echo = new EchoServer();
+  try {
+    await using s = await startAppFromJson(() => ({
+      inbounds: [{ protocol: "socks", port: freePort() }],
+      outbounds: [{ protocol: "freedom", settings: { domainStrategy: "UseIPv4" } }],
+      // "dial.test" exists only here (.test never resolves in DNS): only dns.hosts can answer.
+      dns: { hosts: { "dial.test": "127.0.0.1" } },
+    }));
+    const c = await socksConnect(s.inbound("socks").port, 1, "dial.test", echo.port);
+    try {
+      await c.writer.write(enc.encode("hosts"));
+      await c.writer.close();
+      let got = "";
+      for (let i = 0; i < 1000; i++) {
+        const { value, done } = await c.reader.read();
+        if (done) break;
+        got += dec.decode(value);
+      }
+      assert.equal(got, "hosts");
+    } finally {
+      c.duplex.close();
+    }
+  } finally {
+    await echo.close();
+  }
+});
+
 Deno.test("BlackholeOutbound discards writes and ends reads, with a 403 for response http", async () => {
   const none = await new BlackholeOutbound().open({ network: "tcp", host: "x", port: 1 });
   const w = none.writable.getWriter();
