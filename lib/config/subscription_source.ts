@@ -8,7 +8,7 @@
  * with the path for a file that cannot be read.
  */
 import { SUBSCRIPTION_MAX_BYTES } from "./subscription.ts";
-import { messageOf } from "../error_message.ts";
+import { errorMessage, messageOf } from "../error_message.ts";
 
 /** How long a subscription URL may take, body included, unless told otherwise. */
 export const SUBSCRIPTION_TIMEOUT_MS = 20_000;
@@ -93,9 +93,10 @@ async function fetchSubscription(
         { cause: err },
       );
     }
+    // fetch() says only "fetch failed"; the reason is in its causes, next to the whole URL with
+    // its token. Keep the reason, redact the URL, and do not attach the raw error.
     throw new SubscriptionFetchError(
-      `Cannot fetch subscription ${where}: ${messageOf(err)}`,
-      { cause: err },
+      `Cannot fetch subscription ${where}: ${redactUrls(errorMessage(err), url)}`,
     );
   }
 }
@@ -136,6 +137,19 @@ function tooBig(where: string, got: string, maxBytes: number): RangeError {
   return new RangeError(
     `Cannot use subscription ${where}: ${got}, over the limit of ${maxBytes} bytes`,
   );
+}
+
+/** `text` with every URL in it redacted, and the subscription URL's path and query too. */
+function redactUrls(text: string, url: string): string {
+  let out = text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s()<>"']+/gi, (u) => redact(u));
+  try {
+    const u = new URL(url);
+    const secret = u.pathname + u.search;
+    if (secret.length > 1) out = out.replaceAll(secret, "/…");
+  } catch {
+    // Not a URL: fetch() failed before it could print one.
+  }
+  return out;
 }
 
 /** A URL for messages: subscription URLs carry their secret token in the path or query. */

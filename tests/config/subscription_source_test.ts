@@ -3,6 +3,7 @@ import {
   readSubscriptionSource,
   SubscriptionFetchError,
 } from "../../lib/config/subscription_source.ts";
+import { errorMessage } from "../../lib/error_message.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -45,6 +46,24 @@ Deno.test("readSubscriptionSource() fails on a non-2xx status without showing th
       return true;
     },
   );
+});
+
+Deno.test("readSubscriptionSource() says why a fetch failed without the URL's token, in the message and its causes", async () => {
+  // A port nobody listens on: the connection is refused.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const url = `http://127.0.0.1:${port}/sub/S3CRETPATH?token=S3CRETQUERY`;
+  await assert.rejects(readSubscriptionSource(url, { version: "1", timeoutMs: 5000 }), (e) => {
+    assert.ok(e instanceof SubscriptionFetchError);
+    assert.match(
+      e.message,
+      new RegExp(`^Cannot fetch subscription http://127\\.0\\.0\\.1:${port}/…: `),
+    );
+    assert.match(e.message, /refused/i);
+    assert.doesNotMatch(errorMessage(e), /S3CRET/);
+    return true;
+  });
 });
 
 Deno.test("readSubscriptionSource() gives up on a URL that never answers within the timeout", async () => {
