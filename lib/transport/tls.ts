@@ -11,7 +11,10 @@ import { messageOf } from "../error_message.ts";
 
 /** `streamSettings.tlsSettings`, in dray's words. */
 export interface TlsOptions {
-  /** SNI and the name the certificate must match; default: the server address when a domain. */
+  /**
+   * SNI and the name the certificate must match; default: the server address (an IP is verified
+   * but not sent as SNI, which RFC 6066 §3 reserves for host names).
+   */
   serverName?: string;
   /** ALPN protocols to offer, e.g. ["h2", "http/1.1"]. */
   alpn?: string[];
@@ -36,7 +39,10 @@ export interface TlsConnectOptions {
   signal?: AbortSignal;
 }
 
-/** The name to send as SNI and verify: serverName, else the address when it is a domain. */
+/**
+ * The name to verify, and to send as SNI when it is a domain: serverName, else the server address
+ * (an IP address is checked against the certificate but never sent as SNI).
+ */
 export function tlsServerName(server: ServerAddress, tls: TlsOptions): string {
   if (tls.serverName) return tls.serverName;
   return server.address;
