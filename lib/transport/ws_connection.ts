@@ -13,7 +13,10 @@
  *
  * The other way, every received byte is delivered before a Close frame is acted on: `readable`
  * gives the bytes, then EOF; the Close is answered at once (§5.5.1 "the endpoint MUST send a Close
- * frame in response") and the socket is closed.
+ * frame in response") and the socket is closed. Only a Close of 1000 (or with no code) is an EOF:
+ * any other code, or the socket ending without a Close frame (§7.1.5: 1006), errors `readable`, so
+ * a stream cut short is never passed on as complete (v2ray 4.34 closes with 1000 on every end).
+ * `reset()`, the relay's abortive close, sends 1011 for the same reason the other way.
  *
  * Backpressure: the socket is read only when `readable` has a reader waiting, so a slow consumer
  * slows the peer through TCP. Protocol errors close with 1002, oversized frames or messages with
@@ -105,6 +108,11 @@ export class WsConnection implements Duplex {
   /** Our Close frame is out (or the socket is gone): nothing more may be written. */
   #sentClose = false;
   #peerClosed = false;
+  /** The peer's Close said the stream did not end normally: `readable` fails with this. */
+  #peerCloseError: Error | undefined;
+  /** A Pong write has not settled yet: later Pings wait in #pongNext (only the latest one). */
+  #pongInFlight = false;
+  #pongNext: Uint8Array | undefined;
   /** The writable was closed cleanly: the data that was meant to go has gone. */
   #writeEnded = false;
   #lingering = false;
@@ -136,7 +144,7 @@ export class WsConnection implements Duplex {
     });
     this.#sink = {
       onData: (piece) => this.#onData(piece),
-      onPing: (payload) => this.#sendControl(Opcode.Pong, payload),
+      onPing: (payload) => this.#answerPing(payload),
       onPong: () => {},
       onClose: (body) => this.#onPeerClose(body),
     };
@@ -177,8 +185,17 @@ export class WsConnection implements Duplex {
         this.#push(chunk);
         if (this.#peerClosed) return;
       }
-      // EOF without a Close frame (§7.1.5: code 1006): what came is all there is.
-      this.#endReadable();
+      // EOF without a Close frame (§7.1.5: "_The WebSocket Connection Close Code_ is considered to
+      // be 1006"): the peer died or was cut off, which is not an end of the stream — unless our
+      // Close went first, after which the peer may just hang up.
+      if (this.#sentClose) this.#endReadable();
+      else {
+        this.#failReadable(
+          new Deno.errors.UnexpectedEof(
+            `${this.#options.label ?? "WebSocket"}: the connection ended without a Close frame`,
+          ),
+        );
+      }
       if (this.#lingering) this.#lingerDone.resolve();
       else this.#teardown();
     } catch (err) {
@@ -247,7 +264,9 @@ export class WsConnection implements Duplex {
       this.#demand = Promise.withResolvers<void>();
       this.#controller.enqueue(chunk.subarray(this.#outStart, this.#outEnd));
     }
-    if (this.#peerClosed) this.#endReadable();
+    if (!this.#peerClosed) return;
+    if (this.#peerCloseError) this.#failReadable(this.#peerCloseError);
+    else this.#endReadable();
   }
 
   /**
@@ -269,6 +288,13 @@ export class WsConnection implements Duplex {
 
   #onPeerClose(body: CloseBody): void {
     this.#peerClosed = true;
+    if (body.code !== CloseCode.Normal && body.code !== CloseCode.NoStatus) {
+      // 1001 (dray's close() before the data ended), 1011 (reset()), or an error of the peer's.
+      const reason = body.reason ? `: ${body.reason}` : "";
+      this.#peerCloseError = new Deno.errors.ConnectionReset(
+        `${this.#options.label ?? "WebSocket"}: the peer closed with ${body.code}${reason}`,
+      );
+    }
     // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close frame,
     // the endpoint MUST send a Close frame in response. (When sending a Close frame in response,
     // the endpoint typically echos the status code it received.)"
@@ -341,16 +367,38 @@ export class WsConnection implements Duplex {
     await this.#socket.writer.write(frame);
   }
 
-  #sendControl(opcode: number, payload: Uint8Array): void {
-    if (this.#sentClose || this.#tornDown) return;
+  /** Queues a control frame; the promise settles (never rejects) when its write does. */
+  #sendControl(opcode: number, payload: Uint8Array): Promise<void> {
+    if (this.#sentClose || this.#tornDown) return Promise.resolve();
     this.#lastActivity = Date.now();
     const mask = this.#role === "client" ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
-    this.#socket.writer.write(encodeFrame(opcode, payload, { mask })).catch(() => {});
+    return this.#socket.writer.write(encodeFrame(opcode, payload, { mask })).catch(() => {});
+  }
+
+  /**
+   * At most one Pong is ever waiting on the socket: a peer that sends Pings and never reads would
+   * otherwise queue one Pong per Ping in memory. §5.5.3: "If an endpoint receives a Ping frame and
+   * has not yet sent Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect
+   * to send a Pong frame for only the most recently processed Ping frame."
+   */
+  #answerPing(payload: Uint8Array): void {
+    if (this.#pongInFlight) {
+      // A copy: the payload is a view into a read buffer that will be reused.
+      this.#pongNext = payload.slice();
+      return;
+    }
+    this.#pongInFlight = true;
+    void this.#sendControl(Opcode.Pong, payload).then(() => {
+      this.#pongInFlight = false;
+      const next = this.#pongNext;
+      this.#pongNext = undefined;
+      if (next) this.#answerPing(next);
+    });
   }
 
   #sendClose(code: number, reason = ""): void {
     if (this.#sentClose || this.#tornDown) return;
-    this.#sendControl(Opcode.Close, encodeCloseBody(code, reason));
+    void this.#sendControl(Opcode.Close, encodeCloseBody(code, reason));
     // §5.5.1: "After sending a Close frame, the endpoint MUST NOT send any further data frames."
     this.#sentClose = true;
   }
@@ -399,7 +447,7 @@ export class WsConnection implements Duplex {
       if (this.#tornDown || this.#sentClose) return;
       const idle = Date.now() - this.#lastActivity;
       // §5.5.2: "A Ping frame MAY be sent at any time after the connection is established".
-      if (idle >= every) this.#sendControl(Opcode.Ping, new Uint8Array(0));
+      if (idle >= every) void this.#sendControl(Opcode.Ping, new Uint8Array(0));
       this.#pingTimer = setTimeout(check, idle >= every ? every : every - idle);
     };
     this.#pingTimer = setTimeout(check, every);
@@ -432,6 +480,20 @@ export class WsConnection implements Duplex {
       return;
     }
     this.#sendClose(this.#writeEnded || this.#peerClosed ? CloseCode.Normal : CloseCode.GoingAway);
+    this.#teardownSoon();
+  }
+
+  /**
+   * The abortive close (`Duplex.reset`), for a stream cut short: Close 1011 instead of 1000/1001,
+   * so the peer errors its stream rather than ending it, then the socket closes. Never throws.
+   */
+  reset(): void {
+    if (this.#tornDown) return;
+    this.#discarding = true;
+    this.#demand.resolve();
+    // §7.4.1: 1011 "indicates that a server is terminating the connection because it encountered
+    // an unexpected condition that prevented it from fulfilling the request" (either role uses it).
+    this.#sendClose(CloseCode.InternalError, "stream cut");
     this.#teardownSoon();
   }
 }

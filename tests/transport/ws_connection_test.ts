@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { WsConnection } from "../../lib/transport/ws_connection.ts";
+import { CloseCode, encodeCloseBody, encodeFrame, Opcode } from "../../lib/ws/frame.ts";
+
+const MASK = new Uint8Array([1, 2, 3, 4]);
+
+/** A frame as a client sends it (masked): what a server-role WsConnection reads. */
+function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  return encodeFrame(opcode, payload, { mask: MASK });
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * A server-role WsConnection over a scripted socket: `feed` gives it bytes, `end()` is the peer's
+ * FIN; `written` holds every write. With `stall`, writes stay unsettled until `release()`.
+ */
+function serverOver(options: { stall?: boolean } = {}) {
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const readable = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
+  const written: Uint8Array[] = [];
+  const gate = Promise.withResolvers<void>();
+  if (!options.stall) gate.resolve();
+  const writable = new WritableStream<Uint8Array>({
+    write: (chunk) => {
+      written.push(chunk.slice());
+      return gate.promise;
+    },
+  });
+  const writer = writable.getWriter();
+  let socketClosed = false;
+  const ws = new WsConnection({
+    reader: readable.getReader(),
+    writer,
+    close: () => {
+      socketClosed = true;
+      try {
+        input.close();
+      } catch {
+        // Already ended.
+      }
+    },
+  }, { role: "server" });
+  return {
+    ws,
+    writer,
+    written,
+    feed: (b: Uint8Array) => input.enqueue(b),
+    end: () => input.close(),
+    release: () => gate.resolve(),
+    get socketClosed() {
+      return socketClosed;
+    },
+  };
+}
+
+/** The Close frame among server (unmasked) writes: its code, or undefined. */
+function closeCodeWritten(written: Uint8Array[]): number | undefined {
+  for (const w of written) {
+    if (w.byteLength >= 4 && (w[0] & 0x0f) === Opcode.Close) return (w[2] << 8) | w[3];
+  }
+  return undefined;
+}
+
+Deno.test("WsConnection.readable fails when the socket ends without a Close frame", async () => {
+  const s = serverOver();
+  const reader = s.ws.readable.getReader();
+  s.feed(clientFrame(Opcode.Binary, new Uint8Array([7, 8])));
+  assert.deepEqual((await reader.read()).value, new Uint8Array([7, 8]));
+  s.end();
+  await assert.rejects(reader.read(), (e) => e instanceof Deno.errors.UnexpectedEof);
+  await s.ws.closed;
+});
+
+Deno.test("WsConnection.readable fails on a Close other than 1000 and ends on 1000 or no code", async () => {
+  const cases: [Uint8Array, boolean][] = [
+    [encodeCloseBody(CloseCode.InternalError, "cut"), false],
+    [encodeCloseBody(CloseCode.GoingAway), false],
+    [encodeCloseBody(CloseCode.Normal), true],
+    [new Uint8Array(0), true],
+  ];
+  for (const [body, clean] of cases) {
+    const s = serverOver();
+    const reader = s.ws.readable.getReader();
+    // The data before the Close is delivered either way.
+    s.feed(
+      concat([clientFrame(Opcode.Binary, new Uint8Array([5])), clientFrame(Opcode.Close, body)]),
+    );
+    assert.deepEqual((await reader.read()).value, new Uint8Array([5]));
+    if (clean) assert.equal((await reader.read()).done, true);
+    else {
+      await assert.rejects(
+        reader.read(),
+        (e) => e instanceof Deno.errors.ConnectionReset && /closed with 10\d\d/.test(e.message),
+      );
+    }
+    await s.ws.closed;
+  }
+});
+
+Deno.test("WsConnection.reset() sends Close 1011 and closes the socket; close() sends 1001 before the end", async () => {
+  const s = serverOver();
+  s.ws.reset();
+  await s.ws.closed;
+  assert.equal(closeCodeWritten(s.written), CloseCode.InternalError);
+  assert.ok(s.socketClosed);
+  const c = serverOver();
+  c.ws.close();
+  await c.ws.closed;
+  assert.equal(closeCodeWritten(c.written), CloseCode.GoingAway);
+});
+
+Deno.test("WsConnection answers only the latest Ping while a Pong is unsettled (ping flood)", async () => {
+  const s = serverOver({ stall: true });
+  const reader = s.ws.readable.getReader();
+  const reading = reader.read();
+  const pings: Uint8Array[] = [];
+  for (let i = 0; i < 200; i++) pings.push(clientFrame(Opcode.Ping, new Uint8Array([i])));
+  s.feed(concat(pings));
+  // A data frame after the Pings: once it is read, every Ping before it was handled.
+  s.feed(clientFrame(Opcode.Binary, new Uint8Array([42])));
+  assert.deepEqual((await reading).value, new Uint8Array([42]));
+  // One Pong on the socket, at most one more waiting — not 200 queued.
+  assert.ok(s.writer.desiredSize! >= 0, `queued writes: ${1 - s.writer.desiredSize!}`);
+  s.release();
+  // Once the first settles, the latest Ping (199) is answered, and nothing in between.
+  for (let i = 0; i < 50 && s.written.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(s.written.length, 2);
+  assert.deepEqual([...s.written[0].subarray(2)], [0]);
+  assert.deepEqual([...s.written[1].subarray(2)], [199]);
+  reader.releaseLock();
+  s.ws.close();
+  await s.ws.closed;
+});
