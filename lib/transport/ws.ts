@@ -4,10 +4,12 @@
  * dialer. The request goes to `path` with Host from `wsSettings.headers.Host` (else the address,
  * with the port unless it is the scheme's default) and the other configured headers.
  *
- * Early data, when configured: `open()` returns at once and the first write opens the WebSocket,
- * its first `maxBytes` bytes (the VLESS header and the first payload) carried base64url in the
- * request — in Sec-WebSocket-Protocol (Xray's `?ed=N`) or another named header, or appended to the
- * path (v2fly with no header name) — so the server can dial before the handshake round trip ends.
+ * Early data, when configured: `open()` returns once the socket is connected (so the outbound's
+ * attempt deadline, racing and server health judge the connect), and the first write sends the
+ * opening handshake, its first `maxBytes` bytes (the VLESS header and the first payload) carried
+ * base64url in the request — in Sec-WebSocket-Protocol (Xray's `?ed=N`) or another named header, or
+ * appended to the path (v2fly with no header name) — so the server can dial before the handshake
+ * round trip ends.
  */
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { ByteReader } from "../net/byte_reader.ts";
@@ -76,31 +78,43 @@ export class WsTransport implements Transport {
     this.#headers = entries.filter(([n]) => n.toLowerCase() !== "host");
   }
 
-  open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
+  async open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
+    const socket = await this.#connect(server, signal);
     const ed = this.#options.earlyData;
     if (ed && ed.maxBytes > 0) {
-      signal?.throwIfAborted();
-      return Promise.resolve(
-        new DeferredWs(ed.maxBytes, (first) => this.#dial(server, first, signal)),
+      // Only the opening handshake waits for the first write (it carries the early data): the
+      // connect happens now, inside the outbound's attempt, so its deadline, racing and server
+      // health judge it — a dead server fails here, not later in the relay. The early data saves
+      // the handshake's round trip, not the connect's, which must come first anyway.
+      return new DeferredWs(
+        ed.maxBytes,
+        socket,
+        (first) => this.#handshake(server, socket, first, signal),
       );
     }
-    return this.#dial(server, undefined, signal);
+    return await this.#handshake(server, socket, undefined, signal);
   }
 
-  /** Dials, runs the opening handshake (with early data), returns the open WebSocket. */
-  async #dial(
-    server: ServerAddress,
-    early: Uint8Array | undefined,
-    signal?: AbortSignal,
-  ): Promise<WsConnection> {
-    const { tls, logger } = this.#options;
-    const where = formatHostPort(server.address, server.port);
-    const socket = tls
+  /** The TCP connection (and TLS session) under the WebSocket. */
+  async #connect(server: ServerAddress, signal?: AbortSignal): Promise<WsSocketDuplex> {
+    const { tls } = this.#options;
+    return tls
       ? (await connectTls(server, {
         tls: { ...tls, alpn: tls.alpn && tls.alpn.length > 0 ? tls.alpn : ["http/1.1"] },
         signal,
       })).duplex
       : new ConnDuplex(await connectTcp(server, signal));
+  }
+
+  /** Runs the opening handshake (with early data) on `socket`, returns the open WebSocket. */
+  async #handshake(
+    server: ServerAddress,
+    socket: WsSocketDuplex,
+    early: Uint8Array | undefined,
+    signal?: AbortSignal,
+  ): Promise<WsConnection> {
+    const { tls, logger } = this.#options;
+    const where = formatHostPort(server.address, server.port);
     const timeoutMs = this.#options.handshakeTimeoutMs ?? WS_HANDSHAKE_TIMEOUT_MS;
     const timer = setTimeout(() => closeQuietly(socket), timeoutMs);
     const onAbort = () => closeQuietly(socket);
@@ -108,6 +122,7 @@ export class WsTransport implements Transport {
     const writer = socket.writable.getWriter();
     const bytes = new ByteReader(socket.readable);
     try {
+      signal?.throwIfAborted();
       const key = newClientKey();
       const headers = [...this.#headers];
       let path = this.#path;
@@ -164,14 +179,17 @@ export class WsTransport implements Transport {
   }
 }
 
+/** A connected socket under a WebSocket; `read(buf)` when it reads into our buffers. */
+type WsSocketDuplex = Duplex & { read?(buf: Uint8Array): Promise<number | null> };
+
 /** An IPv6 literal goes in brackets in Host. */
 function hostLiteral(address: string): string {
   return address.includes(":") ? `[${address}]` : address;
 }
 
 /**
- * A WebSocket that is opened by its first write (early data). Reads wait for it; a failed open
- * fails both directions with the dial's error.
+ * A WebSocket whose opening handshake is sent with its first write (early data), over a socket
+ * already connected. Reads wait for it; a failed handshake fails both directions with its error.
  */
 class DeferredWs implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
@@ -180,9 +198,15 @@ class DeferredWs implements Duplex {
   readonly #opened = Promise.withResolvers<WsConnection>();
   #ws: WsConnection | undefined;
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  readonly #socket: Duplex;
   #closed = false;
 
-  constructor(maxEarly: number, dial: (early: Uint8Array) => Promise<WsConnection>) {
+  constructor(
+    maxEarly: number,
+    socket: Duplex,
+    dial: (early: Uint8Array) => Promise<WsConnection>,
+  ) {
+    this.#socket = socket;
     // The read side waits for the open; a failure is reported there too.
     this.#opened.promise.catch(() => {});
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
@@ -232,6 +256,16 @@ class DeferredWs implements Duplex {
     if (this.#closed) return;
     this.#closed = true;
     this.#opened.reject(new Deno.errors.BrokenPipe("WebSocket closed before it opened"));
-    this.#ws?.close();
+    if (this.#ws) this.#ws.close();
+    else closeQuietly(this.#socket);
+  }
+
+  /** The abortive close: a cut the peer must not take for a clean end (see WsConnection.reset). */
+  reset(): void {
+    if (this.#ws) {
+      this.#closed = true;
+      return this.#ws.reset();
+    }
+    this.close();
   }
 }

@@ -5,6 +5,7 @@ import { Logger } from "../../lib/log.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { WsTransport } from "../../lib/transport/ws.ts";
 import { WsServerHandler } from "../../lib/inbound/ws_server.ts";
+import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import { dispatcherFor, FakeOutbound, readAll } from "../support/fake_outbound.ts";
 
 function randomBytes(n: number): Uint8Array {
@@ -157,5 +158,41 @@ Deno.test("WsConnection delivers every byte before the server's Close; the serve
     assert.equal(got.byteLength, reply.byteLength);
     assert.deepEqual(got, reply);
     d.close();
+  });
+});
+
+/** A loopback port nothing listens on. */
+function refusedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test("WsTransport.open() with early data connects before it returns: a refused connection rejects it", async () => {
+  const t = new WsTransport({ earlyData: { maxBytes: 2048 } });
+  await assert.rejects(t.open({ address: "127.0.0.1", port: refusedPort() }), /refused/i);
+});
+
+Deno.test("VlessOutbound over ws with early data marks a refused server down and races on to the next", async () => {
+  await withServer(echoHandler({}), { path: "/", maxEarlyData: 2048 }, async (port) => {
+    const dead = refusedPort();
+    const ob = new VlessOutbound({
+      tag: "proxy",
+      servers: [
+        { address: "127.0.0.1", port: dead, users: [{ id: new Uint8Array(16) }] },
+        { address: "127.0.0.1", port, users: [{ id: new Uint8Array(16) }] },
+      ],
+      transport: new WsTransport({ earlyData: { maxBytes: 2048 } }),
+      logger: Logger.silent(),
+    });
+    try {
+      const d = await ob.open({ network: "tcp", host: "example.com", port: 80 });
+      assert.equal(ob.health.available(0), false);
+      assert.equal(ob.health.available(1), true);
+      d.close();
+    } finally {
+      await ob.close();
+    }
   });
 });
