@@ -89,7 +89,6 @@ const UNSUPPORTED_PARAMS: Record<string, string> = {
   key: "the quic transport is",
 };
 const UNSUPPORTED_TYPES = ["kcp", "quic", "grpc", "httpupgrade", "splithttp", "xhttp"];
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** Parses a `vless://` link. Throws SyntaxError naming the field, e.g. `… port: is required`. */
 export function parseVlessLink(text: string): VlessLink {
@@ -241,7 +240,8 @@ function parseHostPort(text: string): { address: string; port: number } {
     portText = c < 0 ? undefined : text.slice(c + 1);
     address = decode("host", address);
     if (address === "") throw fail("host", "is required (vless://<id>@<host>:<port>)");
-    if (!IPV4.test(address) && !/^[A-Za-z0-9._-]+$/.test(address)) {
+    // Host names and IPv4 literals alike (IPv6 came in brackets, above).
+    if (!/^[A-Za-z0-9._-]+$/.test(address)) {
       throw fail("host", `${JSON.stringify(address)} is not a host name or IP address`);
     }
   }

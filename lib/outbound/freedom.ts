@@ -5,6 +5,7 @@ import {
   type Destination,
   formatDestination,
   formatHostPort,
+  unmapIpv4,
 } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import type { OpenOptions, Outbound } from "./outbound.ts";
@@ -155,7 +156,7 @@ class UdpSocketDuplex implements Duplex {
   constructor(socket: Deno.DatagramConn, peer: Deno.NetAddr) {
     this.#socket = socket;
     const same = (a: Deno.NetAddr) =>
-      unmap(a.hostname) === unmap(peer.hostname) && a.port === peer.port;
+      unmapIpv4(a.hostname) === unmapIpv4(peer.hostname) && a.port === peer.port;
     this.readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         // Bounded: stray datagrams from other addresses are skipped, at most 1024 per pull.
@@ -186,11 +187,6 @@ class UdpSocketDuplex implements Duplex {
     this.#closed = true;
     closeQuietly(this.#socket);
   }
-}
-
-function unmap(host: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  return m ? m[1] : host;
 }
 
 /** getaddrinfo through node:dns, so /etc/hosts answers as it does for the router. */
