@@ -155,8 +155,10 @@ Deno.test("VlessOutbound.open() times each silent connection's header on its own
     ]);
     // a's header never left: its stream was reset before the wait was over.
     ok(ra instanceof Error, `a's peer read ${JSON.stringify(ra)}`);
+    // b's header left with its first write, not on the timer: had the timer fired first, the
+    // header would have arrived alone. (No upper bound on the time: under load a busy machine
+    // may take longer than the timer's 100 ms to run this test at all.)
     assertEquals(rb.value, concat(header, enc.encode("hi")));
-    ok(rb.at < 90, `b's first write waited ${rb.at} ms`);
     for (const r of [rc, rd]) {
       assertEquals(r.value, header);
       ok(r.at >= 90, `a silent connection's header left after ${r.at} ms`);
