@@ -13,7 +13,7 @@ import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
 import { readProxyHeader } from "./proxy_header_reader.ts";
 import { SocketDuplex } from "./socket_duplex.ts";
-import { toDenoError } from "./tls_listener.ts";
+import { listenServer } from "./listen_server.ts";
 
 export interface TcpListenerOptions {
   hostname: string;
@@ -65,30 +65,8 @@ export class TcpListener {
   static async listen(opts: TcpListenerOptions): Promise<TcpListener> {
     // allowHalfOpen: a client's FIN ends our readable only; we may still write the rest.
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-    const listening = Promise.withResolvers<void>();
-    const onListenError = (err: Error) => listening.reject(toDenoError(err));
-    server.once("error", onListenError);
-    server.listen({ host: opts.hostname, port: opts.port }, () => listening.resolve());
-    try {
-      await listening.promise;
-    } catch (err) {
-      server.close();
-      throw err;
-    }
-    server.off("error", onListenError);
-    server.on("error", (err: Error) => {
-      try {
-        opts.onError?.(err);
-      } catch {
-        // The caller's logger failing must not take the listener down.
-      }
-    });
-    const a = server.address();
-    if (a === null || typeof a === "string") {
-      server.close();
-      throw new TypeError(`Cannot listen on ${opts.hostname}:${opts.port}: no TCP address`);
-    }
-    return new TcpListener(server, { transport: "tcp", hostname: a.address, port: a.port }, opts);
+    const a = await listenServer(server, opts);
+    return new TcpListener(server, { transport: "tcp", ...a }, opts);
   }
 
   /** The header first; then the connection is accepted as coming from the header's source. */

@@ -18,6 +18,7 @@ import { CertificateSelector, type ServerCertificate } from "./certificate_selec
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
 import { readProxyHeader } from "./proxy_header_reader.ts";
+import { listenServer } from "./listen_server.ts";
 import { SocketDuplex } from "./socket_duplex.ts";
 
 export interface TlsListenerOptions {
@@ -150,31 +151,13 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       ? net.createServer({ allowHalfOpen: true, noDelay: true })
       : undefined;
     const bound: net.Server = front ?? server;
-    const listening = Promise.withResolvers<void>();
-    const onListenError = (err: Error) => listening.reject(toDenoError(err));
-    bound.once("error", onListenError);
-    bound.listen({ host: opts.hostname, port: opts.port }, () => listening.resolve());
-    try {
-      await listening.promise;
-    } catch (err) {
-      bound.close();
-      throw err;
-    }
-    bound.off("error", onListenError);
     // Later server errors (accept failing with EMFILE…) are reported, never thrown.
-    bound.on("error", (err: Error) => {
-      try {
-        onError?.(err, null);
-      } catch {
-        // As above.
-      }
+    const addr = await listenServer(bound, {
+      hostname: opts.hostname,
+      port: opts.port,
+      onError: (err) => onError?.(err, null),
     });
-    const a = bound.address();
-    if (a === null || typeof a === "string") {
-      bound.close();
-      throw new TypeError(`Cannot listen on ${opts.hostname}:${opts.port}: no TCP address`);
-    }
-    return new TlsListener(server, { hostname: a.address, port: a.port }, { ...opts, front });
+    return new TlsListener(server, addr, { ...opts, front });
   }
 
   /** The header first; then the TLS server takes the socket, its source noted for `#onSecure`. */
@@ -318,21 +301,4 @@ function sniCallback(
   // Built once: a context per handshake would parse the key every time.
   const contexts = selector.certificates.map((c) => tls.createSecureContext(c));
   return (name, cb) => cb(null, contexts[selector.indexFor(name)]);
-}
-
-/** Node's bind errors carry a code; callers of a Deno-shaped listener expect Deno's classes. */
-export function toDenoError(err: Error): Error {
-  const code = (err as { code?: string }).code;
-  const message = err.message;
-  switch (code) {
-    case "EADDRINUSE":
-      return new Deno.errors.AddrInUse(message, { cause: err });
-    case "EADDRNOTAVAIL":
-      return new Deno.errors.AddrNotAvailable(message, { cause: err });
-    case "EACCES":
-    case "EPERM":
-      return new Deno.errors.PermissionDenied(message, { cause: err });
-    default:
-      return err;
-  }
 }
