@@ -13,7 +13,8 @@
  * 1. start, then one warm-up echo (the HTTP/2 connection to the server is dialled);
  * 2. N idle connections, each having echoed one byte;
  * 3. N parallel downloads of SIZE bytes read as fast as possible (the benchmark's parallel-N),
- *    with the client's peak RSS sampled from /proc, then (`--bulk SIZE`) one timed download;
+ *    with the client's peak RSS sampled from /proc and its heap/external/anon at the highest
+ *    RSS it reported (sampled every 100 ms), then (`--bulk SIZE`) one timed download;
  * 4. N parallel downloads of SIZE bytes whose readers first stall (read one byte, then nothing)
  *    until the client stops growing — the most a slow reader lets the client buffer — and then
  *    read the rest, `--read-chunk` bytes per read with `--read-delay` ms between reads;
@@ -501,8 +502,10 @@ async function main(): Promise<void> {
     // Phase 3: N downloads read as fast as possible, as the benchmark's parallel-N does.
     {
       const sampler = samplePeakRss(c.pid);
+      const breakdown = sampleChildMemory(c);
       const t0 = performance.now();
       let peak: number;
+      let atPeak: Mem | undefined;
       try {
         await withTimeout(
           Promise.all(Array.from({ length: n }, () => download(c.port, dest, size))),
@@ -511,6 +514,7 @@ async function main(): Promise<void> {
         );
       } finally {
         peak = await sampler.stop();
+        atPeak = await breakdown.stop();
       }
       const ms = performance.now() - t0;
       console.log(
@@ -518,7 +522,11 @@ async function main(): Promise<void> {
           `(${((n * size) / MIB / (ms / 1000)).toFixed(0)} MiB/s); client RSS peak ` +
           `${(peak / MIB).toFixed(1)} MiB`,
       );
+      // Where the peak went: the child's own figures at the sample with the highest RSS (taken
+      // every 100 ms, so a little below the /proc peak above).
+      if (atPeak) console.log(`  at the highest sampled rss  ${fmt(atPeak)}`);
       results.fastPeakRss = peak;
+      results.fastAtPeak = atPeak;
       results.fastMs = ms;
       await drained();
       await measure(`fast downloads x${n} done`);
@@ -622,6 +630,29 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.main) await main();
+
+/**
+ * Asks the child for its memory (`mem`) every 100 ms until `stop()`, which resolves with the
+ * sample of highest RSS: heap, external (ArrayBuffers) and anon at the peak, not after it.
+ */
+function sampleChildMemory(c: Client): { stop(): Promise<Mem | undefined> } {
+  let top: Mem | undefined;
+  let sampling = true;
+  const done = (async () => {
+    for (let i = 0; sampling && i < PHASE_TIMEOUT_MS / 100; i++) {
+      const m = await c.command<Mem>("mem");
+      if (!top || m.rss > top.rss) top = m;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      sampling = false;
+      await done;
+      return top;
+    },
+  };
+}
 
 /**
  * Samples a process's RSS every 20 ms until `stop()`, which resolves with the highest seen. Bounded
