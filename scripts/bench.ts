@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: dray against v2ray 4.34 side by side (issue 7). Everything runs on loopback
  * and is started and stopped here: a target server, a raw-TLS peer, v2ray and dray as VLESS
- * servers over http (h2) + TLS, and v2ray and dray as SOCKS5 → VLESS clients. The matrix is
+ * servers over http (h2) + TLS (or ws + TLS with --transport ws), and v2ray and dray as SOCKS5 → VLESS clients. The matrix is
  * {v2ray, dray} client × {v2ray, dray} server plus `direct` and raw TLS as ceilings.
  *
  * Figures are reported, never asserted: a table on stdout, and bench-results/<date>.json (every
@@ -9,7 +9,7 @@
  *
  *   deno task bench [--size 512MiB] [--parallel-size 128MiB] [--repeats 3] [--quick]
  *                   [--scenarios download,upload,…] [--rows dray-v2ray,v2ray-v2ray,…]
- *                   [--budget 540] [--out bench-results]
+ *                   [--transport http|ws] [--budget 540] [--out bench-results]
  *
  * Environment: V2RAY_BIN (default /usr/bin/v2ray); DRAY_MAIN=<another checkout's main.ts> to
  * measure that tree (e.g. before/after a change) with this harness.
@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import { buildReport, markdown, textTable } from "./bench/report.ts";
 import { ROWS, runMatrix } from "./bench/runner.ts";
-import { Service } from "./bench/processes.ts";
+import { Service, type Transport, TRANSPORTS } from "./bench/processes.ts";
 import { parseBytes, SCENARIOS, type Workload } from "./bench/scenarios.ts";
 
 const HELP = `Usage: deno task bench [options]
@@ -28,6 +28,8 @@ const HELP = `Usage: deno task bench [options]
   --quick                  fewer echoes, connects, EOF and UDP samples (for smoke runs)
   --scenarios <list>       comma-separated subset of: ${SCENARIOS.map((s) => s.name).join(", ")}
   --rows <list>            comma-separated subset of: ${ROWS.map((r) => r.id).join(", ")}
+  --transport <name>       VLESS between the proxies over http (h2) or ws, TLS either way
+                           (default http)
   --budget <seconds>       measurements not started by then are skipped (default 540)
   --out <dir>              where the JSON and markdown go (default bench-results)
   -h, --help               print this help
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
         quick: { type: "boolean", default: false },
         scenarios: { type: "string" },
         rows: { type: "string" },
+        transport: { type: "string", default: "http" },
         budget: { type: "string", default: "540" },
         out: { type: "string", default: "bench-results" },
         help: { type: "boolean", short: "h", default: false },
@@ -127,8 +130,13 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
+  const transport = values.transport as Transport;
+  if (!TRANSPORTS.includes(transport)) {
+    fail(`--transport must be one of ${TRANSPORTS.join(", ")}, got "${values.transport}"`);
+  }
   const quick = values.quick;
   const work: Workload = {
+    transport,
     size,
     parallelTotal,
     echoes: quick ? 100 : 1000,
@@ -156,7 +164,14 @@ async function main(): Promise<void> {
   });
   const report = buildReport(results, {
     date: date.toISOString(),
-    command: ["deno task bench", ...Deno.args].join(" "),
+    // The transport is spelled out even when defaulted, so no table can be read as the other's.
+    command: [
+      "deno task bench",
+      ...Deno.args,
+      ...(values.transport === "http" && !Deno.args.some((a) => a.startsWith("--transport"))
+        ? ["--transport", "http"]
+        : []),
+    ].join(" "),
     machine: {
       cores: navigator.hardwareConcurrency,
       cpu: cpuModel(),

@@ -3,8 +3,8 @@
  * or dray as a VLESS server or as a SOCKS5 → VLESS client. Every one is a separate OS process (so
  * /proc can tell its CPU time and memory apart), listens on loopback, and is killed by `stop()`.
  *
- * Both implementations read the same v2ray JSON config: VLESS over http (h2) + TLS, the test
- * certificates from tests/support/certs/ by absolute path (v2ray resolves relative paths from its
+ * Both implementations read the same v2ray JSON config: VLESS over http (h2) + TLS, or over
+ * WebSocket + TLS when asked (`Transport`), the test certificates from tests/support/certs/ by absolute path (v2ray resolves relative paths from its
  * working directory), logs at "warning" with the access log off.
  */
 const REPO = new URL("../../", import.meta.url);
@@ -33,6 +33,14 @@ export const HTTP_PATH = "/bench";
 export const SERVER_NAME = "localhost";
 
 export type Implementation = "v2ray" | "dray";
+/** What VLESS rides on between client and server, under TLS either way. */
+export type Transport = "http" | "ws";
+export const TRANSPORTS: readonly Transport[] = ["http", "ws"];
+/** What each transport is called in reports. */
+export const TRANSPORT_LABELS: Record<Transport, string> = {
+  http: "http (h2) + TLS",
+  ws: "ws + TLS",
+};
 
 export function repoPath(relative: string): string {
   return decodeURIComponent(new URL(relative, REPO).pathname);
@@ -205,9 +213,9 @@ export async function startHelper(
 
 const LOG = { loglevel: "warning", access: "none" };
 
-function streamSettings(role: "server" | "client"): Record<string, unknown> {
+function streamSettings(role: "server" | "client", transport: Transport): Record<string, unknown> {
   return {
-    network: "http",
+    network: transport,
     security: "tls",
     tlsSettings: role === "server"
       ? {
@@ -220,12 +228,14 @@ function streamSettings(role: "server" | "client"): Record<string, unknown> {
         serverName: SERVER_NAME,
         certificates: [{ usage: "verify", certificateFile: certPath("ca.pem") }],
       },
-    httpSettings: { host: [SERVER_NAME], path: HTTP_PATH },
+    ...(transport === "http"
+      ? { httpSettings: { host: [SERVER_NAME], path: HTTP_PATH } }
+      : { wsSettings: { path: HTTP_PATH } }),
   };
 }
 
-/** A VLESS server over http+tls on `port`, with freedom as its only outbound. */
-export function serverConfig(port: number): unknown {
+/** A VLESS server over `transport` + TLS on `port`, with freedom as its only outbound. */
+export function serverConfig(port: number, transport: Transport = "http"): unknown {
   return {
     log: LOG,
     inbounds: [{
@@ -233,14 +243,18 @@ export function serverConfig(port: number): unknown {
       port,
       protocol: "vless",
       settings: { clients: [{ id: USER_ID }], decryption: "none" },
-      streamSettings: streamSettings("server"),
+      streamSettings: streamSettings("server", transport),
     }],
     outbounds: [{ protocol: "freedom" }],
   };
 }
 
 /** A SOCKS5 inbound (with UDP ASSOCIATE) on `socksPort` sending everything to the VLESS server. */
-export function clientConfig(socksPort: number, serverPort: number): unknown {
+export function clientConfig(
+  socksPort: number,
+  serverPort: number,
+  transport: Transport = "http",
+): unknown {
   return {
     log: LOG,
     inbounds: [{
@@ -258,7 +272,7 @@ export function clientConfig(socksPort: number, serverPort: number): unknown {
           users: [{ id: USER_ID, encryption: "none" }],
         }],
       },
-      streamSettings: streamSettings("client"),
+      streamSettings: streamSettings("client", transport),
     }],
   };
 }

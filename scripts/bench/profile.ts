@@ -102,6 +102,7 @@ const client = await startProxy(
 const profiled = side === "client" ? client : server;
 try {
   const work: Workload = {
+    transport: "http",
     size,
     parallelTotal: size,
     echoes: count,

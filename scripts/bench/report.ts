@@ -6,6 +6,7 @@
 import type { RowResult, Sample } from "./runner.ts";
 import type { Scenario, Workload } from "./scenarios.ts";
 import { median } from "./stats.ts";
+import { type Transport, TRANSPORT_LABELS } from "./processes.ts";
 
 export interface ScenarioSummary {
   samples: Sample[];
@@ -151,8 +152,11 @@ function figureKeys(rows: RowSummary[]): [string, string][] {
   );
 }
 
-/** The targets of issues 7 and 16, dray client against v2ray's client measured in the same run. */
-export function checkTargets(rows: RowSummary[]): TargetCheck[] {
+/**
+ * The targets for the run's transport, dray's client against v2ray's measured in the same run:
+ * issues 7 and 16 over http (h2), issue 14 over ws.
+ */
+export function checkTargets(rows: RowSummary[], transport: Transport = "http"): TargetCheck[] {
   const at = (row: string, scenario: string, name: string) => figure(rows, row, scenario, name);
   const ratio = (scenario: string, name: string, a: string, b: string) =>
     pairRatio(rows, scenario, name, a, b);
@@ -174,6 +178,30 @@ export function checkTargets(rows: RowSummary[]): TargetCheck[] {
   const viaV2ray = (s: string, n: string) => ratio(s, n, "dray-v2ray", "v2ray-v2ray");
   const both = (s: string, n: string) => ratio(s, n, "dray-dray", "v2ray-v2ray");
   const tls = (s: string) => ratio(s, "MiB/s", "dray-dray", "tls");
+  if (transport === "ws") {
+    return [
+      check(
+        "download via v2ray server, dray/v2ray client",
+        viaV2ray("download", "MiB/s"),
+        "≥",
+        1.3,
+      ),
+      check(
+        "client CPU per GiB downloaded via v2ray server, dray/v2ray",
+        viaV2ray("download", "client CPU s/GiB"),
+        "≤",
+        0.8,
+      ),
+      check(
+        "connect → first byte p50 via v2ray server, dray/v2ray",
+        viaV2ray("connect", "p50 ms"),
+        "≤",
+        1,
+      ),
+      check("download dray↔dray / v2ray↔v2ray", both("download", "MiB/s"), "≥", 2),
+      check("upload dray↔dray / v2ray↔v2ray", both("upload", "MiB/s"), "≥", 2),
+    ];
+  }
   return [
     check("download via v2ray server, dray/v2ray client", viaV2ray("download", "MiB/s"), "≥", 1),
     check("upload via v2ray server, dray/v2ray client", viaV2ray("upload", "MiB/s"), "≥", 1),
@@ -241,7 +269,7 @@ export function buildReport(
     })),
     rows,
     ratios: ratios(rows),
-    targets: checkTargets(rows),
+    targets: checkTargets(rows, meta.workload.transport),
   };
 }
 
@@ -297,6 +325,15 @@ function targetLines(report: Report): string[] {
   });
 }
 
+function transportText(report: Report): string {
+  return TRANSPORT_LABELS[report.workload.transport];
+}
+
+/** Which issues' targets the run's transport is checked against. */
+function targetIssues(report: Report): string {
+  return report.workload.transport === "ws" ? "issue 14" : "issues 7, 16";
+}
+
 function sourceText(report: Report): string {
   return `${report.source.commit}${report.source.dirty ? " + uncommitted changes" : ""}`;
 }
@@ -308,14 +345,16 @@ export function textTable(report: Report): string {
     row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
   const m = report.machine;
   return [
-    `dray benchmark ${report.date} — ${m.cores} cores, ${m.cpu}; deno ${m.deno}; ${m.v2ray}; ` +
+    `dray benchmark over ${
+      transportText(report)
+    }, ${report.date} — ${m.cores} cores, ${m.cpu}; deno ${m.deno}; ${m.v2ray}; ` +
     `dray ${sourceText(report)}`,
     `command: ${report.command}   (${report.repeats} repeats, medians; "!" = not verified or failed)`,
     "",
     line(table[0]),
     ...table.slice(1).map(line),
     "",
-    "targets (issues 7, 16):",
+    `targets (${targetIssues(report)}):`,
     ...targetLines(report).map((l) => `  ${l}`),
     ...(notes(report).length ? ["", "notes:", ...notes(report).map((l) => `  ${l}`)] : []),
     "",
@@ -327,7 +366,7 @@ export function markdown(report: Report): string {
   const row = (r: string[]) => `| ${r.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`;
   const m = report.machine;
   return [
-    `### Benchmark, ${report.date.slice(0, 10)}`,
+    `### Benchmark over ${transportText(report)}, ${report.date.slice(0, 10)}`,
     "",
     `Machine: ${m.cores} cores (${m.cpu}), ${m.os}; Deno ${m.deno}; ${m.v2ray}; ` +
     `dray ${sourceText(report)}.`,
@@ -342,14 +381,15 @@ export function markdown(report: Report): string {
     "",
     "Columns: `direct` = no proxy; `raw TLS` = TLS between two Deno processes (bulk figures from " +
     "Deno.listenTls, latency from node:tls with TCP_NODELAY, since a Deno.listenTls connection " +
-    "cannot turn Nagle off); `A→B` = A client (SOCKS5 inbound) → B server, VLESS over http (h2) + " +
-    "TLS. CPU and RSS are per process, from /proc; each client is a fresh process per sample.",
+    "cannot turn Nagle off); `A→B` = A client (SOCKS5 inbound) → B server, VLESS over " +
+    `${transportText(report)}. CPU and RSS are per process, from /proc; each client is a fresh ` +
+    "process per sample.",
     "",
     row(table[0]),
     row(table[0].map((_, i) => (i === 0 ? "---" : "---:"))),
     ...table.slice(1).map(row),
     "",
-    "Targets (issues 7, 16):",
+    `Targets (${targetIssues(report)}):`,
     "",
     ...targetLines(report).map((l) => `- ${l}`),
     ...(notes(report).length ? ["", "Notes:", "", ...notes(report).map((l) => `- ${l}`)] : []),

@@ -13,6 +13,7 @@ import {
   type Service,
   startHelper,
   startProxy,
+  type Transport,
 } from "./processes.ts";
 import { cpuSeconds, memory, tcpConnectionsTo } from "./proc_stats.ts";
 import {
@@ -86,6 +87,11 @@ class Fixtures {
   /** The TLS peer's ports: `tls` for bulk transfers, `tlsNoDelay` for latency (see tls_peer.ts). */
   tlsPorts: Record<string, number> = {};
   servers = new Map<Implementation, Service | Error>();
+  readonly transport: Transport;
+
+  constructor(transport: Transport) {
+    this.transport = transport;
+  }
 
   async start(rows: readonly RowSpec[]): Promise<void> {
     const t = await startHelper("target", "target_main.ts");
@@ -102,7 +108,7 @@ class Fixtures {
     await warmUp(() => Deno.connect(this.targetTcp));
     for (const port of Object.values(this.tlsPorts)) await warmUp(() => tlsConnect(port));
     for (const impl of new Set(rows.flatMap((r) => r.server ? [r.server] : []))) {
-      this.servers.set(impl, await startServer(impl).catch((err: Error) => err));
+      this.servers.set(impl, await startServer(impl, this.transport).catch((err: Error) => err));
     }
   }
 
@@ -112,7 +118,7 @@ class Fixtures {
     if (s instanceof Error) throw s;
     if (s && !s.exited) return s;
     const why = s ? `${impl} server had exited:\n${s.log}` : "";
-    const restarted = await startServer(impl).catch((err: Error) => err);
+    const restarted = await startServer(impl, this.transport).catch((err: Error) => err);
     this.servers.set(impl, restarted);
     if (restarted instanceof Error) throw new Error(`${why}\n${restarted.message}`.trim());
     return restarted;
@@ -140,9 +146,9 @@ async function warmUp(connect: () => Promise<Deno.Conn>): Promise<void> {
   }
 }
 
-function startServer(impl: Implementation): Promise<Service> {
+function startServer(impl: Implementation, transport: Transport): Promise<Service> {
   const port = freePort();
-  return startProxy(`${impl} server`, impl, serverConfig(port), port);
+  return startProxy(`${impl} server`, impl, serverConfig(port, transport), port);
 }
 
 export async function runMatrix(options: RunOptions): Promise<RowResult[]> {
@@ -151,7 +157,7 @@ export async function runMatrix(options: RunOptions): Promise<RowResult[]> {
   const budgetEnd = started + options.budgetMs;
   const results = rows.map((row): RowResult => ({ row, samples: new Map() }));
   const data = new Payloads();
-  const fixtures = new Fixtures();
+  const fixtures = new Fixtures(work.transport);
   try {
     progress(`preparing ${work.size} pattern bytes and their hashes`);
     data.hash(work.size);
@@ -226,7 +232,7 @@ async function measure(
       client = await startProxy(
         `${row.client} client`,
         row.client,
-        clientConfig(socksPort, server.port),
+        clientConfig(socksPort, server.port, work.transport),
         socksPort,
       );
       route = {

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { patternChunks, sha256OfPattern } from "../../tests/support/target.ts";
 import { readExact, type UdpChannel, writeAll } from "./socks_client.ts";
+import type { Transport } from "./processes.ts";
 import { percentile } from "./stats.ts";
 
 const encoder = new TextEncoder();
@@ -69,6 +70,8 @@ export class Scope {
 
 /** Sizes and counts; `--quick` shrinks the counts. */
 export interface Workload {
+  /** What VLESS rides on between the proxy client and server (http = h2), under TLS. */
+  transport: Transport;
   /** Bytes for the single-connection download and upload. */
   size: number;
   /** Bytes in total across the parallel connections. */
