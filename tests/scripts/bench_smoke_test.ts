@@ -43,6 +43,7 @@ Deno.test("deno task bench --quick reports every row with verified transfers", a
     assert.match(files[1], /\.md$/);
     const report: Report = JSON.parse(await Deno.readTextFile(`${out}/${files[0]}`));
     assert.match(await Deno.readTextFile(`${out}/${files[1]}`), /\| figure \|/);
+    assert.equal(report.workload.transport, "http", "http (h2) stays the default");
 
     assert.deepEqual(report.rows.map((r) => r.id), [
       ...ALWAYS.slice(0, 3),
@@ -70,6 +71,40 @@ Deno.test("deno task bench --quick reports every row with verified transfers", a
       }
     }
     assert.ok(report.targets.length > 0);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("deno task bench --transport ws runs dray against v2ray both ways over ws + TLS", async () => {
+  const out = await Deno.makeTempDir({ prefix: "dray-bench-smoke-ws-" });
+  try {
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        BENCH.pathname,
+        ...["--size", "1MiB", "--parallel-size", "1MiB", "--repeats", "1", "--quick"],
+        ...["--rows", "dray-v2ray,v2ray-dray", "--scenarios", "download,echo"],
+        ...["--transport", "ws", "--out", out],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const stderr = new TextDecoder().decode(run.stderr);
+    assert.equal(run.code, 0, `bench exited with ${run.code}:\n${stderr}`);
+
+    const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
+    const report: Report = JSON.parse(await Deno.readTextFile(`${out}/${files[0]}`));
+    assert.equal(report.workload.transport, "ws");
+    assert.match(report.command, /--transport ws/);
+    assert.match(await Deno.readTextFile(`${out}/${files[1]}`), /^### Benchmark over ws \+ TLS/);
+    assert.deepEqual(report.rows.map((r) => r.id), ["dray-v2ray", "v2ray-dray"]);
+    for (const row of report.rows) {
+      assert.equal(row.status, "ok", `${row.id}: ${JSON.stringify(row.scenarios, null, 1)}`);
+      assert.deepEqual(Object.keys(row.scenarios), ["download", "echo"], row.id);
+    }
   } finally {
     await Deno.remove(out, { recursive: true });
   }
