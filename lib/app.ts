@@ -44,7 +44,6 @@ import type { Transport } from "./transport/transport.ts";
 import { V2rayHttpTransport } from "./transport/v2ray_http.ts";
 import { DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_STREAM_TIMEOUT_S } from "./config/stream_settings.ts";
 import { WsTransport } from "./transport/ws.ts";
-import { WsServerHandler } from "./inbound/ws_server.ts";
 import { VlessOutbound } from "./outbound/vless.ts";
 import { HeapTrimmer } from "./heap_trimmer.ts";
 import { messageOf } from "./error_message.ts";
@@ -293,23 +292,24 @@ async function startInbound(
       };
       // listen(), not the constructor: over TLS it binds a node:tls listener whose sockets have
       // TCP_NODELAY (Deno.listenTls sockets keep Nagle on: ~40 ms per write-write-read, or per new
-      // HTTP/2 stream); with http, each HTTP/2 request stream is one connection for the handler.
+      // HTTP/2 stream); with http, each HTTP/2 request stream is one connection for the handler,
+      // with ws each WebSocket.
       return await InboundServer.listen({
         ...base,
-        handler: stream.network === "ws"
-          ? new WsServerHandler({
-            handler,
-            path: stream.ws.path,
-            maxEarlyData: stream.ws.maxEarlyData,
-            earlyDataHeaderName: stream.ws.earlyDataHeaderName || undefined,
-          })
-          : handler,
+        handler,
         policy,
         tls: tls && stream.security === "tls"
           ? { ...tls, alpnProtocols: stream.tls.alpn }
           : undefined,
         http: stream.network === "http"
           ? { host: stream.http.host, path: stream.http.path }
+          : undefined,
+        ws: stream.network === "ws"
+          ? {
+            path: stream.ws.path,
+            maxEarlyData: stream.ws.maxEarlyData,
+            earlyDataHeaderName: stream.ws.earlyDataHeaderName || undefined,
+          }
           : undefined,
         acceptProxyProtocol: stream.acceptProxyProtocol,
       });

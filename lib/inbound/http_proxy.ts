@@ -11,7 +11,7 @@ import type { Duplex } from "../net/duplex.ts";
 import { IdleTimer } from "../net/idle_timer.ts";
 import { heldClient } from "./held_client.ts";
 import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
-import { lingeringClose } from "./lingering_close.ts";
+import { lingeringClose } from "../net/lingering_close.ts";
 import { copyBody } from "../http1/body.ts";
 import { type Framing, requestFraming, responseFraming } from "../http1/framing.ts";
 import {

@@ -16,6 +16,7 @@ import {
   listenTls,
 } from "../transport/listener.ts";
 import { V2rayHttpServer } from "../transport/v2ray_http_server.ts";
+import { WsServer, type WsServerOptions } from "../transport/ws_server.ts";
 import type { DatagramHandler, InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
 
 export interface InboundServerOptions {
@@ -25,7 +26,7 @@ export interface InboundServerOptions {
   hostname?: string;
   /** 0 picks a free port (see `addr`). */
   port: number;
-  /** Serves each accepted TCP connection (or HTTP/2 stream, with `http`). */
+  /** Serves each accepted TCP connection (or HTTP/2 stream with `http`, WebSocket with `ws`). */
   handler?: InboundHandler;
   /**
    * Serve TLS on the TCP port (certificate chain and key as PEM text; `sniCertificates` for
@@ -44,6 +45,11 @@ export interface InboundServerOptions {
    * path match is one connection for the handler. Only with `InboundServer.listen()`.
    */
   http?: { host?: string[]; path?: string };
+  /**
+   * Serve the WebSocket transport (over TLS with `tls`): every upgraded WebSocket is one
+   * connection for the handler. Only with `InboundServer.listen()`.
+   */
+  ws?: Omit<WsServerOptions, "tag" | "logger">;
   /**
    * Every TCP connection starts with a PROXY protocol header (before TLS), whose source address
    * is the client's for the access log and routing (v2ray's `acceptProxyProtocol`). Not with
@@ -66,9 +72,9 @@ export interface InboundServerOptions {
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
- * One inbound: serves any {@link Listener} (TCP, TLS, the v2ray http transport's streams) with one
- * accept loop, hands every connection to the handler, keeps any failure inside its connection,
- * and closes gracefully.
+ * One inbound: serves any {@link Listener} (TCP, TLS, the v2ray http transport's streams,
+ * WebSockets) with one accept loop, hands every connection to the handler, keeps any failure
+ * inside its connection, and closes gracefully.
  */
 export class InboundServer {
   readonly tag: string;
@@ -96,9 +102,9 @@ export class InboundServer {
     if (listener) {
       this.#listener = listener;
     } else if (options.handler) {
-      if (options.tls || options.http) {
+      if (options.tls || options.http || options.ws) {
         throw new TypeError(
-          `Cannot start inbound "${options.tag}": TLS and http need InboundServer.listen(), ` +
+          `Cannot start inbound "${options.tag}": TLS, http and ws need InboundServer.listen(), ` +
             `not the constructor`,
         );
       }
@@ -138,17 +144,21 @@ export class InboundServer {
    * socket has TCP_NODELAY, and a client that does not finish its handshake within
    * TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. With `http`, the sockets carry
    * v2ray's http transport and each HTTP/2 stream is one connection (h2c over `Deno.listen`
-   * without `tls`: HTTP/2 resets streams itself). Plain TCP is a node:net listener whose
+   * without `tls`: HTTP/2 resets streams itself). With `ws`, each upgraded WebSocket is one
+   * connection (over a resettable TCP or a TLS listener, PROXY header first if asked). Plain TCP is a node:net listener whose
    * connections a relay can reset when the stream it copies is cut short. UDP-only inbounds: the
    * same as the constructor.
    */
   static async listen(options: InboundServerOptions): Promise<InboundServer> {
-    const { tls, http, handler, logger, tag, acceptProxyProtocol } = options;
+    const { tls, http, ws, handler, logger, tag, acceptProxyProtocol } = options;
     if (!handler) return new InboundServer(options);
     if (acceptProxyProtocol && http) {
       throw new TypeError(
         `Cannot start inbound "${tag}": the http transport has no PROXY protocol`,
       );
+    }
+    if (http && ws) {
+      throw new TypeError(`Cannot start inbound "${tag}": both the http and the ws transport`);
     }
     const hostname = options.hostname ?? "127.0.0.1";
     const badProxyHeader = (err: Error, remote: { hostname: string; port: number }) =>
@@ -195,6 +205,7 @@ export class InboundServer {
         },
       });
     if (http) listener = new V2rayHttpServer(listener, { tag, ...http, logger });
+    else if (ws) listener = new WsServer(listener, { tag, ...ws, logger });
     try {
       return new InboundServer(options, listener);
     } catch (err) {

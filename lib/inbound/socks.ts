@@ -10,7 +10,7 @@ import type { Duplex } from "../net/duplex.ts";
 import { deadline } from "./deadline.ts";
 import { heldClient } from "./held_client.ts";
 import type { InboundContext, InboundHandler, InboundResult } from "./inbound.ts";
-import { lingeringClose } from "./lingering_close.ts";
+import { lingeringClose } from "../net/lingering_close.ts";
 import {
   Command,
   encodeReply,

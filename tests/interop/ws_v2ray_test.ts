@@ -1,7 +1,7 @@
 /**
  * The WebSocket transport against the real v2ray 4.34, both ways, and dray against itself with
  * early data: dray's client (VlessOutbound over WsTransport) → v2ray's ws server; v2ray's client
- * (SOCKS5 → vless over ws) → dray's server (InboundServer + WsServerHandler + VlessInbound); plain
+ * (SOCKS5 → vless over ws) → dray's server (InboundServer over WsServer, VlessInbound); plain
  * ws and ws+TLS. Every transfer is sha256-verified.
  */
 import { deepStrictEqual as assertEquals, equal, ok, rejects } from "node:assert/strict";
@@ -15,7 +15,6 @@ import type { Duplex } from "../../lib/net/duplex.ts";
 import { FreedomOutbound } from "../../lib/outbound/freedom.ts";
 import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import { WsTransport, type WsTransportOptions } from "../../lib/transport/ws.ts";
-import { WsServerHandler } from "../../lib/inbound/ws_server.ts";
 import { socksConnect } from "../support/socks_client.ts";
 import { patternChunks, sha256OfPattern, startTarget } from "../support/target.ts";
 import { CA_PEM, uuidBytes, V2rayServer } from "../support/v2ray.ts";
@@ -52,10 +51,8 @@ function startDray(kind: Kind, id: string): Promise<InboundServer> {
   return InboundServer.listen({
     tag: `vless-${kind}`,
     port: 0,
-    handler: new WsServerHandler({
-      path: WS_PATH,
-      handler: new VlessInbound({ clients: [{ id: uuidBytes(id) }] }),
-    }),
+    handler: new VlessInbound({ clients: [{ id: uuidBytes(id) }] }),
+    ws: { path: WS_PATH },
     dispatcher: dispatcherFor(new FreedomOutbound()),
     policy: DEFAULT_POLICY,
     logger: Logger.silent(),

@@ -4,7 +4,6 @@ import type { InboundHandler } from "../../lib/inbound/inbound.ts";
 import { Logger } from "../../lib/log.ts";
 import type { Duplex } from "../../lib/net/duplex.ts";
 import { WsTransport } from "../../lib/transport/ws.ts";
-import { WsServerHandler } from "../../lib/inbound/ws_server.ts";
 import { VlessOutbound } from "../../lib/outbound/vless.ts";
 import { dispatcherFor, FakeOutbound, readAll } from "../support/fake_outbound.ts";
 
@@ -63,10 +62,11 @@ async function withServer(
   },
   body: (port: number) => Promise<void>,
 ) {
-  const server = new InboundServer({
+  const server = await InboundServer.listen({
     tag: "ws-in",
     port: 0,
-    handler: new WsServerHandler({ handler, ...options }),
+    handler,
+    ws: options,
     dispatcher: dispatcherFor(new FakeOutbound()),
     policy,
     logger: Logger.silent(),
@@ -78,7 +78,7 @@ async function withServer(
   }
 }
 
-Deno.test("WsTransport.open() echoes through WsServerHandler with and without early data", async () => {
+Deno.test("WsTransport.open() echoes through WsServer with and without early data", async () => {
   const cases = [
     { client: {}, server: {} },
     { client: { earlyData: { maxBytes: 2048, headerName: "Sec-WebSocket-Protocol" } }, server: {} },
@@ -128,21 +128,6 @@ Deno.test("WsTransport.open() rejects with the status when the path is wrong (40
   await withServer(echoHandler({}), { path: "/ray" }, async (port) => {
     const t = new WsTransport({ path: "/other" });
     await assert.rejects(t.open({ address: "127.0.0.1", port }), /\/other: .*HTTP 404/);
-  });
-});
-
-Deno.test("WsServerHandler answers 404 to a plain GET on another path, as v2ray", async () => {
-  await withServer(echoHandler({}), { path: "/ray" }, async (port) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    await conn.closeWrite();
-    const text = new TextDecoder().decode(await readAll(conn.readable));
-    assert.match(text, /^HTTP\/1\.1 404 /);
-    // On the right path, a request that is not an upgrade is 400, as gorilla's Upgrader.
-    const conn2 = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn2.write(new TextEncoder().encode("GET /ray HTTP/1.1\r\nHost: x\r\n\r\n"));
-    await conn2.closeWrite();
-    assert.match(new TextDecoder().decode(await readAll(conn2.readable)), /^HTTP\/1\.1 400 /);
   });
 });
 

@@ -1,5 +1,5 @@
-import type { Duplex } from "../net/duplex.ts";
-import { waitAtMost } from "../net/wait_at_most.ts";
+import type { Duplex } from "./duplex.ts";
+import { waitAtMost } from "./wait_at_most.ts";
 
 /** How long a refused client gets to read our reply and close before we cut it off. */
 export const LINGER_MS = 1_000;
