@@ -145,9 +145,9 @@ export class InboundServer {
    * TLS_HANDSHAKE_TIMEOUT_MS is dropped before any handler runs. With `http`, the sockets carry
    * v2ray's http transport and each HTTP/2 stream is one connection (h2c over `Deno.listen`
    * without `tls`: HTTP/2 resets streams itself). With `ws`, each upgraded WebSocket is one
-   * connection (over a resettable TCP or a TLS listener, PROXY header first if asked). Plain TCP is a node:net listener whose
-   * connections a relay can reset when the stream it copies is cut short. UDP-only inbounds: the
-   * same as the constructor.
+   * connection (over a resettable TCP or a TLS listener, PROXY header first if asked). Plain TCP
+   * is a node:net listener whose connections a relay can reset when the stream it copies is cut
+   * short. UDP-only inbounds: the same as the constructor.
    */
   static async listen(options: InboundServerOptions): Promise<InboundServer> {
     const { tls, http, ws, handler, logger, tag, acceptProxyProtocol } = options;

@@ -57,7 +57,7 @@ export interface WsServerOptions {
   maxEarlyData?: number;
   /** v2fly's `earlyDataHeaderName`. */
   earlyDataHeaderName?: string;
-  /** The hold before our Close after the downlink's end (default WS_CLOSE_HOLD_MS; tests shorten it). */
+  /** The hold before our Close after the downlink's end (default WS_CLOSE_HOLD_MS). */
   closeHoldMs?: number;
   /** How long a socket may take to send a request head (default WS_HEAD_TIMEOUT_MS). */
   headTimeoutMs?: number;
