@@ -18,8 +18,8 @@
  * a stream cut short is never passed on as complete (v2ray 4.34 closes with 1000 on every end).
  * `reset()`, the relay's abortive close, sends 1011 for the same reason the other way.
  *
- * Backpressure: the socket is read only when `readable` has a reader waiting, so a slow consumer
- * slows the peer through TCP. Protocol errors close with 1002, oversized frames or messages with
+ * Backpressure: the socket is read when `readable` has a reader waiting, and ahead of it by at
+ * most {@link READ_AHEAD_BYTES} (bulk reads only), so a slow consumer slows the peer through TCP. Protocol errors close with 1002, oversized frames or messages with
  * 1009 (§7.4.1), each logged with its reason.
  */
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
@@ -74,6 +74,13 @@ const SCRATCH_MAX = 64 * 1024 + 16;
 const SLAB_SIZE = 256 * 1024;
 const READ_MIN = 16 * 1024;
 const SMALL_READ = 2 * 1024;
+/**
+ * While the consumer is busy with the last chunk, bulk reads go on into the slab, up to this much
+ * payload, which the next pull takes as one chunk. Over TLS one read is one record's worth, and
+ * v2ray's server sends ~4 KiB records: handing each on alone cost a relay step and a socket write
+ * per 4 KiB (profiled: the writes to the SOCKS client were the largest cost of a download).
+ */
+const READ_AHEAD_BYTES = 64 * 1024;
 
 /**
  * The socket under a WebSocket: held ends, and optionally `read(buf)` (ConnDuplex.read) with the
@@ -122,10 +129,13 @@ export class WsConnection implements Duplex {
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #lingerDone = Promise.withResolvers<void>();
   #scratch: Uint8Array | undefined;
-  /** Output of the current push(): payload bytes compacted into the chunk, from start to end. */
-  #chunk: Uint8Array | undefined;
-  #outStart = 0;
-  #outEnd = 0;
+  /**
+   * Payload read but not yet handed on, compacted into one run of `#pending`'s buffer (over the
+   * frame headers between pieces) from #pendStart to #pendEnd; it may span several reads of a slab.
+   */
+  #pending: Uint8Array | undefined;
+  #pendStart = 0;
+  #pendEnd = 0;
   readonly #sink: FrameSink;
   /** Settles when the socket is closed. */
   readonly closed: Promise<void>;
@@ -154,7 +164,7 @@ export class WsConnection implements Duplex {
         if (options.earlyData && options.earlyData.byteLength > 0) c.enqueue(options.earlyData);
       },
       pull: () => {
-        this.#wanted = true;
+        if (!this.#deliver()) this.#wanted = true;
         this.#demand.resolve();
       },
       cancel: () => {
@@ -177,7 +187,10 @@ export class WsConnection implements Duplex {
     const reader = this.#socket.reader;
     try {
       for (;;) {
-        if (!this.#discarding && !this.#wanted) await this.#demand.promise;
+        while (!this.#discarding && !this.#tornDown && !this.#wanted && !this.#mayReadAhead()) {
+          await this.#demand.promise;
+          this.#demand = Promise.withResolvers<void>();
+        }
         if (this.#tornDown) return;
         const chunk = await this.#readChunk(reader);
         if (chunk === null) break;
@@ -185,6 +198,8 @@ export class WsConnection implements Duplex {
         this.#push(chunk);
         if (this.#peerClosed) return;
       }
+      // What the peer sent before it went is delivered before the end (or lost with the error).
+      this.#deliver();
       // EOF without a Close frame (§7.1.5: "_The WebSocket Connection Close Code_ is considered to
       // be 1006"): the peer died or was cut off, which is not an end of the stream — unless our
       // Close went first, after which the peer may just hang up.
@@ -249,41 +264,61 @@ export class WsConnection implements Duplex {
     return buf.subarray(0, n);
   }
 
-  /** Parses one socket chunk; the data in it becomes one chunk for the reader. */
+  /**
+   * Reading on with no reader waiting: only bulk reads into the slab that holds what is pending
+   * (so it stays one run), with room left, and less than READ_AHEAD_BYTES pending.
+   */
+  #mayReadAhead(): boolean {
+    if (!this.#bulk || !this.#socket.read || this.#socket.prefix) return false;
+    if (this.#pending === undefined) return true;
+    return this.#pending.buffer === this.#slab.buffer &&
+      this.#slab.byteLength - this.#slabUsed >= READ_MIN &&
+      this.#pendEnd - this.#pendStart < READ_AHEAD_BYTES;
+  }
+
+  /** Parses one socket chunk; a waiting reader gets all the payload pending as one chunk. */
   #push(chunk: Uint8Array): void {
-    this.#chunk = chunk;
-    this.#outStart = this.#outEnd = -1;
-    try {
-      this.#parser.push(chunk, this.#sink);
-    } finally {
-      this.#chunk = undefined;
-    }
-    if (this.#outEnd > this.#outStart && !this.#discarding) {
-      // The waiting reader gets this chunk; the next read waits for the next pull().
-      this.#wanted = false;
-      this.#demand = Promise.withResolvers<void>();
-      this.#controller.enqueue(chunk.subarray(this.#outStart, this.#outEnd));
-    }
+    this.#parser.push(chunk, this.#sink);
+    if (this.#wanted) this.#deliver();
     if (!this.#peerClosed) return;
+    this.#deliver();
     if (this.#peerCloseError) this.#failReadable(this.#peerCloseError);
     else this.#endReadable();
   }
 
+  /** Enqueues the pending payload, if any; true if it did. */
+  #deliver(): boolean {
+    const pending = this.#pending;
+    if (pending === undefined) return false;
+    this.#pending = undefined;
+    if (this.#discarding) return false;
+    // The reader gets this chunk; the next one waits for the next pull().
+    this.#wanted = false;
+    this.#controller.enqueue(pending.subarray(this.#pendStart, this.#pendEnd));
+    return true;
+  }
+
   /**
-   * Moves each payload piece down to follow the previous one (over the frame headers between
-   * them), so a socket read full of small frames (v2ray writes 2 KiB messages) reaches the
-   * consumer as one chunk rather than one per frame.
+   * Moves each payload piece down to follow the pending bytes (over the frame headers between
+   * them), so reads full of small frames (v2ray writes 2 KiB messages) reach the consumer as one
+   * chunk rather than one per frame.
    */
   #onData(piece: Uint8Array): void {
-    const chunk = this.#chunk!;
-    const at = piece.byteOffset - chunk.byteOffset;
-    if (this.#outStart < 0) {
-      this.#outStart = at;
-      this.#outEnd = at + piece.byteLength;
+    let pending = this.#pending;
+    if (pending !== undefined && pending.buffer !== piece.buffer) {
+      // Not one run with what is pending (not expected: read-ahead stays in one slab).
+      this.#deliver();
+      pending = undefined;
+    }
+    if (pending === undefined) {
+      this.#pending = new Uint8Array(piece.buffer);
+      this.#pendStart = piece.byteOffset;
+      this.#pendEnd = piece.byteOffset + piece.byteLength;
       return;
     }
-    if (at !== this.#outEnd) chunk.copyWithin(this.#outEnd, at, at + piece.byteLength);
-    this.#outEnd += piece.byteLength;
+    const at = piece.byteOffset;
+    if (at !== this.#pendEnd) pending.copyWithin(this.#pendEnd, at, at + piece.byteLength);
+    this.#pendEnd += piece.byteLength;
   }
 
   #onPeerClose(body: CloseBody): void {

@@ -3,7 +3,7 @@
  *
  *   deno run -A scripts/bench/profile.ts [--size 512MiB] [--upload | --scenario <name>]
  *        [--count 2000] [--top 30] [--profile client|server] [--client dray|v2ray]
- *        [--server v2ray|dray]
+ *        [--server v2ray|dray] [--transport http|ws]
  *
  * Defaults: the download scenario, the dray client through the v2ray server, profiling the client.
  * `--count` is the number of echoes, connects or idle connections for those scenarios. Starts the target,
@@ -21,6 +21,7 @@ import {
   serverConfig,
   startHelper,
   startProxy,
+  type Transport,
 } from "./processes.ts";
 import { cpuSeconds } from "./proc_stats.ts";
 import { parseBytes, Payloads, SCENARIOS, Scope, type Workload } from "./scenarios.ts";
@@ -55,6 +56,7 @@ const { values } = parseArgs({
     profile: { type: "string", default: "client" },
     client: { type: "string", default: "dray" },
     server: { type: "string", default: "v2ray" },
+    transport: { type: "string", default: "http" },
   },
 });
 const impl = (v: string): Implementation => {
@@ -69,6 +71,10 @@ const serverImpl = impl(values.server);
 if (profiling && (side === "client" ? clientImpl : serverImpl) !== "dray") {
   throw new TypeError(`only dray can be profiled; --${side} is ${values[side]}`);
 }
+if (values.transport !== "http" && values.transport !== "ws") {
+  throw new TypeError(`expected --transport http or ws, got "${values.transport}"`);
+}
+const transport: Transport = values.transport;
 const size = parseBytes(values.size);
 const scenarioName = values.scenario ?? (values.upload ? "upload" : "download");
 const scenario = SCENARIOS.find((s) => s.name === scenarioName);
@@ -87,7 +93,7 @@ const flags = profiling ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
 const server = await startProxy(
   `${serverImpl} server`,
   serverImpl,
-  serverConfig(serverPort),
+  serverConfig(serverPort, transport),
   serverPort,
   side === "server" ? flags : [],
 );
@@ -95,14 +101,14 @@ const socksPort = freePort();
 const client = await startProxy(
   `${clientImpl} client`,
   clientImpl,
-  clientConfig(socksPort, serverPort),
+  clientConfig(socksPort, serverPort, transport),
   socksPort,
   side === "client" ? flags : [],
 );
 const profiled = side === "client" ? client : server;
 try {
   const work: Workload = {
-    transport: "http",
+    transport,
     size,
     parallelTotal: size,
     echoes: count,
