@@ -140,3 +140,44 @@ Deno.test("WsConnection answers only the latest Ping while a Pong is unsettled (
   s.ws.close();
   await s.ws.closed;
 });
+
+Deno.test("WsConnection.readable reads ahead a bounded amount and hands it on as one chunk", async () => {
+  // A client over a read(buf) socket whose every read returns one 4 KiB frame (as over TLS from
+  // v2ray's server: one record per read), 256 of them, then a Close 1000.
+  const payload = (i: number) => new Uint8Array(4096).fill(i & 0xff);
+  const wire: Uint8Array[] = [];
+  for (let i = 0; i < 256; i++) wire.push(encodeFrame(Opcode.Binary, payload(i)));
+  wire.push(encodeFrame(Opcode.Close, encodeCloseBody(CloseCode.Normal)));
+  let next = 0;
+  let partial: Uint8Array | undefined;
+  let reads = 0;
+  const ws = new WsConnection({
+    reader: new ReadableStream<Uint8Array>().getReader(),
+    writer: new WritableStream<Uint8Array>().getWriter(),
+    close: () => {},
+    read: (buf) => {
+      reads++;
+      const src = partial ?? wire[next++];
+      if (src === undefined) return Promise.resolve(null);
+      const n = Math.min(buf.byteLength, src.byteLength);
+      buf.set(src.subarray(0, n));
+      partial = n < src.byteLength ? src.subarray(n) : undefined;
+      return Promise.resolve(n);
+    },
+  }, { role: "client" });
+  const reader = ws.readable.getReader();
+  const first = await reader.read();
+  // With nobody reading, the reads stop after about 64 KiB of payload, not at the end.
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(reads < 30, `read ${reads} times with no reader waiting`);
+  const second = await reader.read();
+  assert.ok(second.value!.byteLength >= 8 * 4096, `a chunk of ${second.value!.byteLength} bytes`);
+  const chunks = [first.value!, second.value!];
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    chunks.push(r.value);
+  }
+  assert.deepEqual(concat(chunks), concat(Array.from({ length: 256 }, (_, i) => payload(i))));
+  await ws.closed;
+});
