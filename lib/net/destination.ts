@@ -110,3 +110,15 @@ export function ipv6ToBytes(host: string): Uint8Array {
   });
   return out;
 }
+
+/**
+ * The client address an `X-Forwarded-For` header value names (its first entry, when it is an IP),
+ * else `remote`. A CDN or reverse proxy in front of a ws or http server says who its client was
+ * this way; as in v2ray 4.34 it becomes the connection's source for the access log and for routing
+ * `source` rules, so such rules trust whatever sits in front of the server.
+ */
+export function forwardedSource(xff: string | undefined, remote: HostPort): HostPort {
+  const forwarded = xff?.split(",")[0].trim();
+  if (forwarded && addressKind(forwarded) !== "domain") return { host: forwarded, port: 0 };
+  return remote;
+}

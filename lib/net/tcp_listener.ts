@@ -9,6 +9,7 @@
  * The shape follows `Deno.Listener`: `accept()`, `close()`, `addr`.
  */
 import net from "node:net";
+import { AcceptQueue } from "./accept_queue.ts";
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
 import { readProxyHeader } from "./proxy_header_reader.ts";
@@ -46,10 +47,8 @@ export interface AcceptedTcp {
 export class TcpListener {
   readonly addr: Deno.NetAddr;
   readonly #server: net.Server;
-  readonly #queue: AcceptedTcp[] = [];
-  readonly #waiters: PromiseWithResolvers<AcceptedTcp>[] = [];
+  readonly #queue = new AcceptQueue<AcceptedTcp>();
   readonly #opts: TcpListenerOptions;
-  #closed = false;
 
   private constructor(server: net.Server, addr: Deno.NetAddr, opts: TcpListenerOptions) {
     this.#server = server;
@@ -94,7 +93,7 @@ export class TcpListener {
   }
 
   #onConnection(socket: net.Socket, source?: Deno.NetAddr): void {
-    if (this.#closed) {
+    if (this.#queue.closed) {
       socket.destroy();
       return;
     }
@@ -118,31 +117,18 @@ export class TcpListener {
     };
     // The inbound's accept loop takes connections as fast as they come; the kernel's backlog
     // bounds what waits before node sees it.
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(accepted);
-    else this.#queue.push(accepted);
+    this.#queue.offer(accepted);
   }
 
   /** The next connection. Rejects with `BadResource` once closed. */
   accept(): Promise<AcceptedTcp> {
-    const next = this.#queue.shift();
-    if (next) return Promise.resolve(next);
-    if (this.#closed) {
-      return Promise.reject(new Deno.errors.BadResource("Listener has been closed"));
-    }
-    const waiter = Promise.withResolvers<AcceptedTcp>();
-    this.#waiters.push(waiter);
-    return waiter.promise;
+    return this.#queue.take();
   }
 
   /** Stops listening, rejects pending `accept()`s, drops connections nobody accepted. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#queue.closed) return;
     closeQuietly(this.#server);
-    for (const a of this.#queue.splice(0)) a.duplex.close();
-    for (const w of this.#waiters.splice(0)) {
-      w.reject(new Deno.errors.BadResource("Listener has been closed"));
-    }
+    this.#queue.close();
   }
 }

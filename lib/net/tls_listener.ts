@@ -14,6 +14,7 @@
  */
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
+import { AcceptQueue } from "./accept_queue.ts";
 import { CertificateSelector, type ServerCertificate } from "./certificate_selector.ts";
 import { closeQuietly } from "./close_quietly.ts";
 import type { Duplex } from "./duplex.ts";
@@ -72,12 +73,6 @@ export interface AcceptedTls {
 /** Long enough for a slow client on a bad link; v2ray's inbound handshake policy is 4 s. */
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
-/** A connection waiting in the accept queue, with the timer that bounds its wait. */
-interface Waiting {
-  accepted: AcceptedTls;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 export class TlsListener implements AsyncIterable<AcceptedTls> {
   readonly addr: NetAddress;
   readonly #server: tls.Server;
@@ -92,11 +87,11 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
    * loop (a 128 cap once closed them unseen: 512 parallel v2ray clients lost up to 193). Bounded
    * in time instead, like the handshakes: `acceptTimeout`.
    */
-  readonly #queue: Waiting[] = [];
-  readonly #waiters: PromiseWithResolvers<AcceptedTls>[] = [];
+  readonly #queue = new AcceptQueue<AcceptedTls>();
+  /** The expiry timer of each connection waiting in the queue. */
+  readonly #expiries = new Map<AcceptedTls, ReturnType<typeof setTimeout>>();
   readonly #acceptTimeout: number;
   readonly #onError: TlsListenerOptions["onError"];
-  #closed = false;
 
   private constructor(
     server: tls.Server,
@@ -170,7 +165,7 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
     const remote = { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
     const timeoutMs = opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     readProxyHeader(socket, { timeoutMs }).then((header) => {
-      if (this.#closed) {
+      if (this.#queue.closed) {
         socket.destroy();
         return;
       }
@@ -191,7 +186,7 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
   }
 
   #onSecure(socket: tls.TLSSocket): void {
-    if (this.#closed) {
+    if (this.#queue.closed) {
       socket.destroy();
       return;
     }
@@ -208,32 +203,23 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
       localAddr: { hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 },
       alpnProtocol: typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : null,
     };
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      waiter.resolve(accepted);
-      return;
-    }
-    const waiting: Waiting = {
-      accepted,
-      timer: setTimeout(() => this.#expire(waiting), this.#acceptTimeout),
-    };
-    this.#queue.push(waiting);
+    if (this.#queue.offer(accepted)) return;
+    this.#expiries.set(accepted, setTimeout(() => this.#expire(accepted), this.#acceptTimeout));
   }
 
   /** Closes a connection nobody accepted in time, and says so. */
-  #expire(waiting: Waiting): void {
-    const i = this.#queue.indexOf(waiting);
-    if (i < 0) return;
-    this.#queue.splice(i, 1);
-    waiting.accepted.duplex.close();
-    const { hostname, port } = waiting.accepted.remoteAddr;
+  #expire(accepted: AcceptedTls): void {
+    this.#expiries.delete(accepted);
+    if (!this.#queue.remove(accepted)) return;
+    accepted.duplex.close();
+    const { hostname, port } = accepted.remoteAddr;
     try {
       this.#onError?.(
         new Deno.errors.TimedOut(
           `connection from ${hostname}:${port} was not accepted within ${this.#acceptTimeout} ms ` +
             `after its TLS handshake; closed`,
         ),
-        waiting.accepted.remoteAddr,
+        accepted.remoteAddr,
       );
     } catch {
       // The caller's logger failing must not take the listener down.
@@ -241,33 +227,21 @@ export class TlsListener implements AsyncIterable<AcceptedTls> {
   }
 
   /** The next connection whose handshake finished. Rejects with `BadResource` once closed. */
-  accept(): Promise<AcceptedTls> {
-    const next = this.#queue.shift();
-    if (next) {
-      clearTimeout(next.timer);
-      return Promise.resolve(next.accepted);
-    }
-    if (this.#closed) {
-      return Promise.reject(new Deno.errors.BadResource("Listener has been closed"));
-    }
-    const waiter = Promise.withResolvers<AcceptedTls>();
-    this.#waiters.push(waiter);
-    return waiter.promise;
+  async accept(): Promise<AcceptedTls> {
+    const accepted = await this.#queue.take();
+    clearTimeout(this.#expiries.get(accepted));
+    this.#expiries.delete(accepted);
+    return accepted;
   }
 
   /** Stops listening, rejects pending `accept()`s, drops connections nobody accepted. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#queue.closed) return;
     if (this.#front) closeQuietly(this.#front);
     else closeQuietly(this.#server);
-    for (const w of this.#queue.splice(0)) {
-      clearTimeout(w.timer);
-      w.accepted.duplex.close();
-    }
-    for (const w of this.#waiters.splice(0)) {
-      w.reject(new Deno.errors.BadResource("Listener has been closed"));
-    }
+    for (const timer of this.#expiries.values()) clearTimeout(timer);
+    this.#expiries.clear();
+    this.#queue.close();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<AcceptedTls> {

@@ -24,7 +24,8 @@ import { ConnectionError, ErrorCode } from "../h2/errors.ts";
 import { H2ServerConnection, type H2ServerStream } from "../h2/server_connection.ts";
 import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
-import { addressKind, formatHostPort, type HostPort } from "../net/destination.ts";
+import { AcceptQueue } from "../net/accept_queue.ts";
+import { formatHostPort, forwardedSource } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { acceptEach } from "./accept_each.ts";
 import type { Accepted, Listener } from "./listener.ts";
@@ -55,8 +56,7 @@ export class V2rayHttpServer implements Listener {
   /** Sockets accepted whose HTTP/2 preface has not finished yet. */
   readonly #handshaking = new Set<Duplex>();
   /** Streams accepted by HTTP/2 and not yet taken by accept(). */
-  #queue: Accepted[] = [];
-  #waiters: PromiseWithResolvers<Accepted>[] = [];
+  readonly #queue = new AcceptQueue<Accepted>();
   readonly #serving = new Set<Promise<void>>();
   readonly #acceptDone: Promise<void>;
   #closing: Promise<void> | undefined;
@@ -84,12 +84,7 @@ export class V2rayHttpServer implements Listener {
   }
 
   accept(): Promise<Accepted> {
-    const next = this.#queue.shift();
-    if (next) return Promise.resolve(next);
-    if (this.#closing) return Promise.reject(new Deno.errors.BadResource("listener closed"));
-    const waiter = Promise.withResolvers<Accepted>();
-    this.#waiters.push(waiter);
-    return waiter.promise;
+    return this.#queue.take();
   }
 
   async #serveConnection(a: Accepted): Promise<void> {
@@ -148,12 +143,13 @@ export class V2rayHttpServer implements Listener {
     stream.respond(200, [["cache-control", "no-store"]]);
     const accepted: Accepted = {
       duplex: new StreamDuplex(stream),
-      remote: sourceOf(req.headers, socket.remote),
+      remote: forwardedSource(
+        req.headers.find(([name]) => name === "x-forwarded-for")?.[1],
+        socket.remote,
+      ),
       local: socket.local,
     };
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(accepted);
-    else this.#queue.push(accepted);
+    this.#queue.offer(accepted);
   }
 
   /**
@@ -169,10 +165,7 @@ export class V2rayHttpServer implements Listener {
   async #close(): Promise<void> {
     const stopped = this.#sockets.close();
     for (const d of this.#handshaking) d.close();
-    for (const w of this.#waiters.splice(0)) {
-      w.reject(new Deno.errors.BadResource("listener closed"));
-    }
-    for (const a of this.#queue.splice(0)) a.duplex.close();
+    this.#queue.close();
     const drained = [...this.#conns].map((c) => c.shutdown(SHUTDOWN_BOUND_MS));
     await Promise.all([stopped, this.#acceptDone, ...drained, ...this.#serving]);
   }
@@ -204,14 +197,6 @@ function discard(stream: H2ServerStream): void {
     clearTimeout(timer);
     stream.close();
   });
-}
-
-/** The client's address for logs: the first X-Forwarded-For entry when it is an IP, as v2ray. */
-function sourceOf(headers: Array<[string, string]>, remote: HostPort): HostPort {
-  const xff = headers.find(([name]) => name === "x-forwarded-for")?.[1];
-  const forwarded = xff?.split(",")[0].trim();
-  if (forwarded && addressKind(forwarded) !== "domain") return { host: forwarded, port: 0 };
-  return remote;
 }
 
 /**

@@ -29,7 +29,8 @@ import { requestFraming } from "../http1/framing.ts";
 import { readHead } from "../http1/read_head.ts";
 import type { Logger } from "../log.ts";
 import { ByteReader } from "../net/byte_reader.ts";
-import { addressKind, formatHostPort, type HostPort } from "../net/destination.ts";
+import { AcceptQueue } from "../net/accept_queue.ts";
+import { formatHostPort, forwardedSource } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { lingeringClose } from "../net/lingering_close.ts";
 import { decodeEarlyData } from "../ws/early_data.ts";
@@ -81,8 +82,7 @@ export class WsServer implements Listener {
   /** WebSockets upgraded and not yet closed (their held Close may still run). */
   readonly #open = new Set<WsConnection>();
   /** WebSockets upgraded and not yet taken by accept(). */
-  #queue: Accepted[] = [];
-  #waiters: PromiseWithResolvers<Accepted>[] = [];
+  readonly #queue = new AcceptQueue<Accepted>();
   readonly #serving = new Set<Promise<void>>();
   readonly #acceptDone: Promise<void>;
   #closing: Promise<void> | undefined;
@@ -108,12 +108,7 @@ export class WsServer implements Listener {
   }
 
   accept(): Promise<Accepted> {
-    const next = this.#queue.shift();
-    if (next) return Promise.resolve(next);
-    if (this.#closing) return Promise.reject(new Deno.errors.BadResource("listener closed"));
-    const waiter = Promise.withResolvers<Accepted>();
-    this.#waiters.push(waiter);
-    return waiter.promise;
+    return this.#queue.take();
   }
 
   async #serveSocket(a: Accepted): Promise<void> {
@@ -162,12 +157,10 @@ export class WsServer implements Listener {
     }
     const accepted: Accepted = {
       duplex: ws,
-      remote: forwardedFor(upgrade.head, a.remote),
+      remote: forwardedSource(getHeader(upgrade.head.headers, "x-forwarded-for"), a.remote),
       local: a.local,
     };
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(accepted);
-    else this.#queue.push(accepted);
+    this.#queue.offer(accepted);
   }
 
   /**
@@ -278,10 +271,7 @@ export class WsServer implements Listener {
   async #close(): Promise<void> {
     const stopped = this.#sockets.close();
     for (const d of this.#handshaking) d.close();
-    for (const w of this.#waiters.splice(0)) {
-      w.reject(new Deno.errors.BadResource("listener closed"));
-    }
-    for (const a of this.#queue.splice(0)) a.duplex.close();
+    this.#queue.close();
     await Promise.all([stopped, this.#acceptDone, ...this.#serving]);
     await Promise.all([...this.#open].map((ws) => ws.closed));
   }
@@ -338,11 +328,4 @@ function bounded(early: Uint8Array | undefined): Uint8Array | undefined {
     throw new HttpError(400, `WebSocket early data of ${early.byteLength} bytes is too long`);
   }
   return early;
-}
-
-/** The client's address for logs: the first X-Forwarded-For entry when it is an IP, as v2ray. */
-function forwardedFor(head: RequestHead, source: HostPort): HostPort {
-  const forwarded = getHeader(head.headers, "x-forwarded-for")?.split(",")[0].trim();
-  if (forwarded && addressKind(forwarded) !== "domain") return { host: forwarded, port: 0 };
-  return source;
 }
