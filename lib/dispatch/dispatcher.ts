@@ -263,21 +263,27 @@ export class Dispatcher {
 
   /** Dials `outbound`, bounded by the dial deadline and `signal`; a late Duplex is closed. */
   async #dial(outbound: Outbound, route: RouteContext, signal: AbortSignal): Promise<Duplex> {
+    signal.throwIfAborted();
+    // One controller, one listener and one timer per dial: this runs for every connection, and
+    // the caller's abort and the deadline both settle the race directly (no listener on our own
+    // controller's signal, no second promise chain).
     const ac = new AbortController();
-    const onAbort = () => ac.abort(signal.reason);
+    let fail!: (reason: unknown) => void;
+    const aborted = new Promise<never>((_, reject) => (fail = reject));
+    const abort = (reason: unknown) => {
+      ac.abort(reason);
+      fail(reason);
+    };
+    const onAbort = () => abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    if (signal.aborted) ac.abort(signal.reason);
     const ms = this.#dialTimeout;
     const timer = setTimeout(
-      () => ac.abort(new Deno.errors.TimedOut(`dial timed out after ${ms} ms`)),
+      () => abort(new Deno.errors.TimedOut(`dial timed out after ${ms} ms`)),
       ms,
     );
     try {
       // The outbound may ignore the signal; the race still bounds us.
       const opening = outbound.open(route.destination, { signal: ac.signal, route });
-      const aborted = new Promise<never>((_, reject) => {
-        ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true });
-      });
       opening.then((d) => ac.signal.aborted && d.close(), () => {});
       return await Promise.race([opening, aborted]);
     } finally {
