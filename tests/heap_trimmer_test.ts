@@ -22,7 +22,12 @@ Deno.test({
       const blocks = Array.from({ length: 340 }, () => libc.symbols.malloc(96n * 1024n));
       for (let i = 0; i < blocks.length; i += 2) libc.symbols.free(blocks[i]);
       assert.equal(trimmer.check(), true);
-      assert.equal(trimmer.check(), false, "nothing more was freed: no second trim");
+      // The 16 MiB stay counted as free after the trim (only their pages went back), so a trimmer
+      // without its "changed since the last trim" rule would trim on every check. Other threads
+      // of this process (the test runner's, V8's) allocate meanwhile and may move the count past
+      // the rule's 2 MiB once: of three checks in a row at least one must see nothing to do.
+      const again = [trimmer.check(), trimmer.check(), trimmer.check()];
+      assert.ok(again.includes(false), `trimmed on every check: ${again}`);
       for (let i = 1; i < blocks.length; i += 2) libc.symbols.free(blocks[i]);
     } finally {
       libc.close();
