@@ -24,14 +24,9 @@ import { linkFromConfig, linkToV2rayJson, parseVlessLink } from "./lib/config/sh
 import { linksToV2rayJson } from "./lib/config/link_list.ts";
 import type { Config } from "./lib/config/types.ts";
 import { Logger } from "./lib/log.ts";
+import { ExitCode, parseCommandArgs, usageError, UserError } from "./lib/cli/args.ts";
 import {
-  ExitCode,
-  type OptionSpec,
-  parseCommandArgs,
-  usageError,
-  UserError,
-} from "./lib/cli/args.ts";
-import {
+  CONFIG_FLAGS,
   configSources,
   linkInbounds,
   loadConfig,
@@ -168,13 +163,6 @@ export interface MainOptions {
   /** Default: SHUTDOWN_LIMIT_MS. */
   shutdownLimitMs?: number;
 }
-
-/** The flags that name a config: -c, --link (repeatable), --sub. */
-const CONFIG_FLAGS: OptionSpec = {
-  config: { type: "string", short: "c" },
-  link: { type: "string", multiple: true },
-  sub: { type: "string" },
-};
 
 /** What loading links and subscriptions needs from the CLI. */
 function linkSourceOptions() {

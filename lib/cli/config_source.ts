@@ -16,7 +16,15 @@ import {
 import { parseSubscription } from "../config/subscription.ts";
 import { readSubscriptionSource, SubscriptionFetchError } from "../config/subscription_source.ts";
 import type { Config } from "../config/types.ts";
-import { ExitCode, stringValue, stringValues, usageError, UserError, type Values } from "./args.ts";
+import {
+  ExitCode,
+  type OptionSpec,
+  stringValue,
+  stringValues,
+  usageError,
+  UserError,
+  type Values,
+} from "./args.ts";
 import { messageOf } from "../error_message.ts";
 
 export interface ConfigSources {
@@ -26,6 +34,13 @@ export interface ConfigSources {
   socks?: string;
   http?: string;
 }
+
+/** The flags that name a config: -c, --link (repeatable), --sub. */
+export const CONFIG_FLAGS: OptionSpec = {
+  config: { type: "string", short: "c" },
+  link: { type: "string", multiple: true },
+  sub: { type: "string" },
+};
 
 /** The sources named by a command's flags (`-c`, `--link` (repeatable), `--sub`, inbounds). */
 export function configSources(values: Values): ConfigSources {

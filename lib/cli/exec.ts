@@ -15,7 +15,7 @@ import { insecureHosts } from "../config/tls_settings.ts";
 import type { Config, MixedInboundConfig } from "../config/types.ts";
 import { Logger } from "../log.ts";
 import { ExitCode, parseCommandArgs, stringValue, usageError, UserError } from "./args.ts";
-import { configSources, loadConfig } from "./config_source.ts";
+import { CONFIG_FLAGS, configSources, loadConfig } from "./config_source.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./insecure_relaunch.ts";
 import { messageOf } from "../error_message.ts";
 
@@ -56,9 +56,7 @@ export interface ExecIo {
 
 export async function cmdExec(args: string[], io: ExecIo): Promise<number> {
   const { values, positionals: command } = parseCommandArgs("exec", args, {
-    config: { type: "string", short: "c" },
-    link: { type: "string", multiple: true },
-    sub: { type: "string" },
+    ...CONFIG_FLAGS,
     "no-proxy": { type: "string" },
   }, { stopAtPositional: true });
   if (values.help) {

@@ -19,7 +19,13 @@ import {
   usageError,
   UserError,
 } from "./args.ts";
-import { configFromLinks, configSources, loadLinks, readConfigFile } from "./config_source.ts";
+import {
+  CONFIG_FLAGS,
+  configFromLinks,
+  configSources,
+  loadLinks,
+  readConfigFile,
+} from "./config_source.ts";
 import { RELAUNCH_MARKER, relaunchInsecure } from "./insecure_relaunch.ts";
 import { messageOf } from "../error_message.ts";
 
@@ -34,9 +40,7 @@ export interface CliIo {
 }
 
 export const PROBE_FLAGS: OptionSpec = {
-  config: { type: "string", short: "c" },
-  link: { type: "string", multiple: true },
-  sub: { type: "string" },
+  ...CONFIG_FLAGS,
   url: { type: "string" },
   tries: { type: "string" },
   "connect-timeout": { type: "string" },

@@ -17,7 +17,12 @@ import type { SystemLookup } from "../routing/host_resolver.ts";
 import type { IpAddress } from "../routing/ip_address.ts";
 import type { RouteRequest } from "../routing/rule.ts";
 import { ExitCode, parseCommandArgs, stringValue, usageError, UserError } from "./args.ts";
-import { configSources, type LinkSourceOptions, loadConfig } from "./config_source.ts";
+import {
+  CONFIG_FLAGS,
+  configSources,
+  type LinkSourceOptions,
+  loadConfig,
+} from "./config_source.ts";
 
 export const ROUTE_HELP =
   `Usage: dray route (-c <config.json> | --link … | --sub <source>) DEST[:PORT] [options]
@@ -259,9 +264,7 @@ export interface RouteIo extends LinkSourceOptions {
 
 export async function cmdRoute(args: string[], io: RouteIo): Promise<number> {
   const { values, positionals } = parseCommandArgs("route", args, {
-    config: { type: "string", short: "c" },
-    link: { type: "string", multiple: true },
-    sub: { type: "string" },
+    ...CONFIG_FLAGS,
     inbound: { type: "string" },
     network: { type: "string" },
     source: { type: "string" },
