@@ -11,10 +11,11 @@ import {
   type Destination,
   formatDestination,
   formatHostPort,
+  ipv6ToBytes,
   ipv6ToString,
 } from "../net/destination.ts";
 import type { SystemLookup } from "../routing/host_resolver.ts";
-import type { IpAddress } from "../routing/ip_address.ts";
+import { formatIp, type IpAddress } from "../routing/ip_address.ts";
 import type { RouteRequest } from "../routing/rule.ts";
 import { ExitCode, parseCommandArgs, stringValue, usageError, UserError } from "./args.ts";
 import {
@@ -129,7 +130,7 @@ export async function explainRoute(
   let resolved: RouteExplanation["resolved"] = null;
   if (looked) {
     // Cached by the resolver: this reads the answer the router used.
-    resolved = { name, addresses: (await resolver.resolve(name)).map(formatIp) };
+    resolved = { name, addresses: (await resolver.resolve(name)).map(shortIp) };
   } else if (addressKind(name) === "domain" && router.domainStrategy !== "AsIs") {
     notes.push(`${name} was not looked up: the router decided without its addresses`);
   }
@@ -246,14 +247,9 @@ function parseSource(text: string): { host: string; port: number } {
   return { host, port };
 }
 
-function formatIp(ip: IpAddress): string {
-  if (ip.family === 4) {
-    const v = ip.value;
-    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-  }
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) bytes[i] = parseInt(ip.value.slice(i * 2, i * 2 + 2), 16);
-  return ipv6ToString(bytes);
+/** formatIp, with IPv6 compressed (`fd00::1`) as people write it. */
+function shortIp(ip: IpAddress): string {
+  return ip.family === 4 ? formatIp(ip) : ipv6ToString(ipv6ToBytes(formatIp(ip)));
 }
 
 export interface RouteIo extends LinkSourceOptions {
