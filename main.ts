@@ -188,10 +188,8 @@ async function cmdRun(args: string[], opts: MainOptions): Promise<number> {
   const config = await loadConfig("run", configSources(values), linkSourceOptions());
 
   const insecure = insecureHosts(config);
-  if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) !== "1") {
-    const code = await relaunchInsecure(insecure, { warn: err });
-    if (code !== undefined) return code;
-  }
+  const code = await relaunchInsecure(insecure, { warn: err });
+  if (code !== undefined) return code;
 
   let logger: Logger;
   try {

@@ -16,7 +16,7 @@ import type { Config, MixedInboundConfig } from "../config/types.ts";
 import { Logger } from "../log.ts";
 import { ExitCode, parseCommandArgs, stringValue, usageError, UserError } from "./args.ts";
 import { CONFIG_FLAGS, configSources, loadConfig } from "./config_source.ts";
-import { RELAUNCH_MARKER, relaunchInsecure } from "./insecure_relaunch.ts";
+import { relaunchInsecure } from "./insecure_relaunch.ts";
 import { messageOf } from "../error_message.ts";
 
 export const EXEC_HELP =
@@ -89,10 +89,8 @@ export async function cmdExec(args: string[], io: ExecIo): Promise<number> {
     warn: io.err,
   });
   const insecure = insecureHosts(config);
-  if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) !== "1") {
-    const code = await relaunchInsecure(insecure, { warn: io.err });
-    if (code !== undefined) return code;
-  }
+  const code = await relaunchInsecure(insecure, { warn: io.err });
+  if (code !== undefined) return code;
 
   let logger: Logger;
   try {

@@ -25,12 +25,14 @@ export const RELAUNCH_MARKER = "DRAY_INSECURE_RELAUNCHED";
  *
  * A compiled binary cannot take Deno flags at run time: there the warning says how to get the
  * same effect (build with the flag, or trust the server's CA with a "verify" certificate).
- * Returns the child's exit code, or undefined to carry on in this process.
+ * Returns the child's exit code, or undefined to carry on in this process (no insecure hosts,
+ * or this process is the relaunched child).
  */
 export async function relaunchInsecure(
   hosts: string[],
   opts: { warn: (line: string) => void },
 ): Promise<number | undefined> {
+  if (hosts.length === 0 || Deno.env.get(RELAUNCH_MARKER) === "1") return undefined;
   const list = hosts.join(",");
   if (Deno.build.standalone) {
     opts.warn(

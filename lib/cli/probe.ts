@@ -26,7 +26,7 @@ import {
   loadLinks,
   readConfigFile,
 } from "./config_source.ts";
-import { RELAUNCH_MARKER, relaunchInsecure } from "./insecure_relaunch.ts";
+import { relaunchInsecure } from "./insecure_relaunch.ts";
 import { messageOf } from "../error_message.ts";
 
 export interface CliIo {
@@ -139,10 +139,8 @@ export async function cmdProbe(args: string[], io: CliIo): Promise<number> {
   }
 
   const insecure = [...new Set(configs.flatMap(insecureHosts))];
-  if (insecure.length > 0 && Deno.env.get(RELAUNCH_MARKER) !== "1") {
-    const code = await relaunchInsecure(insecure, { warn: io.err });
-    if (code !== undefined) return code;
-  }
+  const code = await relaunchInsecure(insecure, { warn: io.err });
+  if (code !== undefined) return code;
 
   const printer = new ResultPrinter(io, targets.length, values.json === true);
   const results = await probeAll(targets, {
