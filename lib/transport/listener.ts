@@ -3,12 +3,15 @@
  * or streams inside another protocol (the v2ray http transport's HTTP/2 requests) — with who is on
  * the other end. The inbound server serves any of them with one accept loop.
  */
+import type { Logger } from "../log.ts";
+import { AcceptQueue } from "../net/accept_queue.ts";
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
 import type { HostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { TcpListener, type TcpListenerOptions } from "../net/tcp_listener.ts";
 import { TlsListener, type TlsListenerOptions } from "../net/tls_listener.ts";
+import { acceptEach } from "./accept_each.ts";
 
 /** One accepted stream. */
 export interface Accepted {
@@ -105,4 +108,64 @@ export async function listenResettableTcp(options: TcpListenerOptions): Promise<
  */
 export async function listenTls(options: TlsListenerOptions): Promise<Listener> {
   return fromNode(await TlsListener.listen(options));
+}
+
+/**
+ * The shared half of a Listener of streams built on a Listener of sockets (WsServer's WebSockets,
+ * V2rayHttpServer's HTTP/2 streams): runs the accept loop, hands each socket to `serve`, queues
+ * the streams `offer`ed for accept(), and closes in order — sockets, the handshakes still under
+ * way, the queue — then waits for every `serve` to end.
+ */
+export class SocketStreams {
+  readonly #sockets: Listener;
+  /** Sockets accepted whose handshake has not finished yet: closing closes them. */
+  readonly handshaking = new Set<Duplex>();
+  readonly #queue = new AcceptQueue<Accepted>();
+  readonly #serving = new Set<Promise<void>>();
+  readonly #acceptDone: Promise<void>;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    sockets: Listener,
+    serve: (socket: Accepted) => Promise<void>,
+    options: { logger: Logger; what: string },
+  ) {
+    this.#sockets = sockets;
+    this.#acceptDone = acceptEach(sockets, (a) => {
+      const task = serve(a);
+      this.#serving.add(task);
+      task.finally(() => this.#serving.delete(task));
+    }, { ...options, stopped: () => this.closing });
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.#sockets.addr;
+  }
+
+  /** Whether close() was called. */
+  get closing(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  accept(): Promise<Accepted> {
+    return this.#queue.take();
+  }
+
+  /** Queues a stream for accept() (closed at once after close()). */
+  offer(stream: Accepted): void {
+    this.#queue.offer(stream);
+  }
+
+  /** Idempotent; `drain` (called once) adds what else closing waits for. */
+  close(drain: () => Promise<void>[] = () => []): Promise<void> {
+    this.#closing ??= this.#close(drain);
+    return this.#closing;
+  }
+
+  async #close(drain: () => Promise<void>[]): Promise<void> {
+    const stopped = this.#sockets.close();
+    for (const d of this.handshaking) d.close();
+    this.#queue.close();
+    await Promise.all([stopped, this.#acceptDone, ...drain(), ...this.#serving]);
+  }
 }

@@ -24,11 +24,9 @@ import { ConnectionError, ErrorCode } from "../h2/errors.ts";
 import { H2ServerConnection, type H2ServerStream } from "../h2/server_connection.ts";
 import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
-import { AcceptQueue } from "../net/accept_queue.ts";
 import { formatHostPort, forwardedSource } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
-import { acceptEach } from "./accept_each.ts";
-import type { Accepted, Listener } from "./listener.ts";
+import { type Accepted, type Listener, SocketStreams } from "./listener.ts";
 import { normalizeHttpPath } from "./v2ray_http.ts";
 
 export interface V2rayHttpServerOptions {
@@ -49,47 +47,34 @@ const SHUTDOWN_BOUND_MS = 10_000;
 
 export class V2rayHttpServer implements Listener {
   readonly #options: V2rayHttpServerOptions;
-  readonly #sockets: Listener;
   readonly #hosts: Set<string>;
   readonly #path: string;
   readonly #conns = new Set<H2ServerConnection>();
-  /** Sockets accepted whose HTTP/2 preface has not finished yet. */
-  readonly #handshaking = new Set<Duplex>();
-  /** Streams accepted by HTTP/2 and not yet taken by accept(). */
-  readonly #queue = new AcceptQueue<Accepted>();
-  readonly #serving = new Set<Promise<void>>();
-  readonly #acceptDone: Promise<void>;
-  #closing: Promise<void> | undefined;
+  readonly #streams: SocketStreams;
 
   /** Serves HTTP/2 on every socket `sockets` accepts. */
   constructor(sockets: Listener, options: V2rayHttpServerOptions) {
     this.#options = options;
-    this.#sockets = sockets;
     // Host names compare case-insensitively.
     this.#hosts = new Set((options.host ?? []).map((h) => h.toLowerCase()));
     this.#path = normalizeHttpPath(options.path);
-    this.#acceptDone = acceptEach(sockets, (a) => {
-      const task = this.#serveConnection(a);
-      this.#serving.add(task);
-      task.finally(() => this.#serving.delete(task));
-    }, {
+    this.#streams = new SocketStreams(sockets, (a) => this.#serveConnection(a), {
       logger: options.logger,
       what: `inbound "${options.tag}"`,
-      stopped: () => this.#closing !== undefined,
     });
   }
 
   get addr(): Deno.NetAddr {
-    return this.#sockets.addr;
+    return this.#streams.addr;
   }
 
   accept(): Promise<Accepted> {
-    return this.#queue.take();
+    return this.#streams.accept();
   }
 
   async #serveConnection(a: Accepted): Promise<void> {
     const source = formatHostPort(a.remote.host, a.remote.port);
-    this.#handshaking.add(a.duplex);
+    this.#streams.handshaking.add(a.duplex);
     let conn: H2ServerConnection;
     try {
       conn = await H2ServerConnection.accept(a.duplex, (s) => this.#onStream(s, a));
@@ -101,9 +86,9 @@ export class V2rayHttpServer implements Listener {
       );
       return;
     } finally {
-      this.#handshaking.delete(a.duplex);
+      this.#streams.handshaking.delete(a.duplex);
     }
-    if (this.#closing) {
+    if (this.#streams.closing) {
       conn.close();
       return;
     }
@@ -127,7 +112,7 @@ export class V2rayHttpServer implements Listener {
     const pathname = req.path.split(/[?#]/, 1)[0];
     if (
       (this.#hosts.size > 0 && !this.#hosts.has(host)) || !pathname.startsWith(this.#path) ||
-      this.#closing
+      this.#streams.closing
     ) {
       this.#options.logger.info(
         `inbound "${this.#options.tag}": 404 for ${req.method} ${req.authority}${pathname} from ${
@@ -149,7 +134,7 @@ export class V2rayHttpServer implements Listener {
       ),
       local: socket.local,
     };
-    this.#queue.offer(accepted);
+    this.#streams.offer(accepted);
   }
 
   /**
@@ -158,16 +143,7 @@ export class V2rayHttpServer implements Listener {
    * them (the inbound server does, after its grace period), bounded by SHUTDOWN_BOUND_MS.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    const stopped = this.#sockets.close();
-    for (const d of this.#handshaking) d.close();
-    this.#queue.close();
-    const drained = [...this.#conns].map((c) => c.shutdown(SHUTDOWN_BOUND_MS));
-    await Promise.all([stopped, this.#acceptDone, ...drained, ...this.#serving]);
+    return this.#streams.close(() => [...this.#conns].map((c) => c.shutdown(SHUTDOWN_BOUND_MS)));
   }
 }
 

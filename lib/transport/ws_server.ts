@@ -29,14 +29,12 @@ import { requestFraming } from "../http1/framing.ts";
 import { readHead } from "../http1/read_head.ts";
 import type { Logger } from "../log.ts";
 import { ByteReader } from "../net/byte_reader.ts";
-import { AcceptQueue } from "../net/accept_queue.ts";
 import { formatHostPort, forwardedSource } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { lingeringClose } from "../net/lingering_close.ts";
 import { decodeEarlyData } from "../ws/early_data.ts";
 import { encodeUpgradeResponse, parseUpgradeRequest } from "../ws/handshake.ts";
-import { acceptEach } from "./accept_each.ts";
-import type { Accepted, Listener } from "./listener.ts";
+import { type Accepted, type Listener, SocketStreams } from "./listener.ts";
 import { normalizeWsPath } from "./ws.ts";
 import { WsConnection } from "./ws_connection.ts";
 
@@ -75,40 +73,27 @@ interface Upgrade {
 
 export class WsServer implements Listener {
   readonly #options: WsServerOptions;
-  readonly #sockets: Listener;
   readonly #path: string;
-  /** Sockets accepted whose opening request has not been answered yet. */
-  readonly #handshaking = new Set<Duplex>();
   /** WebSockets upgraded and not yet closed (their held Close may still run). */
   readonly #open = new Set<WsConnection>();
-  /** WebSockets upgraded and not yet taken by accept(). */
-  readonly #queue = new AcceptQueue<Accepted>();
-  readonly #serving = new Set<Promise<void>>();
-  readonly #acceptDone: Promise<void>;
-  #closing: Promise<void> | undefined;
+  readonly #streams: SocketStreams;
 
   /** Upgrades the opening request of every socket `sockets` accepts. */
   constructor(sockets: Listener, options: WsServerOptions) {
     this.#options = options;
-    this.#sockets = sockets;
     this.#path = normalizeWsPath(options.path);
-    this.#acceptDone = acceptEach(sockets, (a) => {
-      const task = this.#serveSocket(a);
-      this.#serving.add(task);
-      task.finally(() => this.#serving.delete(task));
-    }, {
+    this.#streams = new SocketStreams(sockets, (a) => this.#serveSocket(a), {
       logger: options.logger,
       what: `inbound "${options.tag}"`,
-      stopped: () => this.#closing !== undefined,
     });
   }
 
   get addr(): Deno.NetAddr {
-    return this.#sockets.addr;
+    return this.#streams.addr;
   }
 
   accept(): Promise<Accepted> {
-    return this.#queue.take();
+    return this.#streams.accept();
   }
 
   async #serveSocket(a: Accepted): Promise<void> {
@@ -116,12 +101,12 @@ export class WsServer implements Listener {
     const source = formatHostPort(a.remote.host, a.remote.port);
     const bytes = new ByteReader(conn.readable);
     const writer = conn.writable.getWriter();
-    this.#handshaking.add(conn);
+    this.#streams.handshaking.add(conn);
     let upgrade: Upgrade | undefined;
     try {
       upgrade = await this.#readUpgrade({ conn, bytes, writer, source });
       if (!upgrade) return;
-      if (this.#closing) {
+      if (this.#streams.closing) {
         conn.close();
         return;
       }
@@ -135,7 +120,7 @@ export class WsServer implements Listener {
       conn.close();
       return;
     } finally {
-      this.#handshaking.delete(conn);
+      this.#streams.handshaking.delete(conn);
     }
     const ws = new WsConnection(
       { reader: bytes.restReader(), writer, close: () => conn.close() },
@@ -150,7 +135,7 @@ export class WsServer implements Listener {
     );
     this.#open.add(ws);
     ws.closed.then(() => this.#open.delete(ws));
-    if (this.#closing) {
+    if (this.#streams.closing) {
       ws.close();
       await ws.closed;
       return;
@@ -160,7 +145,7 @@ export class WsServer implements Listener {
       remote: forwardedSource(getHeader(upgrade.head.headers, "x-forwarded-for"), a.remote),
       local: a.local,
     };
-    this.#queue.offer(accepted);
+    this.#streams.offer(accepted);
   }
 
   /**
@@ -263,16 +248,8 @@ export class WsServer implements Listener {
    * are closed. Resolves once every WebSocket has closed — those already taken once whoever took
    * them closes them (the inbound server does, after its grace period) and their held Close ends.
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    const stopped = this.#sockets.close();
-    for (const d of this.#handshaking) d.close();
-    this.#queue.close();
-    await Promise.all([stopped, this.#acceptDone, ...this.#serving]);
+  async close(): Promise<void> {
+    await this.#streams.close();
     await Promise.all([...this.#open].map((ws) => ws.closed));
   }
 }
