@@ -6,6 +6,11 @@ export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** `err` itself when it is an Error, else an Error whose message is `String(err)`. */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 /** An error's message with its causes, for logs: `dial tcp:x:1 failed: connection refused`. */
 export function errorMessage(err: unknown): string {
   const parts: string[] = [];

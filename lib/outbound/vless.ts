@@ -14,6 +14,7 @@ import { formatDestination, formatHostPort } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { Logger } from "../log.ts";
+import { toError } from "../error_message.ts";
 import type { OpenOptions, Outbound } from "./outbound.ts";
 import type { ServerAddress, Transport } from "../transport/transport.ts";
 import { ServerHealth, type ServerHealthOptions } from "./server_health.ts";
@@ -390,21 +391,7 @@ function waitFirst<T>(
   });
 }
 
-function toError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/** Waits `ms`, or rejects when `signal` aborts: {@link waitFirst} with nothing to wait for. */
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms > 0) await waitFirst([], ms, signal);
 }
