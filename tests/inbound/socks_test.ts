@@ -6,7 +6,7 @@ import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import { concat, FakeOutbound, readAll, readN, testContext } from "../support/fake_outbound.ts";
 import { EchoServer } from "../support/echo_server.ts";
 import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
-import { socksConnect } from "../support/socks_client.ts";
+import { encodeSocks4Request, socksConnect } from "../support/socks_client.ts";
 import { assertConnectAtEverySplit } from "../support/connect_split.ts";
 
 const enc = new TextEncoder();
@@ -459,28 +459,10 @@ Deno.test("SocksInbound end to end: 500 idle silent connections do not disturb a
   }
 });
 
-/** VN CD DSTPORT DSTIP USERID NUL [HOST NUL] */
-function request4(
-  opts: { cmd?: number; ip: number[]; port: number; user?: string; host?: string },
-) {
-  const user = enc.encode(opts.user ?? "");
-  const host = opts.host === undefined ? [] : [...enc.encode(opts.host), 0];
-  return Uint8Array.of(
-    4,
-    opts.cmd ?? 1,
-    opts.port >> 8,
-    opts.port & 0xff,
-    ...opts.ip,
-    ...user,
-    0,
-    ...host,
-  );
-}
-
 Deno.test("SocksInbound serves SOCKS4a CONNECT at every split of the request", async () => {
   await assertConnectAtEverySplit(
     () => new SocksInbound(),
-    request4({ ip: [0, 0, 0, 1], port: 80, user: "app", host: "example.com" }),
+    encodeSocks4Request({ ip: [0, 0, 0, 1], port: 80, user: "app", host: "example.com" }),
     [[0, 90, 0, 0, 0, 0, 0, 0]],
     { network: "tcp", host: "example.com", port: 80 },
     "tcp:example.com:80",
@@ -493,7 +475,7 @@ Deno.test("SocksInbound answers a failed SOCKS4 CONNECT with 91 (rejected or fai
   const [client, server] = duplexPair();
   const handled = new SocksInbound().handle(server, testContext(outbound));
   const w = client.writable.getWriter();
-  await w.write(request4({ ip: [127, 0, 0, 1], port: 9 }));
+  await w.write(encodeSocks4Request({ ip: [127, 0, 0, 1], port: 9 }));
   const reader = client.readable.getReader();
   assert.deepEqual([...await readN(reader, 8)], [0, 91, 0, 0, 0, 0, 0, 0]);
   await w.close();

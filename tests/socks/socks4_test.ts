@@ -7,30 +7,13 @@ import {
   Socks4Reply,
 } from "../../lib/socks/socks4.ts";
 import { concat } from "../support/fake_outbound.ts";
+import { encodeSocks4Request } from "../support/socks_client.ts";
 
 const enc = new TextEncoder();
 
-/** VN CD DSTPORT DSTIP USERID NUL [HOST NUL] */
-function request4(
-  opts: { cmd?: number; ip: number[]; port: number; user?: string; host?: string },
-) {
-  const user = enc.encode(opts.user ?? "");
-  const host = opts.host === undefined ? [] : [...enc.encode(opts.host), 0];
-  return Uint8Array.of(
-    4,
-    opts.cmd ?? 1,
-    opts.port >> 8,
-    opts.port & 0xff,
-    ...opts.ip,
-    ...user,
-    0,
-    ...host,
-  );
-}
-
 Deno.test("parseSocks4Request() reads SOCKS4 and SOCKS4a requests, and null for every strict prefix", () => {
-  const v4 = request4({ ip: [10, 0, 0, 7], port: 8080, user: "bob" });
-  const v4a = request4({ ip: [0, 0, 0, 9], port: 443, user: "", host: "example.com" });
+  const v4 = encodeSocks4Request({ ip: [10, 0, 0, 7], port: 8080, user: "bob" });
+  const v4a = encodeSocks4Request({ ip: [0, 0, 0, 9], port: 443, user: "", host: "example.com" });
   for (
     const [bytes, want] of [
       [v4, { command: 1, host: "10.0.0.7", port: 8080, user: "bob" }],
@@ -48,10 +31,14 @@ Deno.test("parseSocks4Request() reads SOCKS4 and SOCKS4a requests, and null for 
 Deno.test("parseSocks4Request() refuses a wrong version, an empty SOCKS4a host and overlong fields", () => {
   assert.throws(() => parseSocks4Request(Uint8Array.of(5, 1)), /version 5 at byte 0, want 4/);
   assert.throws(
-    () => parseSocks4Request(request4({ ip: [0, 0, 0, 1], port: 80, host: "" })),
+    () => parseSocks4Request(encodeSocks4Request({ ip: [0, 0, 0, 1], port: 80, host: "" })),
     (e) => e instanceof Socks4Error && /empty host name at byte 9/.test(e.message),
   );
-  const longUser = request4({ ip: [1, 2, 3, 4], port: 80, user: "u".repeat(SOCKS4_MAX_FIELD + 1) });
+  const longUser = encodeSocks4Request({
+    ip: [1, 2, 3, 4],
+    port: 80,
+    user: "u".repeat(SOCKS4_MAX_FIELD + 1),
+  });
   assert.throws(() => parseSocks4Request(longUser), /USERID at byte 8 longer than 255 bytes/);
   // Still incomplete but already too long: refused before the NUL arrives.
   assert.throws(

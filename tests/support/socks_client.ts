@@ -1,4 +1,7 @@
-/** A minimal SOCKS5 client for end-to-end tests (no auth, CONNECT or UDP ASSOCIATE). */
+/**
+ * A minimal SOCKS5 client for end-to-end tests (no auth, CONNECT or UDP ASSOCIATE), and SOCKS4
+ * request bytes.
+ */
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { encodeAddress } from "../../lib/socks/socks5.ts";
 import { concat, readN } from "./fake_outbound.ts";
@@ -36,4 +39,34 @@ export async function socksConnect(
   const rest = await readN(reader, addrLen + 2, carry);
   const bndPort = (rest[addrLen] << 8) | rest[addrLen + 1];
   return { duplex, reader, writer, bndPort, carry };
+}
+
+/** Everything the proxy sends after its reply until the stream ends (at most 1000 reads). */
+export async function readToEnd(c: SocksConn): Promise<Uint8Array> {
+  const parts = [c.carry.buf];
+  for (let i = 0; i < 1000; i++) {
+    const { value, done } = await c.reader.read();
+    if (done) break;
+    parts.push(value);
+  }
+  return concat(parts);
+}
+
+/** A SOCKS4(a) request: VN CD DSTPORT DSTIP USERID NUL [HOST NUL]. */
+export function encodeSocks4Request(
+  opts: { cmd?: number; ip: number[]; port: number; user?: string; host?: string },
+) {
+  const enc = new TextEncoder();
+  const user = enc.encode(opts.user ?? "");
+  const host = opts.host === undefined ? [] : [...enc.encode(opts.host), 0];
+  return Uint8Array.of(
+    4,
+    opts.cmd ?? 1,
+    opts.port >> 8,
+    opts.port & 0xff,
+    ...opts.ip,
+    ...user,
+    0,
+    ...host,
+  );
 }
