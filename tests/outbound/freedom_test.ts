@@ -4,7 +4,7 @@ import { BlackholeOutbound } from "../../lib/outbound/blackhole.ts";
 import { readAll } from "../support/fake_outbound.ts";
 import { EchoServer } from "../support/echo_server.ts";
 import { freePort, startAppFromJson } from "../support/client_app.ts";
-import { socksConnect } from "../support/socks_client.ts";
+import { readToEnd, socksConnect } from "../support/socks_client.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -199,13 +199,7 @@ Deno.test("FreedomOutbound redirect: a SOCKS CONNECT through the running app rea
     try {
       await c.writer.write(enc.encode("redirected"));
       await c.writer.close();
-      let got = "";
-      for (let i = 0; i < 1000; i++) {
-        const { value, done } = await c.reader.read();
-        if (done) break;
-        got += dec.decode(value);
-      }
-      assert.equal(got, "redirected");
+      assert.equal(dec.decode(await readToEnd(c)), "redirected");
     } finally {
       c.duplex.close();
     }
@@ -227,13 +221,7 @@ Deno.test("FreedomOutbound in the app dials a name through dns.hosts, as the rou
     try {
       await c.writer.write(enc.encode("hosts"));
       await c.writer.close();
-      let got = "";
-      for (let i = 0; i < 1000; i++) {
-        const { value, done } = await c.reader.read();
-        if (done) break;
-        got += dec.decode(value);
-      }
-      assert.equal(got, "hosts");
+      assert.equal(dec.decode(await readToEnd(c)), "hosts");
     } finally {
       c.duplex.close();
     }
