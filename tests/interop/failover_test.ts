@@ -6,7 +6,13 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { startAppFromJson } from "../support/client_app.ts";
-import { download, type RequestResult, sequence, summarize } from "../support/failover_driver.ts";
+import {
+  download,
+  type DownloadOptions,
+  type RequestResult,
+  sequence,
+  summarize,
+} from "../support/failover_driver.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import { NetnsHost } from "../support/netns.ts";
 import { startTarget } from "../support/target.ts";
@@ -55,8 +61,18 @@ function startClient(servers: Array<{ address: string; port: number }>) {
   }));
 }
 
-function socksPort(app: Awaited<ReturnType<typeof startClient>>): number {
-  return app.config.inbounds[0].port;
+/** A download through `app`'s SOCKS inbound from `host:port`: SMALL bytes, failing after 5 s. */
+function downloadVia(
+  app: Awaited<ReturnType<typeof startClient>>,
+  port: number,
+  host = "127.0.0.1",
+): DownloadOptions {
+  return {
+    socksPort: app.config.inbounds[0].port,
+    target: { host, port },
+    bytes: SMALL,
+    timeoutMs: 5000,
+  };
 }
 
 function report(name: string, results: RequestResult[], extra: Record<string, unknown> = {}) {
@@ -77,10 +93,7 @@ Deno.test("failover: a frozen server (SIGSTOP) costs at most a few requests; the
     { address: "127.0.0.1", port: b.port },
   ]);
   const results = await sequence({
-    socksPort: socksPort(app),
-    target: { host: "127.0.0.1", port: target.tcpPort },
-    bytes: SMALL,
-    timeoutMs: 5000,
+    ...downloadVia(app, target.tcpPort),
     count: 24,
     intervalMs: 100,
     before: (i) => {
@@ -100,13 +113,7 @@ Deno.test("failover: the only server killed and restarted serves the first reque
   const port = a.port;
   try {
     await using app = await startClient([{ address: "127.0.0.1", port }]);
-    const req = () =>
-      download({
-        socksPort: socksPort(app),
-        target: { host: "127.0.0.1", port: target.tcpPort },
-        bytes: SMALL,
-        timeoutMs: 5000,
-      });
+    const req = () => download(downloadVia(app, target.tcpPort));
     equal((await req()).ok, true);
     await a.kill();
     const dead = await req();
@@ -134,10 +141,7 @@ Deno.test("failover: a server killed for good is skipped after its first failure
     { address: "127.0.0.1", port: b.port },
   ]);
   const results = await sequence({
-    socksPort: socksPort(app),
-    target: { host: "127.0.0.1", port: target.tcpPort },
-    bytes: SMALL,
-    timeoutMs: 5000,
+    ...downloadVia(app, target.tcpPort),
     count: 16,
     intervalMs: 50,
     before: async (i) => {
@@ -158,10 +162,7 @@ Deno.test("failover: a blackholed server (its netns end down) is raced past and 
     { address: "127.0.0.1", port: b.port },
   ]);
   const results = await sequence({
-    socksPort: socksPort(app),
-    target: { host: ns.hostAddress, port: target.tcpPort },
-    bytes: SMALL,
-    timeoutMs: 5000,
+    ...downloadVia(app, target.tcpPort, ns.hostAddress),
     count: 24,
     intervalMs: 100,
     before: async (i) => {
@@ -185,9 +186,7 @@ Deno.test("failover: fault proxy — a stalled, then reset path to one server; b
     { address: "127.0.0.1", port: pb.port },
   ]);
   const opts = {
-    socksPort: socksPort(app),
-    target: { host: "127.0.0.1", port: target.tcpPort },
-    bytes: SMALL,
+    ...downloadVia(app, target.tcpPort),
     timeoutMs: 8000,
   };
   // Both servers reached once, cleanly.
@@ -251,10 +250,7 @@ Deno.test("failover: a leastPing balancer fed by the observatory routes around a
     },
   }));
   const results = await sequence({
-    socksPort: socksPort(app),
-    target: { host: "127.0.0.1", port: target.tcpPort },
-    bytes: SMALL,
-    timeoutMs: 5000,
+    ...downloadVia(app, target.tcpPort),
     count: 8,
     intervalMs: 50,
   });
@@ -273,8 +269,7 @@ Deno.test("failover: streams on a connection declared dead end with a reset, pro
   await using a = await startServer();
   await using app = await startClient([{ address: "127.0.0.1", port: a.port }]);
   const running = download({
-    socksPort: socksPort(app),
-    target: { host: "127.0.0.1", port: paced.port },
+    ...downloadVia(app, paced.port),
     bytes: 64 * 1024 * 1024,
     timeoutMs: 20_000,
     halfClose: false,
