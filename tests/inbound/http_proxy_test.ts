@@ -5,31 +5,23 @@ import { MAX_HEAD_BYTES } from "../../lib/http1/read_head.ts";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
 import { concat, FakeOutbound, readAll, testContext } from "../support/fake_outbound.ts";
 import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
+import { exchangeAtSplit } from "../support/connect_split.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Drives the handler with `input` split in two at `split`; returns what the client got. */
+/** {@link exchangeAtSplit} with room for a head over 64 KiB in the pipe; the answer as text. */
 async function exchange(
   inbound: HttpProxyInbound,
   input: Uint8Array,
   split: number,
-  outbound = new FakeOutbound(),
+  outbound?: FakeOutbound,
 ) {
-  const [client, server] = duplexPair(256 * 1024);
-  const handled = inbound.handle(server, testContext(outbound));
-  const w = client.writable.getWriter();
-  const writing = (async () => {
-    await w.write(input.slice(0, split));
-    await w.write(input.slice(split));
-    await w.close();
-  })().catch(() => {});
-  const got = dec.decode(await readAll(client.readable));
-  await writing;
-  const result = await handled;
-  client.close();
-  await outbound.close();
-  return { got, result };
+  const { got, result } = await exchangeAtSplit(inbound, input, split, {
+    outbound,
+    highWaterMark: 256 * 1024,
+  });
+  return { got: dec.decode(got), result };
 }
 
 Deno.test("HttpProxyInbound answers bad requests with the right status at every split point", async () => {

@@ -7,7 +7,7 @@ import { concat, FakeOutbound, readAll, readN, testContext } from "../support/fa
 import { EchoServer } from "../support/echo_server.ts";
 import { bodyOf, curl, sha256, startInbound, startTarget } from "../support/proxy_e2e.ts";
 import { encodeSocks4Request, socksConnect } from "../support/socks_client.ts";
-import { assertConnectAtEverySplit } from "../support/connect_split.ts";
+import { assertConnectAtEverySplit, exchangeAtSplit } from "../support/connect_split.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -23,30 +23,6 @@ Deno.test("replyFor() maps refused to 05 and other failures to 01", () => {
   assert.equal(replyFor(new Error("boom")), Reply.generalFailure);
   assert.equal(replyFor(new Deno.errors.TimedOut("slow")), Reply.hostUnreachable);
 });
-
-/** Runs the handler against a scripted client: writes `input` in two chunks split at `split`. */
-async function exchange(
-  inbound: SocksInbound,
-  input: Uint8Array,
-  split: number,
-  outbound = new FakeOutbound(),
-) {
-  const [client, server] = duplexPair();
-  const handled = inbound.handle(server, testContext(outbound));
-  const w = client.writable.getWriter();
-  // Like a real client: send everything, then FIN, and read the answer until the server closes.
-  const writing = (async () => {
-    await w.write(input.slice(0, split));
-    await w.write(input.slice(split));
-    await w.close();
-  })().catch(() => {});
-  const got = await readAll(client.readable);
-  await writing;
-  const result = await handled;
-  client.close();
-  await outbound.close();
-  return { got, result };
-}
 
 Deno.test("SocksInbound answers malformed input correctly at every split point", async () => {
   const cases: { name: string; input: Uint8Array; reply: number[]; auth?: boolean }[] = [
@@ -106,7 +82,7 @@ Deno.test("SocksInbound answers malformed input correctly at every split point",
       c.auth ? { auth: "password", accounts: [{ user: "a", pass: "secret" }] } : {},
     );
     for (let split = 0; split <= c.input.byteLength; split++) {
-      const { got, result } = await exchange(inbound, c.input, split);
+      const { got, result } = await exchangeAtSplit(inbound, c.input, split);
       assert.deepEqual([...got], c.reply, `${c.name}, split at ${split}`);
       assert.notEqual(result.result, "ok", `${c.name}, split at ${split}`);
     }
@@ -156,7 +132,7 @@ Deno.test("SocksInbound replies 05 when the outbound is refused and 01 on other 
   ) {
     const outbound = new FakeOutbound();
     outbound.fail = err;
-    const { got, result } = await exchange(new SocksInbound(), request, 0, outbound);
+    const { got, result } = await exchangeAtSplit(new SocksInbound(), request, 0, { outbound });
     assert.deepEqual([...got], [5, 0, ...encodeReply(rep)]);
     assert.match(result.result, new RegExp(err.message));
     assert.equal(result.destination, "tcp:127.0.0.1:9");

@@ -4,10 +4,10 @@
  * outbound was asked for `dest`, and that "ping"/"pong" and both EOFs cross the relay.
  */
 import assert from "node:assert/strict";
-import type { InboundHandler } from "../../lib/inbound/inbound.ts";
+import type { InboundHandler, InboundResult } from "../../lib/inbound/inbound.ts";
 import type { Destination } from "../../lib/net/destination.ts";
 import { duplexPair } from "../../lib/net/duplex_pair.ts";
-import { concat, FakeOutbound, readN, testContext } from "./fake_outbound.ts";
+import { concat, FakeOutbound, readAll, readN, testContext } from "./fake_outbound.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -51,4 +51,32 @@ export async function assertConnectAtEverySplit(
     client.close();
     await outbound.close();
   }
+}
+
+/**
+ * Runs `handler` against a scripted client that writes `input` in two chunks split at `split`;
+ * returns what the client got and the handler's result. `highWaterMark` sizes the in-memory pipe.
+ */
+export async function exchangeAtSplit(
+  handler: InboundHandler,
+  input: Uint8Array,
+  split: number,
+  options: { outbound?: FakeOutbound; highWaterMark?: number } = {},
+): Promise<{ got: Uint8Array; result: InboundResult }> {
+  const outbound = options.outbound ?? new FakeOutbound();
+  const [client, server] = duplexPair(options.highWaterMark);
+  const handled = handler.handle(server, testContext(outbound));
+  const w = client.writable.getWriter();
+  // Like a real client: send everything, then FIN, and read the answer until the server closes.
+  const writing = (async () => {
+    await w.write(input.slice(0, split));
+    await w.write(input.slice(split));
+    await w.close();
+  })().catch(() => {});
+  const got = await readAll(client.readable);
+  await writing;
+  const result = await handled;
+  client.close();
+  await outbound.close();
+  return { got, result };
 }
