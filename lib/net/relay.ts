@@ -1,3 +1,4 @@
+import { toError } from "../error_message.ts";
 import { giveBack } from "./buffer_lender.ts";
 import { abortively, type Duplex, type HeldDuplex } from "./duplex.ts";
 import { waitAtMost } from "./wait_at_most.ts";
@@ -100,7 +101,7 @@ export async function relay(
     ended = why;
     if (err !== undefined && !isNormalClose(err)) {
       ended = "error";
-      error = err instanceof Error ? err : new Error(String(err));
+      error = toError(err);
     }
     timer?.stop();
     opts.signal?.removeEventListener("abort", onAbort);
@@ -120,7 +121,7 @@ export async function relay(
   ) => {
     if (ended !== undefined) return;
     ended = "cut";
-    error = err instanceof Error ? err : new Error(String(err));
+    error = toError(err);
     timer?.stop();
     opts.signal?.removeEventListener("abort", onAbort);
     // The other direction stops at its next step (ended is set); its reader is cancelled below.
