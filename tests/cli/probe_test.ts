@@ -81,6 +81,11 @@ Deno.test("dray probe: bad flags exit 2, an invalid link exits 23", async () => 
   const bad = await dray(["probe", "--link", `vless://${ID}@127.0.0.1`]);
   assert.equal(bad.code, 23);
   assert.match(bad.stderr, /^Cannot parse share link: port: is required/);
+  // A --cacert that cannot be read is the user's file, not a server's failure: named, exit 1.
+  const missing = "/nonexistent/dray-probe-ca.pem";
+  const ca = await dray(["probe", "--link", `vless://${ID}@127.0.0.1:1`, "--cacert", missing]);
+  assert.equal(ca.code, 1);
+  assert.match(ca.stderr, /Cannot read --cacert "\/nonexistent\/dray-probe-ca\.pem"/);
 });
 
 Deno.test("formatTable() aligns every column but the last", () => {
