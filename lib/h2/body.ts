@@ -12,8 +12,14 @@ import type { ReceiveWindow } from "./flow.ts";
 import type { TakenListener } from "./frame_writer.ts";
 
 const EMPTY = new Uint8Array(0);
-/** Size of the pieces buffered bytes are copied into (see ReceiveBody#keep). */
+/** Size of the pieces buffered bytes are copied into behind a slow consumer (see ReceiveBody#keep). */
 const BUFFER_PIECE = POOL_BUFFER_SIZE;
+/**
+ * Size of the pieces while the consumer keeps up (less than this is buffered): it takes a few
+ * frames per read, and a 64 KiB piece lent for them would hold 64 KiB per chunk while it is
+ * written on.
+ */
+const KEPT_UP_PIECE = 16 * 1024;
 /** A few bytes arriving on a stream with nothing buffered get a piece of SMALL_PIECE bytes. */
 const SMALL_DATA = 512;
 const SMALL_PIECE = 2 * SMALL_DATA;
@@ -144,9 +150,9 @@ export class ReceiveBody {
    * which also hands the consumer fewer, larger chunks than one per 16 KiB frame.
    *
    * A few bytes on a quiet stream (a request header, a keystroke) get a small piece of their own;
-   * anything more gets a 64 KiB piece from the buffer pool, which the consumer's sink gives back
-   * once written (buffer_lender.ts), so a download through a slow consumer reuses the same few
-   * pieces instead of allocating one per 64 KiB.
+   * anything more gets a piece from the buffer pool (16 KiB while the consumer keeps up, 64 KiB
+   * once it falls behind), which the consumer's sink gives back once written (buffer_lender.ts), so
+   * a download reuses the same few pieces instead of allocating one per read.
    */
   #keep(data: Uint8Array): void {
     const n = data.byteLength;
@@ -163,28 +169,43 @@ export class ReceiveBody {
     if (n > BUFFER_PIECE) return new Uint8Array(n);
     if (this.#buffered === 0 && n <= SMALL_DATA) return new Uint8Array(SMALL_PIECE);
     this.#lender ??= new BufferLender(LENT_PIECES);
-    const piece = this.#lender.take();
+    const size = this.#buffered < KEPT_UP_PIECE ? Math.max(n, KEPT_UP_PIECE) : BUFFER_PIECE;
+    const piece = this.#lender.take(size);
     if (piece) this.#pooledTail = piece;
     return piece ?? new Uint8Array(BUFFER_PIECE);
   }
 
   #flushTail(): void {
-    const pooled = this.#tail !== undefined && this.#pooledTail === this.#tail;
-    if (pooled && this.#tailLength < BUFFER_PIECE / 4) {
-      // A consumer that keeps up takes a frame or two per read: lending the whole 64 KiB piece for
-      // them would hold 64 KiB per chunk while it is written on (measured: 512 parallel downloads
-      // from a v2ray server, whose frames are small, peaked at 314-371 MiB that way). A copy of
-      // their own size costs less, and the piece goes straight back to the pool.
-      if (this.#tailLength > 0) this.#chunks.push(this.#tail!.slice(0, this.#tailLength));
-      this.#lender!.put(this.#tail!);
-    } else if (this.#tail && this.#tailLength > 0) {
-      const chunk = this.#tail.subarray(0, this.#tailLength);
-      if (pooled) this.#lender!.lend(chunk, this.#tail);
-      this.#chunks.push(chunk);
-    }
+    const tail = this.#tail;
+    const length = this.#tailLength;
+    const pooled = tail !== undefined && this.#pooledTail === tail;
     this.#pooledTail = undefined;
     this.#tail = undefined;
     this.#tailLength = 0;
+    if (tail === undefined || length === 0) {
+      if (pooled) this.#lender!.put(tail);
+      return;
+    }
+    let chunk: Uint8Array;
+    if (pooled && length <= tail.byteLength / 4) {
+      // A piece mostly empty: lent as it is, it would hold its whole size while the chunk is
+      // written on (measured: lending whole 64 KiB pieces for a consumer that takes a frame or two
+      // per read peaked at 314-371 MiB over 512 parallel downloads from a v2ray server, whose frames
+      // are 2 KiB). A copy into a smaller pooled buffer costs less, and the piece goes straight back.
+      const copy = this.#lender!.take(length);
+      this.#lender!.put(tail);
+      if (copy === undefined) {
+        this.#chunks.push(tail.slice(0, length));
+        return;
+      }
+      copy.set(tail.subarray(0, length));
+      chunk = copy.subarray(0, length);
+      this.#lender!.lend(chunk, copy);
+    } else {
+      chunk = tail.subarray(0, length);
+      if (pooled) this.#lender!.lend(chunk, tail);
+    }
+    this.#chunks.push(chunk);
   }
 
   /** The peer ended the body (END_STREAM). */

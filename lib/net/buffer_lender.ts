@@ -13,34 +13,61 @@
  * never gives the memory back: such buffers are left to the GC, as before. Code between a reader
  * and a sink must not write a lent chunk and keep using it afterwards; copying it is fine.
  *
- * Buffers given back wait in one process-wide pool (at most {@link POOL_FREE_MAX} of them), not
- * with their reader: an idle connection pins nothing but its pending read.
+ * Buffers given back wait in one process-wide pool, not with their reader: an idle connection pins
+ * nothing but its pending read. The pool keeps whatever comes back (up to {@link POOL_FREE_BYTES}),
+ * so it grows to what the busiest moment needs, and `releaseIdleBuffers()` lets go of what the
+ * last few seconds did not use. A small cap made a burst allocate almost every piece anew: 512
+ * parallel downloads from a v2ray server (2 KiB DATA frames) held ~600 pieces at once against a
+ * pool of 64, and turned ~230 MiB of 64 KiB pieces per 256 MiB downloaded into garbage, which V8
+ * collects only once ~64-100 MiB of it piled up (measured with scripts/bench/memory_probe.ts).
+ *
+ * Three sizes, so that a chunk holds about what it carries: 64 KiB for bulk reads and the pieces of
+ * a stream whose consumer falls behind, 16 KiB and 4 KiB for the few frames a consumer that keeps
+ * up takes per read.
  */
 
-/** The size of every pooled buffer: one bulk read, one piece of buffered HTTP/2 DATA. */
+/** The size of a bulk read buffer: one read, one piece of buffered HTTP/2 DATA behind a slow consumer. */
 export const POOL_BUFFER_SIZE = 64 * 1024;
+/** The sizes the pool hands out, smallest first. */
+export const POOL_SIZES: readonly number[] = [4 * 1024, 16 * 1024, POOL_BUFFER_SIZE];
 /**
- * Free buffers kept for the next reads (4 MiB, one stream window); beyond that, given-back
- * buffers go to the GC. With 32, one download from a v2ray server through a slow consumer still
- * allocated ~125 MiB of pieces per 256 MiB (its in-flight count swings by more than 32); with 64,
- * 8 MiB.
+ * Free memory the pool keeps at most (all sizes together). Beyond it, buffers given back go to
+ * the GC. Only a burst fills it, and releaseIdleBuffers() empties it again once the burst is over.
  */
-export const POOL_FREE_MAX = 64;
+export const POOL_FREE_BYTES = 64 * 1024 * 1024;
 
-const free: Uint8Array[] = [];
-/** The fewest free buffers since the last releaseIdleBuffers(): that many were not needed. */
-let lowWater = 0;
+/** One size's free buffers. */
+interface FreeList {
+  size: number;
+  buffers: Uint8Array[];
+  /** The fewest free buffers since the last releaseIdleBuffers(): that many were not needed. */
+  lowWater: number;
+}
+
+const lists: FreeList[] = POOL_SIZES.map((size) => ({ size, buffers: [], lowWater: 0 }));
+let freeBytes = 0;
+
+/** The list of the smallest size that holds `n` bytes, or undefined past the largest. */
+function listFor(n: number): FreeList | undefined {
+  for (const list of lists) if (n <= list.size) return list;
+  return undefined;
+}
 
 /**
- * Lets go of the free buffers no reader took since the last call (the pool's low-water mark), so
- * that after a burst the pool does not keep 4 MiB for good; the GC frees them. Returns how many.
- * A busy process keeps what it keeps taking. Call it every few seconds (HeapTrimmer does).
+ * Lets go of the free buffers no reader took since the last call (each size's low-water mark), so
+ * that after a burst the pool does not keep its memory for good; the GC frees them. Returns how
+ * many. A busy process keeps what it keeps taking. Call it every few seconds (HeapTrimmer does).
  */
 export function releaseIdleBuffers(): number {
-  const idle = Math.min(lowWater, free.length);
-  free.splice(0, idle);
-  lowWater = free.length;
-  return idle;
+  let released = 0;
+  for (const list of lists) {
+    const idle = Math.min(list.lowWater, list.buffers.length);
+    list.buffers.splice(0, idle);
+    freeBytes -= idle * list.size;
+    list.lowWater = list.buffers.length;
+    released += idle;
+  }
+  return released;
 }
 
 interface Loan {
@@ -63,8 +90,8 @@ export function giveBack(chunk: Uint8Array): void {
 }
 
 /**
- * One reader's share of the pool: at most `max` of its buffers are out (being read into, or lent)
- * at a time. A consumer that never gives chunks back uses up the share after `max` reads, and
+ * One reader's share of the pool: at most `max` of its buffers (of any size) are out (being read
+ * into, or lent) at a time. A consumer that never gives chunks back uses up the share after `max` reads, and
  * `take()` then returns undefined for good: the reader falls back to its own allocation, having
  * lost `max` buffers once rather than one per read.
  */
@@ -76,13 +103,22 @@ export class BufferLender {
     this.#max = max;
   }
 
-  /** A whole {@link POOL_BUFFER_SIZE} buffer, or undefined when `max` are out already. */
-  take(): Uint8Array | undefined {
+  /**
+   * A whole pooled buffer of the smallest size that holds `size` bytes (at most
+   * {@link POOL_BUFFER_SIZE}), or undefined when `max` are out already.
+   */
+  take(size: number = POOL_BUFFER_SIZE): Uint8Array | undefined {
+    const list = listFor(size);
+    if (list === undefined) {
+      throw new RangeError(`Cannot pool ${size} bytes: at most ${POOL_BUFFER_SIZE}`);
+    }
     if (this.#out >= this.#max) return undefined;
     this.#out++;
-    const buffer = free.pop();
-    if (free.length < lowWater) lowWater = free.length;
-    return buffer ?? new Uint8Array(POOL_BUFFER_SIZE);
+    const buffer = list.buffers.pop();
+    if (buffer === undefined) return new Uint8Array(list.size);
+    freeBytes -= list.size;
+    if (list.buffers.length < list.lowWater) list.lowWater = list.buffers.length;
+    return buffer;
   }
 
   /** Lends `chunk`, a view of `buffer` (from `take()`); it comes back through `giveBack()`. */
@@ -93,6 +129,9 @@ export class BufferLender {
   /** Returns a buffer from `take()`: not lent after all, or given back. */
   put(buffer: Uint8Array): void {
     this.#out--;
-    if (free.length < POOL_FREE_MAX) free.push(buffer);
+    const list = listFor(buffer.byteLength);
+    if (list?.size !== buffer.byteLength || freeBytes + list.size > POOL_FREE_BYTES) return;
+    list.buffers.push(buffer);
+    freeBytes += list.size;
   }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ReceiveBody } from "../../lib/h2/body.ts";
 import { ReceiveWindow } from "../../lib/h2/flow.ts";
+import { BufferLender, giveBack } from "../../lib/net/buffer_lender.ts";
 
 function body(consumed: number[] = []): ReceiveBody {
   return new ReceiveBody({
@@ -42,5 +43,46 @@ Deno.test("ReceiveBody joins frames pushed before a read into one chunk and cred
   assert.equal(value!.byteLength, 3000);
   assert.deepEqual([value![0], value![1500], value![2999]], [0, 1, 2]);
   assert.deepEqual(consumed, [3000]);
+  await reader.cancel();
+});
+
+Deno.test("ReceiveBody hands a consumer that keeps up a small pooled copy that comes back", async () => {
+  const b = body();
+  const reader = b.readable.getReader();
+  const frame = new Uint8Array(1000).fill(3);
+  b.admit(frame.byteLength);
+  b.push(frame, frame.byteLength);
+  const { value } = await reader.read();
+  assert.equal(value!.byteLength, 1000);
+  // 1000 bytes in a 16 KiB piece would hold 16 KiB while written on: a 4 KiB pooled copy instead.
+  assert.equal(value!.buffer.byteLength, 4096);
+  giveBack(value!);
+  assert.equal(new BufferLender(1).take(4096)!.buffer, value!.buffer, "given back to the pool");
+  await reader.cancel();
+});
+
+Deno.test("ReceiveBody buffers in 16 KiB pieces, and in 64 KiB ones once the consumer falls behind", async () => {
+  const b = body();
+  for (let i = 0; i < 100; i++) {
+    const frame = new Uint8Array(1000).fill(i);
+    b.admit(frame.byteLength);
+    b.push(frame, frame.byteLength);
+  }
+  const reader = b.readable.getReader();
+  const chunks: Uint8Array[] = [];
+  for (let got = 0; got < 100_000;) {
+    const { value } = await reader.read();
+    chunks.push(value!);
+    got += value!.byteLength;
+  }
+  assert.equal(chunks[0].buffer.byteLength, 16384);
+  assert.ok(chunks.some((c) => c.buffer.byteLength === 65536), "no 64 KiB piece");
+  const all = new Uint8Array(100_000);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.byteLength;
+  }
+  assert.ok(all.every((x, i) => x === Math.floor(i / 1000)), "bytes out of order");
   await reader.cancel();
 });

@@ -3,6 +3,7 @@ import {
   BufferLender,
   giveBack,
   POOL_BUFFER_SIZE,
+  POOL_SIZES,
   releaseIdleBuffers,
 } from "../../lib/net/buffer_lender.ts";
 
@@ -58,4 +59,41 @@ Deno.test("releaseIdleBuffers() lets go of the free buffers nobody took since th
   assert.equal(releaseIdleBuffers(), 2);
   assert.equal(releaseIdleBuffers(), 1, "the last one went unused for a whole period too");
   assert.equal(releaseIdleBuffers(), 0);
+});
+
+Deno.test("BufferLender.take(n) hands out the smallest pooled size that holds n bytes", () => {
+  const lender = new BufferLender(8);
+  assert.deepEqual(POOL_SIZES, [4096, 16384, POOL_BUFFER_SIZE]);
+  assert.equal(lender.take(1)!.byteLength, 4096);
+  assert.equal(lender.take(4096)!.byteLength, 4096);
+  assert.equal(lender.take(4097)!.byteLength, 16384);
+  assert.equal(lender.take(16385)!.byteLength, POOL_BUFFER_SIZE);
+  assert.equal(lender.take()!.byteLength, POOL_BUFFER_SIZE);
+  assert.throws(() => lender.take(POOL_BUFFER_SIZE + 1), RangeError);
+});
+
+Deno.test("BufferLender.put() keeps what a burst gave back, far more than one reader's share", () => {
+  releaseIdleBuffers();
+  releaseIdleBuffers();
+  // 512 streams, each with one 16 KiB piece out at once (a cap of 64 free buffers once turned
+  // most of these into garbage).
+  const lenders = Array.from({ length: 512 }, () => new BufferLender(1));
+  const pieces = lenders.map((l) => l.take(16384)!);
+  lenders.forEach((l, i) => l.put(pieces[i]));
+  const taken = lenders.map((l) => l.take(16384)!);
+  const again = new Set(taken);
+  assert.equal(pieces.filter((p) => again.has(p)).length, 512, "every piece served again");
+  lenders.forEach((l, i) => l.put(taken[i]));
+  // Nobody takes them for two periods: all of them go.
+  releaseIdleBuffers();
+  releaseIdleBuffers();
+  const fresh = new BufferLender(1).take(16384)!;
+  assert.ok(!again.has(fresh), "released buffers are not handed out again");
+});
+
+Deno.test("BufferLender.put() keeps no buffer of a size the pool does not hand out", () => {
+  const lender = new BufferLender(1);
+  lender.take();
+  lender.put(new Uint8Array(5000));
+  assert.equal(lender.take(5000)!.byteLength, 16384);
 });
