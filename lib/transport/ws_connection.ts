@@ -36,6 +36,7 @@ import {
   writeFrameHeader,
 } from "../ws/frame.ts";
 import { FrameParser, type FrameSink } from "../ws/frame_parser.ts";
+import { ReadSlab } from "./read_slab.ts";
 
 /**
  * How long a server keeps the WebSocket open after the downlink's last byte before it sends its
@@ -67,26 +68,31 @@ export interface WsConnectionOptions {
 /** A write buffer bigger than this is not kept for reuse: an idle connection holds at most this. */
 const SCRATCH_MAX = 64 * 1024 + 16;
 /**
- * Reads from a `read(buf)` socket land in a slab, handed out as views; a slab is replaced once
- * less than READ_MIN is left. A read that comes back small goes into a small buffer of its own
- * next time, so a quiet connection's pending read does not pin a slab.
+ * Reads from a `read(buf)` socket land in pooled buffers (ReadSlab), handed out as lent views; a
+ * buffer is left once less than READ_MIN is free. A read that comes back small goes into a small
+ * buffer of its own next time, so a quiet connection's pending read holds no pooled buffer.
  */
-const SLAB_SIZE = 256 * 1024;
-const READ_MIN = 16 * 1024;
+const READ_MIN = 8 * 1024;
 const SMALL_READ = 2 * 1024;
 /**
- * While the consumer is busy with the last chunk, bulk reads go on into the slab, up to this much
- * payload, which the next pull takes as one chunk. Over TLS one read is one record's worth, and
+ * Pooled buffers out at once: the one being read into, the chunks the relay holds (one being
+ * written, one waiting), one kept by the VLESS response header's stripping, and slack.
+ */
+const READ_BUFFERS = 6;
+/**
+ * While the consumer is busy with the last chunk, bulk reads go on into the pooled buffer that holds
+ * the pending payload, up to this much (or what fits), which the next pull takes as one chunk. Over TLS one read is one record's worth, and
  * v2ray's server sends ~4 KiB records: handing each on alone cost a relay step and a socket write
  * per 4 KiB (profiled: the writes to the SOCKS client were the largest cost of a download).
  */
 const READ_AHEAD_BYTES = 64 * 1024;
 
 /**
- * The socket under a WebSocket: held ends, and optionally `read(buf)` (ConnDuplex.read) with the
- * bytes already read past the handshake. Over TLS, `readable`'s chunks follow the peer's records
- * (v2ray writes one 2 KiB message per record: ~2 KiB per read, measured 12 MiB/s); reading into
- * our own large buffers takes many records per read.
+ * The socket under a WebSocket: held ends, and optionally `read(buf)` (a Deno.Conn's read) with the
+ * bytes already read past the handshake. Over Deno's TLS one read returns one record, however large
+ * the buffer and however many records wait (measured: 4 KiB records, 256 KiB buffer, 4 KiB reads),
+ * so `readable`'s chunks would be record-sized (v2ray's server: 2-4 KiB); reading into our own
+ * buffers lets the payloads of many records gather in one run, handed on as one chunk.
  */
 export interface WsSocket extends HeldDuplex {
   read?(buf: Uint8Array): Promise<number | null>;
@@ -99,8 +105,7 @@ export class WsConnection implements Duplex {
   readonly writable: WritableStream<Uint8Array>;
   readonly copiesWrites = true;
   readonly #socket: WsSocket;
-  #slab = new Uint8Array(0);
-  #slabUsed = 0;
+  readonly #slab = new ReadSlab(READ_BUFFERS);
   #bulk = false;
   readonly #role: "client" | "server";
   readonly #parser: FrameParser;
@@ -131,7 +136,7 @@ export class WsConnection implements Duplex {
   #scratch: Uint8Array | undefined;
   /**
    * Payload read but not yet handed on, compacted into one run of `#pending`'s buffer (over the
-   * frame headers between pieces) from #pendStart to #pendEnd; it may span several reads of a slab.
+   * frame headers between pieces) from #pendStart to #pendEnd; it may span several reads of a buffer.
    */
   #pending: Uint8Array | undefined;
   #pendStart = 0;
@@ -185,6 +190,7 @@ export class WsConnection implements Duplex {
 
   async #readLoop(): Promise<void> {
     const reader = this.#socket.reader;
+    const read = this.#socket.read;
     try {
       for (;;) {
         while (!this.#discarding && !this.#tornDown && !this.#wanted && !this.#mayReadAhead()) {
@@ -192,7 +198,15 @@ export class WsConnection implements Duplex {
           this.#demand = Promise.withResolvers<void>();
         }
         if (this.#tornDown) return;
-        const chunk = await this.#readChunk(reader);
+        let chunk: Uint8Array | null;
+        if (read !== undefined && !this.#socket.prefix) {
+          // Bulk reads come here, one per TLS record: no async function of ours in between.
+          const buf = this.#readBuffer();
+          const n = await read(buf);
+          chunk = n === null ? null : this.#filled(buf, n);
+        } else {
+          chunk = await this.#readChunk(reader);
+        }
         if (chunk === null) break;
         this.#lastActivity = Date.now();
         this.#push(chunk);
@@ -243,36 +257,40 @@ export class WsConnection implements Duplex {
       const r = await reader.read();
       return r.done ? null : r.value;
     }
-    let buf: Uint8Array;
-    if (this.#bulk) {
-      if (this.#slab.byteLength - this.#slabUsed < READ_MIN) {
-        this.#slab = new Uint8Array(SLAB_SIZE);
-        this.#slabUsed = 0;
-      }
-      buf = this.#slab.subarray(this.#slabUsed);
-    } else {
-      buf = new Uint8Array(SMALL_READ);
-    }
+    const buf = this.#readBuffer();
     const n = await socket.read(buf);
-    if (n === null) return null;
-    if (this.#bulk) this.#slabUsed += n;
-    this.#bulk = n >= SMALL_READ;
-    if (!this.#bulk) {
-      this.#slab = new Uint8Array(0);
-      this.#slabUsed = 0;
+    return n === null ? null : this.#filled(buf, n);
+  }
+
+  /** Where the next `read(buf)` goes: the pooled buffer's free part (bulk), or a small buffer. */
+  #readBuffer(): Uint8Array {
+    const slab = this.#slab;
+    if (this.#bulk) {
+      // What is pending goes on before its buffer is left: chunks are lent whole.
+      if (slab.room < READ_MIN && this.#pending && slab.holds(this.#pending)) this.#deliver();
+      return slab.space(READ_MIN);
     }
+    // Gone quiet: the pooled buffer goes back once what was read into it has gone on.
+    if (this.#pending && slab.holds(this.#pending)) this.#deliver();
+    slab.release();
+    return new Uint8Array(SMALL_READ);
+  }
+
+  /** `n` bytes were read into `buf` (from #readBuffer()): those bytes. */
+  #filled(buf: Uint8Array, n: number): Uint8Array {
+    if (this.#bulk) this.#slab.fill(n);
+    this.#bulk = n >= SMALL_READ;
     return buf.subarray(0, n);
   }
 
   /**
-   * Reading on with no reader waiting: only bulk reads into the slab that holds what is pending
+   * Reading on with no reader waiting: only bulk reads into the buffer that holds what is pending
    * (so it stays one run), with room left, and less than READ_AHEAD_BYTES pending.
    */
   #mayReadAhead(): boolean {
     if (!this.#bulk || !this.#socket.read || this.#socket.prefix) return false;
     if (this.#pending === undefined) return true;
-    return this.#pending.buffer === this.#slab.buffer &&
-      this.#slab.byteLength - this.#slabUsed >= READ_MIN &&
+    return this.#slab.holds(this.#pending) && this.#slab.room >= READ_MIN &&
       this.#pendEnd - this.#pendStart < READ_AHEAD_BYTES;
   }
 
@@ -294,7 +312,9 @@ export class WsConnection implements Duplex {
     if (this.#discarding) return false;
     // The reader gets this chunk; the next one waits for the next pull().
     this.#wanted = false;
-    this.#controller.enqueue(pending.subarray(this.#pendStart, this.#pendEnd));
+    const chunk = pending.subarray(this.#pendStart, this.#pendEnd);
+    this.#slab.lend(chunk);
+    this.#controller.enqueue(chunk);
     return true;
   }
 
@@ -306,7 +326,7 @@ export class WsConnection implements Duplex {
   #onData(piece: Uint8Array): void {
     let pending = this.#pending;
     if (pending !== undefined && pending.buffer !== piece.buffer) {
-      // Not one run with what is pending (not expected: read-ahead stays in one slab).
+      // Not one run with what is pending (not expected: read-ahead stays in one buffer).
       this.#deliver();
       pending = undefined;
     }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { giveBack } from "../../lib/net/buffer_lender.ts";
 import { WsConnection } from "../../lib/transport/ws_connection.ts";
 import { CloseCode, encodeCloseBody, encodeFrame, Opcode } from "../../lib/ws/frame.ts";
 
@@ -180,4 +181,48 @@ Deno.test("WsConnection.readable reads ahead a bounded amount and hands it on as
   }
   assert.deepEqual(concat(chunks), concat(Array.from({ length: 256 }, (_, i) => payload(i))));
   await ws.closed;
+});
+
+Deno.test("WsConnection.readable lends its bulk chunks: given back, their memory serves later reads", async () => {
+  // 512 frames of 4 KiB, one per read (as over TLS from v2ray's server), then a Close 1000.
+  const payload = (i: number) => new Uint8Array(4096).fill(i & 0xff);
+  const wire: Uint8Array[] = [];
+  for (let i = 0; i < 512; i++) wire.push(encodeFrame(Opcode.Binary, payload(i)));
+  wire.push(encodeFrame(Opcode.Close, encodeCloseBody(CloseCode.Normal)));
+  let next = 0;
+  let partial: Uint8Array | undefined;
+  const memory = new Set<ArrayBufferLike>();
+  const ws = new WsConnection({
+    reader: new ReadableStream<Uint8Array>().getReader(),
+    writer: new WritableStream<Uint8Array>().getWriter(),
+    close: () => {},
+    read: (buf) => {
+      memory.add(buf.buffer);
+      const src = partial ?? wire[next++];
+      if (src === undefined) return Promise.resolve(null);
+      const n = Math.min(buf.byteLength, src.byteLength);
+      buf.set(src.subarray(0, n));
+      partial = n < src.byteLength ? src.subarray(n) : undefined;
+      return Promise.resolve(n);
+    },
+  }, { role: "client" });
+  const reader = ws.readable.getReader();
+  const copies: Uint8Array[] = [];
+  // The first chunk is kept (never given back): later reads must not land in it.
+  const kept = (await reader.read()).value!;
+  const keptCopy = kept.slice();
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    copies.push(r.value.slice());
+    giveBack(r.value);
+  }
+  await ws.closed;
+  assert.deepEqual(kept, keptCopy);
+  assert.deepEqual(
+    concat([keptCopy, ...copies]),
+    concat(Array.from({ length: 512 }, (_, i) => payload(i))),
+  );
+  // 2 MiB went through a handful of buffers (the pool's), not fresh memory every 256 KiB.
+  assert.ok(memory.size <= 4, `read into ${memory.size} buffers`);
 });
