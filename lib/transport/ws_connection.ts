@@ -395,8 +395,8 @@ export class WsConnection implements Duplex {
     const masked = this.#role === "client";
     const headerLength = frameHeaderLength(n, masked);
     // Frame in one buffer so header and payload leave in one write (one TLS record when small).
-    // Where the payload starts 4-byte aligned the client's masking goes a word at a time.
-    const pad = masked ? (4 - (headerLength & 3)) & 3 : 0;
+    // Where the payload starts 8-byte aligned the client's masking goes a word at a time.
+    const pad = masked ? (8 - (headerLength & 7)) & 7 : 0;
     const size = pad + headerLength + n;
     let buf: Uint8Array;
     // Bulk writes reuse one buffer (the socket copies what it is given); small ones get their own,

@@ -48,8 +48,12 @@ export const CloseCode = {
 export interface FrameHeader {
   fin: boolean;
   opcode: number;
-  /** The masking key, or undefined for an unmasked frame. */
-  mask: Uint8Array | undefined;
+  /**
+   * The masking key as one unsigned 32-bit number, its first byte most significant (see
+   * {@link maskKey}), or undefined for an unmasked frame. A number, not 4 bytes: a masked frame
+   * (every frame a client sends) then costs no ArrayBuffer of its own.
+   */
+  mask: number | undefined;
   payloadLength: number;
   /** Bytes the header took (2 to 14). */
   headerLength: number;
@@ -121,10 +125,10 @@ export function parseFrameHeader(
   } else if (payloadLength > maxPayload) {
     throw new RangeError(`WebSocket frame of ${payloadLength} bytes exceeds ${maxPayload}`);
   }
-  let mask: Uint8Array | undefined;
+  let mask: number | undefined;
   if (masked) {
     if (b.byteLength < pos + 4) return null;
-    mask = b.slice(pos, pos + 4);
+    mask = (b[pos] << 24 | b[pos + 1] << 16 | b[pos + 2] << 8 | b[pos + 3]) >>> 0;
     pos += 4;
   }
   return { fin, opcode, mask, payloadLength, headerLength: pos - offset };
@@ -195,31 +199,55 @@ export function encodeFrame(
   return out;
 }
 
+/** Typed arrays use the platform's byte order; the masking key's bytes must land in memory order. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** A masking key's 4 bytes as the number FrameHeader.mask and {@link applyMaskKey} use. */
+export function maskKey(mask: Uint8Array): number {
+  return (mask[0] << 24 | mask[1] << 16 | mask[2] << 8 | mask[3]) >>> 0;
+}
+
 /**
  * XORs `b` in place with `mask`, starting at mask byte `phase` (the payload offset modulo 4), as
  * RFC 6455 §5.3: "Octet i of the transformed data ("transformed-octet-i") is the XOR of octet i of
  * the original data ("original-octet-i") with octet at index i modulo 4 of the masking key".
- * Masking and unmasking are the same operation. Word-at-a-time where `b` is 4-byte aligned.
+ * Masking and unmasking are the same operation.
  */
 export function applyMask(b: Uint8Array, mask: Uint8Array, phase: number): void {
+  applyMaskKey(b, maskKey(mask), phase);
+}
+
+/**
+ * {@link applyMask} with the key as a number ({@link maskKey}). Eight bytes at a time where `b` is
+ * 8-byte aligned: measured 0.06-0.1 CPU s/GiB on 2-64 KiB pieces, where 4 bytes at a time with a
+ * key array made per call took 0.12 (64 KiB) to 0.43 (2 KiB: v2ray's client sends 2 KiB frames).
+ */
+export function applyMaskKey(b: Uint8Array, key: number, phase: number): void {
   let i = 0;
   const n = b.byteLength;
-  // Bytes up to the first 4-byte aligned address.
-  while (i < n && ((b.byteOffset + i) & 3) !== 0) {
-    b[i] ^= mask[(phase + i) & 3];
+  // Key byte j (0-3) is bits 31-24, 23-16, 15-8, 7-0.
+  // Bytes up to the first 8-byte aligned address.
+  while (i < n && ((b.byteOffset + i) & 7) !== 0) {
+    b[i] ^= key >>> (24 - 8 * ((phase + i) & 3));
     i++;
   }
-  const words = (n - i) >>> 2;
+  const words = (n - i) >>> 3;
   if (words > 0) {
-    // The key rotated so that its first byte lines up with address b.byteOffset + i.
-    const k = new Uint8Array(4);
-    for (let j = 0; j < 4; j++) k[j] = mask[(phase + i + j) & 3];
-    const key = new Uint32Array(k.buffer)[0];
-    const w = new Uint32Array(b.buffer, b.byteOffset + i, words);
-    for (let j = 0; j < words; j++) w[j] ^= key;
-    i += words * 4;
+    // The key rotated so that its byte for address b.byteOffset + i comes first in memory, twice.
+    const shift = 8 * ((phase + i) & 3);
+    const rotated = (shift === 0 ? key : (key << shift | key >>> (32 - shift))) >>> 0;
+    const inMemory = LITTLE_ENDIAN ? byteSwap(rotated) : rotated;
+    const half = BigInt(inMemory);
+    const wide = half << 32n | half;
+    const w = new BigUint64Array(b.buffer, b.byteOffset + i, words);
+    for (let j = 0; j < words; j++) w[j] ^= wide;
+    i += words * 8;
   }
-  for (; i < n; i++) b[i] ^= mask[(phase + i) & 3];
+  for (; i < n; i++) b[i] ^= key >>> (24 - 8 * ((phase + i) & 3));
+}
+
+function byteSwap(x: number): number {
+  return ((x & 0xff) << 24 | (x & 0xff00) << 8 | (x >>> 8) & 0xff00 | x >>> 24) >>> 0;
 }
 
 /** A Close frame's body: the code and the UTF-8 reason (§5.5.1). */

@@ -8,7 +8,7 @@
  * the fragmentation rules of §5.4 are enforced and a message's total size is bounded.
  */
 import {
-  applyMask,
+  applyMaskKey,
   type CloseBody,
   type FrameHeader,
   isControl,
@@ -93,7 +93,7 @@ export class FrameParser {
       const f = this.#frame;
       const take = Math.min(f.payloadLength - this.#payloadRead, n - pos);
       const piece = chunk.subarray(pos, pos + take);
-      if (f.mask) applyMask(piece, f.mask, this.#payloadRead);
+      if (f.mask !== undefined) applyMaskKey(piece, f.mask, this.#payloadRead);
       if (isControl(f.opcode)) {
         this.#control!.set(piece, this.#payloadRead);
       } else {
@@ -145,8 +145,12 @@ export class FrameParser {
   #startFrame(h: FrameHeader): void {
     // RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that is not
     // masked." and "A client MUST close a connection if it detects a masked frame."
-    if (this.#role === "server" && !h.mask) throw this.#error("client frame is not masked");
-    if (this.#role === "client" && h.mask) throw this.#error("server frame is masked");
+    if (this.#role === "server" && h.mask === undefined) {
+      throw this.#error("client frame is not masked");
+    }
+    if (this.#role === "client" && h.mask !== undefined) {
+      throw this.#error("server frame is masked");
+    }
     if (isControl(h.opcode)) {
       this.#control = new Uint8Array(h.payloadLength);
     } else if (h.opcode === Opcode.Continuation) {

@@ -104,6 +104,21 @@ Deno.test("FrameParser.push() refuses unmasked client frames at a server and mas
   );
 });
 
+Deno.test("FrameParser.push() takes an all-zero masking key as a mask at a server", () => {
+  // The key is random: 0 is as valid as any other, and must not read as "no mask".
+  const { data } = parseIn(
+    [encodeFrame(Opcode.Binary, text("zero key"), { mask: new Uint8Array(4) })],
+    "server",
+  );
+  assert.deepEqual(data, text("zero key"));
+  assertFails(
+    encodeFrame(Opcode.Binary, text("x"), { mask: new Uint8Array(4) }),
+    "client",
+    SyntaxError,
+    /is masked/,
+  );
+});
+
 Deno.test("FrameParser.push() enforces the fragmentation rules of §5.4", () => {
   assertFails(
     encodeFrame(Opcode.Continuation, text("x")),
