@@ -1,22 +1,19 @@
 /**
  * A node:net or node:tls socket as a {@link Duplex}, with a real abortive close (`reset()`).
  *
- * Why node sockets for accepted connections: a `Deno.Conn` cannot be reset — its close() always
- * shuts the write side down (FIN) before closing, so a peer would read a clean EOF where a stream
- * was cut short. node sockets offer `resetAndDestroy()` (SO_LINGER 0), and TCP_NODELAY for TLS.
+ * Where node sockets serve: TLS (node:tls can turn Nagle off, Deno's TLS listener cannot), and
+ * plain TCP inbounds where conn_reset.ts cannot reset a `Deno.Conn` (not Linux, no --allow-ffi):
+ * a `Deno.Conn`'s close() always shuts the write side down (FIN) before closing, so a peer would
+ * read a clean EOF where a stream was cut short. node sockets offer `resetAndDestroy()` (SO_LINGER
+ * 0).
  */
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import { RESET_DELAY_MS } from "./conn_reset.ts";
 import type { Duplex } from "./duplex.ts";
 
 /** Bytes the readable queues ahead of its reader before the socket is paused. */
 const READ_QUEUE_BYTES = 128 * 1024;
-/**
- * How long reset() lets the kernel's send queue drain before the RST (which discards it). A
- * reading client on loopback takes megabytes in milliseconds; a slow remote one may still lose
- * the tail, but sees the reset either way — never an EOF.
- */
-export const RESET_DELAY_MS = 500;
 
 /** The part of a libuv stream handle that starts and stops reading from the kernel. */
 interface ReadControl {
