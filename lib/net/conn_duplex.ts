@@ -1,5 +1,6 @@
 import { BufferLender, POOL_BUFFER_SIZE } from "./buffer_lender.ts";
 import { closeQuietly } from "./close_quietly.ts";
+import { canResetConn, resetConn } from "./conn_reset.ts";
 import type { Duplex } from "./duplex.ts";
 
 /** Most bytes one read may return; large reads keep per-chunk overhead low on bulk transfers. */
@@ -38,6 +39,9 @@ const EMPTY = new Uint8Array(0);
  * Deno's own `conn.writable` closes the whole socket when the stream closes, which would cut the
  * other direction; here closing `writable` calls `closeWrite()` (TCP FIN / TLS close_notify) so the
  * peer sees EOF while we keep reading its reply.
+ *
+ * `reset()` closes with a TCP RST where conn_reset.ts can (a connection accepted from
+ * `Deno.listen` on Linux with FFI), else it is close().
  */
 export class ConnDuplex implements Duplex {
   readonly readable: ReadableStream<Uint8Array>;
@@ -46,15 +50,29 @@ export class ConnDuplex implements Duplex {
   /** A socket write copies the bytes out before it resolves. */
   readonly copiesWrites = true;
   #closed = false;
+  /** A reset is under way: no more reads, and close() leaves the socket to it. */
+  #resetting = false;
+  /** Bytes read off the conn before it was wrapped (after a PROXY header): the first to read. */
+  #head: Uint8Array | undefined;
   #slab = EMPTY;
   #offset = 0;
   #bulk = false;
   #lender = new BufferLender(LENT_BUFFERS);
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, options: { head?: Uint8Array } = {}) {
     this.conn = conn;
+    if (options.head && options.head.byteLength > 0) this.#head = options.head;
     this.readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
+        if (this.#head) {
+          controller.enqueue(this.#head);
+          this.#head = undefined;
+          return;
+        }
+        if (this.#closed || this.#resetting) {
+          controller.close();
+          return;
+        }
         let buf: Uint8Array;
         let own: Uint8Array | undefined;
         if (this.#bulk) {
@@ -76,7 +94,7 @@ export class ConnDuplex implements Duplex {
           n = await conn.read(buf);
         } catch (err) {
           if (own) this.#lender.put(own);
-          if (this.#closed) {
+          if (this.#closed || this.#resetting) {
             controller.close();
             return;
           }
@@ -119,10 +137,18 @@ export class ConnDuplex implements Duplex {
    * copies whatever it keeps), instead of `readable`'s chunks; use one or the other, not both.
    */
   async read(buf: Uint8Array): Promise<number | null> {
+    const head = this.#head;
+    if (head) {
+      const n = Math.min(head.byteLength, buf.byteLength);
+      buf.set(head.subarray(0, n));
+      this.#head = n < head.byteLength ? head.subarray(n) : undefined;
+      return n;
+    }
+    if (this.#closed || this.#resetting) return null;
     try {
       return await this.conn.read(buf);
     } catch (err) {
-      if (this.#closed) return null;
+      if (this.#closed || this.#resetting) return null;
       throw err;
     }
   }
@@ -137,6 +163,31 @@ export class ConnDuplex implements Duplex {
     if (this.#closed) return;
     this.#closed = true;
     this.#idle();
-    closeQuietly(this.conn);
+    this.#head = undefined;
+    // A reset on its way must not turn into a FIN (the server closes every served connection);
+    // it closes the conn itself once the RST is out.
+    if (!this.#resetting) closeQuietly(this.conn);
+  }
+
+  /**
+   * Closes with a TCP RST, so the peer reads ECONNRESET instead of EOF: how a relay says the
+   * stream it was copying was cut short. Reads stop at once; the RST waits (bounded, see
+   * resetConn) until the peer has acknowledged what was written, since it discards the send
+   * queue; then the conn is closed. close() meanwhile does not turn it into a FIN. Where the conn
+   * cannot be reset (not accepted from `Deno.listen`, no FFI, not Linux) this is close().
+   */
+  reset(): void {
+    if (this.#resetting) return;
+    if (this.#closed || !canResetConn(this.conn)) {
+      this.close();
+      return;
+    }
+    this.#resetting = true;
+    this.#idle();
+    this.#head = undefined;
+    resetConn(this.conn).catch(() => false).finally(() => {
+      this.#closed = true;
+      closeQuietly(this.conn);
+    });
   }
 }

@@ -14,8 +14,8 @@ export interface Duplex {
   /**
    * Abortive close: the peer sees the connection reset (TCP RST, RST_STREAM) instead of an EOF.
    * How a relay tells one side that the other side's stream was cut short. Absent where the
-   * transport cannot say so (a Deno.Conn: its close always sends FIN first); `abortively()` then
-   * closes.
+   * transport cannot say so; `abortively()` then closes. (ConnDuplex has it, and closes with a FIN
+   * where conn_reset.ts cannot reset its conn.)
    */
   reset?(): void;
   /**

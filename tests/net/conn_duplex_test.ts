@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { relay } from "../../lib/net/relay.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
+import { detectConnReset } from "../../lib/net/conn_reset.ts";
+import { within } from "../support/client_app.ts";
 
 const TOTAL = 8 * 1024 * 1024;
 
@@ -143,5 +145,97 @@ Deno.test("ConnDuplex.read() reads into the caller's buffer and returns null at 
   } finally {
     a.close();
     peerA.close();
+  }
+});
+
+/** Reads until EOF or an error; says which, and how many bytes came first. */
+async function readToEnd(conn: Deno.Conn): Promise<{ bytes: number; end: string }> {
+  const buf = new Uint8Array(256 * 1024);
+  let bytes = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    let n: number | null;
+    try {
+      n = await conn.read(buf);
+    } catch (err) {
+      return { bytes, end: (err as Error).name };
+    }
+    if (n === null) return { bytes, end: "EOF" };
+    bytes += n;
+  }
+  return { bytes, end: "too long" };
+}
+
+Deno.test("ConnDuplex.reset() sends every byte written, then a RST, though close() follows at once", async () => {
+  await detectConnReset();
+  const [peer, accepted] = await tcpPair();
+  const d = new ConnDuplex(accepted);
+  try {
+    const reading = readToEnd(peer);
+    const reader = d.readable.getReader();
+    const pendingRead = reader.read();
+    const writer = d.writable.getWriter();
+    await writer.write(pattern(0, 1024 * 1024));
+    d.reset();
+    // As the relay does right after: close() and the aborts must not turn the reset into a FIN.
+    d.close();
+    writer.abort().catch(() => {});
+    assert.deepEqual(await within(reading, 30_000, "peer read"), {
+      bytes: 1024 * 1024,
+      end: "ConnectionReset",
+    });
+    // Our own pending read ends instead of hanging.
+    assert.equal((await within(pendingRead, 30_000, "our read")).done, true);
+    await reader.cancel();
+  } finally {
+    d.close();
+    peer.close();
+  }
+});
+
+Deno.test("ConnDuplex.reset() closes a connection it cannot reset (one Deno dialled): the peer reads EOF", async () => {
+  await detectConnReset();
+  const [dialled, peer] = await tcpPair();
+  const d = new ConnDuplex(dialled);
+  try {
+    const writer = d.writable.getWriter();
+    await writer.write(new Uint8Array(1000));
+    d.reset();
+    writer.abort().catch(() => {});
+    assert.deepEqual(await within(readToEnd(peer), 30_000, "peer read"), {
+      bytes: 1000,
+      end: "EOF",
+    });
+  } finally {
+    d.close();
+    peer.close();
+  }
+});
+
+Deno.test("ConnDuplex with `head` hands those bytes out first, through readable and through read()", async () => {
+  const enc = new TextEncoder();
+  for (const via of ["readable", "read"] as const) {
+    const [inA, peerA] = await tcpPair();
+    const a = new ConnDuplex(inA, { head: enc.encode("hello ") });
+    try {
+      await peerA.write(enc.encode("world"));
+      await peerA.closeWrite();
+      const chunks: Uint8Array[] = [];
+      if (via === "readable") {
+        for await (const c of a.readable) chunks.push(c.slice());
+      } else {
+        // A buffer smaller than the head: it comes out in two pieces.
+        const buf = new Uint8Array(4);
+        for (let i = 0; i < 100; i++) {
+          const n = await a.read(buf);
+          if (n === null) break;
+          chunks.push(buf.slice(0, n));
+        }
+      }
+      const text = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+      assert.equal(text, "hello world", via);
+    } finally {
+      a.close();
+      peerA.close();
+    }
   }
 });
