@@ -1,7 +1,7 @@
 /**
- * Reads the PROXY protocol header off a freshly accepted node socket, before anything else (TLS,
- * HTTP) sees its bytes — where v2ray 4.34 reads it: its `acceptProxyProtocol` wraps the system
- * listener, under TLS and the WebSocket upgrade.
+ * Reads the PROXY protocol header off a freshly accepted connection (a node socket, or a
+ * `Deno.Conn`), before anything else (TLS, HTTP) sees its bytes — where v2ray 4.34 reads it: its
+ * `acceptProxyProtocol` wraps the system listener, under TLS and the WebSocket upgrade.
  */
 import type { Socket } from "node:net";
 import { parseProxyHeader, type ProxyHeader } from "./proxy_protocol.ts";
@@ -86,4 +86,62 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** A header read off a `Deno.Conn`, and the bytes that came after it in the same reads. */
+export interface ConnProxyHeader {
+  header: ProxyHeader;
+  /** The connection's own first bytes (possibly none): whoever reads next must see them first. */
+  rest: Uint8Array;
+}
+
+/**
+ * As readProxyHeader(), for a `Deno.Conn`: resolves with the header and the bytes read past it
+ * (a Deno.Conn cannot take bytes back; ConnDuplex's `head` can). Rejects with
+ * `Deno.errors.InvalidData` as readProxyHeader() does; the caller closes the conn, which also
+ * ends a read still pending after a timeout.
+ */
+export async function readConnProxyHeader(
+  conn: Deno.Conn,
+  options: ReadProxyHeaderOptions,
+): Promise<ConnProxyHeader> {
+  const failed = (cause: Error) =>
+    new Deno.errors.InvalidData("no valid PROXY protocol header", { cause });
+  let buffered: Uint8Array = new Uint8Array(0);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() =>
+      reject(
+        new Deno.errors.TimedOut(
+          `no complete PROXY protocol header within ${options.timeoutMs} ms ` +
+            `(${buffered.length} bytes)`,
+        ),
+      ), options.timeoutMs);
+  });
+  const reading = (async (): Promise<ConnProxyHeader> => {
+    // A v2 header's fixed part and a v1 line both fit; a longer v2 header takes more reads.
+    const buf = new Uint8Array(4096);
+    // Each read adds at least one byte and the parser decides within 16 + 65535 of them.
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) {
+        throw new Deno.errors.UnexpectedEof(
+          `connection ended after ${buffered.length} bytes of a PROXY protocol header`,
+        );
+      }
+      const bytes = concat(buffered, buf.subarray(0, n));
+      const header = parseProxyHeader(bytes);
+      if (header !== null) return { header, rest: bytes.slice(header.byteLength) };
+      buffered = bytes;
+    }
+  })();
+  try {
+    return await Promise.race([reading, timedOut]);
+  } catch (err) {
+    // The read still pending after a timeout fails once the caller closes the conn.
+    reading.catch(() => {});
+    throw failed(err as Error);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -2,9 +2,11 @@
  * A plain TCP listener on `node:net` whose connections can be reset: every accepted connection is
  * a {@link SocketDuplex} with TCP_NODELAY, real half-close and `reset()` (TCP RST).
  *
- * Why not `Deno.listen`: a `Deno.Conn` has no abortive close (its close() sends FIN first, and
- * Deno has no SO_LINGER), so a proxy on it cannot tell a client that the download it was relaying
- * was cut short — the client would read a clean EOF and keep a truncated file.
+ * The fallback for DenoTcpListener (on `Deno.listen`, cheaper per byte), which needs conn_reset.ts
+ * to reset a `Deno.Conn` (Linux, --allow-ffi): elsewhere a Deno.Conn has no abortive close (its
+ * close() sends FIN first, and Deno has no SO_LINGER), so a proxy on it could not tell a client
+ * that the download it was relaying was cut short — the client would read a clean EOF and keep a
+ * truncated file.
  *
  * The shape follows `Deno.Listener`: `accept()`, `close()`, `addr`.
  */
