@@ -89,8 +89,9 @@ export class InboundServer {
 
   /**
    * Serves `listener`, or binds plain TCP/UDP at once with `Deno.listen` (errors such as
-   * `Deno.errors.AddrInUse` are thrown here), whose connections cannot be reset: a download cut
-   * short upstream reaches the client as a FIN. The app uses `InboundServer.listen()`.
+   * `Deno.errors.AddrInUse` are thrown here), whose connections are reset only once
+   * detectConnReset() has found out that they can be: else a download cut short upstream reaches
+   * the client as a FIN. The app uses `InboundServer.listen()`.
    */
   constructor(options: InboundServerOptions, listener?: Listener) {
     this.tag = options.tag;
@@ -146,8 +147,10 @@ export class InboundServer {
    * v2ray's http transport and each HTTP/2 stream is one connection (h2c over `Deno.listen`
    * without `tls`: HTTP/2 resets streams itself). With `ws`, each upgraded WebSocket is one
    * connection (over a resettable TCP or a TLS listener, PROXY header first if asked). Plain TCP
-   * is a node:net listener whose connections a relay can reset when the stream it copies is cut
-   * short. UDP-only inbounds: the same as the constructor.
+   * connections can be reset by a relay when the stream it copies is cut short: accepted on
+   * `Deno.listen` where a Deno.Conn can be reset (Linux, --allow-ffi), else on node:net
+   * (listenResettableTcp; a debug line says which). UDP-only inbounds: the same as the
+   * constructor.
    */
   static async listen(options: InboundServerOptions): Promise<InboundServer> {
     const { tls, http, ws, handler, logger, tag, acceptProxyProtocol } = options;
@@ -199,6 +202,8 @@ export class InboundServer {
         hostname,
         port: options.port,
         acceptProxyProtocol,
+        logger,
+        what: `inbound "${tag}"`,
         onError: (err, remote) => {
           if (remote) badProxyHeader(err, remote);
           else logger.warn(`inbound "${tag}": accept failed: ${errorMessage(err)}`);

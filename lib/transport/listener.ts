@@ -7,6 +7,8 @@ import type { Logger } from "../log.ts";
 import { AcceptQueue } from "../net/accept_queue.ts";
 import { ConnDuplex } from "../net/conn_duplex.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
+import { detectConnReset } from "../net/conn_reset.ts";
+import { DenoTcpListener } from "../net/deno_tcp_listener.ts";
 import type { HostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { TcpListener, type TcpListenerOptions } from "../net/tcp_listener.ts";
@@ -63,8 +65,8 @@ export function listenTcp(options: { hostname?: string; port: number }): Listene
   };
 }
 
-/** The part of our node listeners (TcpListener, TlsListener) that a Listener wraps. */
-interface NodeListener {
+/** The part of our listeners (DenoTcpListener, TcpListener, TlsListener) that a Listener wraps. */
+interface NetListener {
   readonly addr: { hostname: string; port: number };
   accept(): Promise<{ duplex: Duplex; remoteAddr: NetAddress; localAddr: NetAddress }>;
   close(): void;
@@ -75,7 +77,7 @@ interface NetAddress {
   port: number;
 }
 
-function fromNode(l: NodeListener): Listener {
+function asListener(l: NetListener): Listener {
   return {
     addr: { transport: "tcp", ...l.addr },
     accept: async () => {
@@ -94,11 +96,22 @@ function fromNode(l: NodeListener): Listener {
 }
 
 /**
- * Binds a node:net TCP listener (TcpListener): TCP_NODELAY, and connections a relay can reset
- * (RST) when the stream it copies was cut short, which `Deno.Conn` cannot.
+ * Binds a TCP listener whose connections a relay can reset (RST) when the stream it copies was cut
+ * short, with TCP_NODELAY: on `Deno.listen` (DenoTcpListener) where conn_reset.ts can send the
+ * RST (Linux, --allow-ffi), else on node:net (TcpListener), whose sockets can but cost more CPU.
+ * Which one is decided once per process; `logger` hears which at debug level.
  */
-export async function listenResettableTcp(options: TcpListenerOptions): Promise<Listener> {
-  return fromNode(await TcpListener.listen(options));
+export async function listenResettableTcp(
+  options: TcpListenerOptions & { logger?: Logger; what?: string },
+): Promise<Listener> {
+  const support = await detectConnReset();
+  const what = options.what ?? "TCP listener";
+  if (support.supported) {
+    options.logger?.debug(`${what}: plain TCP on Deno.listen (resets through libc)`);
+    return asListener(await DenoTcpListener.listen(options));
+  }
+  options.logger?.debug(`${what}: plain TCP on node:net, since ${support.reason}`);
+  return asListener(await TcpListener.listen(options));
 }
 
 /**
@@ -107,7 +120,7 @@ export async function listenResettableTcp(options: TcpListenerOptions): Promise<
  * not finish its handshake within `handshakeTimeout` is dropped before anyone sees it.
  */
 export async function listenTls(options: TlsListenerOptions): Promise<Listener> {
-  return fromNode(await TlsListener.listen(options));
+  return asListener(await TlsListener.listen(options));
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * A download the remote cuts short (an HTTP/2 stream reset before END_STREAM, a TCP reset) reaches
  * the local client as every byte received, then a TCP reset — never a clean EOF — and the access
- * log says it was cut short. Through InboundServer.listen(), as the app serves SOCKS and HTTP.
+ * log says it was cut short. Through InboundServer.listen(), as the app serves SOCKS and HTTP: on
+ * `Deno.listen` (reset through libc) with --allow-ffi, and once more in a child `deno test`
+ * without it, on the node:net fallback.
  */
 import assert from "node:assert/strict";
 import { ErrorCode, StreamError } from "../../lib/h2/errors.ts";
@@ -47,9 +49,16 @@ class CuttingOutbound implements Outbound {
 function recordingLogger() {
   const logger = Logger.silent();
   const access: AccessRecord[] = [];
+  const debug: string[] = [];
   logger.access = (r) => void access.push(r);
-  return { logger, access };
+  logger.debug = (line) => void debug.push(line);
+  return { logger, access, debug };
 }
+
+/** The listener InboundServer.listen() picks for plain TCP here: node:net only without FFI. */
+const EXPECTED_LISTENER = Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+  ? /plain TCP on Deno\.listen/
+  : /plain TCP on node:net, since FFI is not granted/;
 
 /** Reads until EOF or an error; says which, and how many bytes came first. */
 async function readToEnd(conn: Deno.Conn): Promise<{ bytes: number; end: string }> {
@@ -72,7 +81,7 @@ const peerReset = () =>
   new StreamError(3, ErrorCode.NO_ERROR, "peer reset stream 3 (NO_ERROR)", { initiator: "peer" });
 
 Deno.test("SocksInbound: a remote stream reset before its end reaches the client as every byte, then ECONNRESET; the access log says cut short", async () => {
-  const { logger, access } = recordingLogger();
+  const { logger, access, debug } = recordingLogger();
   const server = await InboundServer.listen({
     tag: "socks-in",
     port: 0,
@@ -81,6 +90,7 @@ Deno.test("SocksInbound: a remote stream reset before its end reaches the client
     policy: TEST_POLICY,
     logger,
   });
+  assert.match(debug.join("\n"), EXPECTED_LISTENER);
   try {
     const s = await socksConnect(server.port, 1, "example.com", 80);
     s.reader.releaseLock();
@@ -97,7 +107,7 @@ Deno.test("SocksInbound: a remote stream reset before its end reaches the client
 });
 
 Deno.test("HttpProxyInbound: a CONNECT tunnel whose remote TCP resets reaches the client as every byte, then ECONNRESET", async () => {
-  const { logger, access } = recordingLogger();
+  const { logger, access, debug } = recordingLogger();
   const server = await InboundServer.listen({
     tag: "http-in",
     port: 0,
@@ -109,6 +119,7 @@ Deno.test("HttpProxyInbound: a CONNECT tunnel whose remote TCP resets reaches th
     policy: TEST_POLICY,
     logger,
   });
+  assert.match(debug.join("\n"), EXPECTED_LISTENER);
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     await conn.write(
@@ -130,4 +141,27 @@ Deno.test("HttpProxyInbound: a CONNECT tunnel whose remote TCP resets reaches th
   }
   assert.equal(access.length, 1);
   assert.match(access[0].result, /^cut short: Connection reset by peer/);
+});
+
+Deno.test("InboundServer.listen() without --allow-ffi serves plain TCP on node:net, whose cut-short streams end in a reset too", async () => {
+  // The tests above once more, in a process that may not use FFI: they check the listener chosen.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "test",
+      "--allow-net",
+      "--allow-read",
+      "--allow-env",
+      "--sanitize-ops",
+      "--sanitize-resources",
+      "--filter",
+      "/^(SocksInbound|HttpProxyInbound): /",
+      new URL(import.meta.url).pathname,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, text);
+  assert.match(text, /ok \| 2 passed \| 0 failed/);
 });
