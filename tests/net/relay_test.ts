@@ -227,6 +227,48 @@ Deno.test("relay() delivers the whole response when the remote stops taking the 
   await w.close().catch(() => {});
 });
 
+Deno.test("relay() keeps downlinkOnly off a response still read out after the remote stopped taking the upload", async () => {
+  const [app, inboundSide] = duplexPair();
+  const body = new Uint8Array(256 * 1024).fill(9);
+  let pushed = 0;
+  const stopUpload = Promise.withResolvers<void>();
+  const remote: Duplex = {
+    readable: new ReadableStream({
+      pull: (c) => {
+        if (pushed >= body.byteLength) return c.close();
+        c.enqueue(body.slice(pushed, pushed + 16 * 1024));
+        pushed += 16 * 1024;
+        if (pushed === 32 * 1024) stopUpload.resolve();
+      },
+    }, { highWaterMark: 0 }),
+    // RST_STREAM NO_ERROR: the stream's writable fails without a write of ours.
+    writable: new WritableStream({
+      start: (c) => void stopUpload.promise.then(() => c.error(new TypeError("NO_ERROR"))),
+    }),
+    close: () => {},
+  };
+  const w = app.writable.getWriter();
+  w.write(enc.encode("request")).catch(() => {});
+  const reading = (async () => {
+    let n = 0;
+    for await (const c of app.readable) {
+      // A client that stalls far longer than downlinkOnly once the upload has been refused.
+      if (n === 64 * 1024) await new Promise((r) => setTimeout(r, 300));
+      n += c.byteLength;
+    }
+    return n;
+  })();
+  const r = await relay(inboundSide, remote, {
+    connIdle: 10_000,
+    uplinkOnly: 40,
+    downlinkOnly: 40,
+  });
+  assert.equal(await reading, body.byteLength);
+  assert.equal(r.down, body.byteLength);
+  assert.equal(r.ended, "eof");
+  await w.close().catch(() => {});
+});
+
 Deno.test("relay() passes a remote reset on as a cut, not a normal ending", async () => {
   const { app, server, done } = wire();
   const w = app.writable.getWriter();
