@@ -6,12 +6,14 @@
  * `--server dray`), and the dray client run by this same file in `--child <config>` mode. The
  * child starts the app from a config like the benchmark's and answers commands on stdin, one JSON
  * line each on stdout: `mem` (Deno.memoryUsage, node:v8 heap statistics, /proc VmRSS/VmHWM),
- * `gc` (two full collections, then `mem`) and `snapshot <path>` (node:v8 writeHeapSnapshot).
+ * `gc` (two full collections, then `mem`), `trim` (glibc malloc_trim, then `mem`: RSS without
+ * the allocator's free memory), `snapshot <path>` (node:v8 writeHeapSnapshot) and
+ * `alloc-start`/`alloc-stop` (the allocation profile below).
  *
  * Phases, each measured before and after a forced GC:
  *
  * 1. start, then one warm-up echo (the HTTP/2 connection to the server is dialled);
- * 2. N idle connections, each having echoed one byte;
+ * 2. N idle connections, each having echoed one byte (measured after a trim too);
  * 3. N parallel downloads of SIZE bytes read as fast as possible (the benchmark's parallel-N),
  *    with the client's peak RSS sampled from /proc and its heap/external/anon at the highest
  *    RSS it reported (sampled every 100 ms), then (`--bulk SIZE`) one timed download;
@@ -20,14 +22,19 @@
  *    read the rest, `--read-chunk` bytes per read with `--read-delay` ms between reads;
  * 5. everything closed again.
  *
+ * With `--alloc-profile`, V8's sampling heap profiler runs through phases 2 and 3 (objects the GC
+ * freed included), and the functions that allocated most are listed, per connection and per KiB
+ * downloaded: where garbage comes from, which snapshots cannot show.
+ *
  * With `--snapshot DIR`, heap snapshots are taken after phases 1, 2 and 3 and summarized by
  * constructor (count and self size, total and per connection, against phase 1). Snapshots cost
  * the client memory of their own: take RSS figures from a run without them.
  *
  *   deno run -A scripts/bench/memory_probe.ts [--n 512] [--size 256KiB] [--server v2ray|dray]
- *     [--snapshot /tmp/probe] [--read-chunk 16384] [--read-delay 0] [--bulk 0]
+ *     [--snapshot /tmp/probe] [--alloc-profile] [--read-chunk 16384] [--read-delay 0] [--bulk 0]
  *     [--client-v8-flags=<flags>] [--json out.json]   (default: the start task's V8 flags)
  */
+import { Session } from "node:inspector";
 import v8 from "node:v8";
 import { parseArgs } from "node:util";
 import { startApp } from "../../lib/app.ts";
@@ -61,8 +68,10 @@ const STALL_SETTLED_SAMPLES = 5;
 const STALL_MAX_MS = 15_000;
 /** Bound on a whole phase's connection work. */
 const PHASE_TIMEOUT_MS = 120_000;
-/** Constructors listed in a snapshot summary. */
+/** Constructors listed in a snapshot summary, sites in an allocation profile. */
 const TOP = 30;
+/** The allocation profiler samples about one allocation per this many bytes. */
+const ALLOC_SAMPLING_BYTES = 4096;
 
 const encoder = new TextEncoder();
 
@@ -84,6 +93,57 @@ interface Mem {
 
 // ---------------------------------------------------------------------------------------------
 // The child: the dray client, driven over stdin/stdout.
+
+/**
+ * V8's sampling heap profiler over node:inspector, counting objects the GC has freed too: where a
+ * phase allocates (garbage included), by function, not what it keeps.
+ */
+const allocations = (() => {
+  let session: Session | undefined;
+  const post = <T>(method: string, params?: object) =>
+    new Promise<T>((resolve, reject) =>
+      session!.post(
+        method,
+        params ?? {},
+        (err: Error | null, result?: unknown) => err ? reject(err) : resolve(result as T),
+      )
+    );
+  return {
+    async start(): Promise<void> {
+      if (!session) {
+        session = new Session();
+        session.connect();
+        await post("HeapProfiler.enable");
+      }
+      await post("HeapProfiler.startSampling", {
+        samplingInterval: ALLOC_SAMPLING_BYTES,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    },
+    async stop(): Promise<Array<[string, number]>> {
+      const { profile } = await post<{ profile: { head: ProfileNode } }>(
+        "HeapProfiler.stopSampling",
+      );
+      const bySite = new Map<string, number>();
+      const walk = (node: ProfileNode) => {
+        const f = node.callFrame;
+        const file = f.url.replace(/^.*\/(lib|ext|node|scripts)\//, "$1/");
+        const site = `${f.functionName || "(anonymous)"} ${file}:${f.lineNumber + 1}`;
+        bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+        for (const child of node.children) walk(child);
+      };
+      walk(profile.head);
+      return [...bySite].sort((a, b) => b[1] - a[1]).slice(0, TOP);
+    },
+  };
+})();
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: ProfileNode[];
+}
 
 async function runChild(configPath: string): Promise<void> {
   const text = await Deno.readTextFile(configPath);
@@ -109,10 +169,28 @@ async function runChild(configPath: string): Promise<void> {
         await new Promise((r) => setTimeout(r, 0));
         gc();
         out(childMemory());
+      } else if (command === "trim") {
+        // glibc's free memory back to the OS, as HeapTrimmer would a few seconds later: what is
+        // left is in use (opening libc costs ~4 MiB of RSS itself, counted in).
+        try {
+          const libc = Deno.dlopen("libc.so.6", {
+            malloc_trim: { parameters: ["usize"], result: "i32" },
+          });
+          libc.symbols.malloc_trim(0n);
+          libc.close();
+        } catch {
+          // Not glibc: nothing to trim.
+        }
+        out(childMemory());
       } else if (command === "mem") {
         out(childMemory());
       } else if (command === "active") {
         out({ active: app.inbounds.reduce((sum, i) => sum + i.active, 0) });
+      } else if (command === "alloc-start") {
+        await allocations.start();
+        out({ ok: true });
+      } else if (command === "alloc-stop") {
+        out({ top: await allocations.stop() });
       } else if (command === "snapshot") {
         out({ path: v8.writeHeapSnapshot(arg) });
       } else if (command === "quit") {
@@ -385,6 +463,7 @@ async function main(): Promise<void> {
       size: { type: "string", default: "256KiB" },
       server: { type: "string", default: "v2ray" },
       snapshot: { type: "string" },
+      "alloc-profile": { type: "boolean", default: false },
       "read-chunk": { type: "string", default: "16384" },
       "read-delay": { type: "string", default: "0" },
       json: { type: "string" },
@@ -452,6 +531,25 @@ async function main(): Promise<void> {
       );
     };
 
+    const allocStart = async () => {
+      if (values["alloc-profile"]) await c.command("alloc-start");
+    };
+    const allocReport = async (label: string, per: number, unit: string) => {
+      if (!values["alloc-profile"]) return;
+      const { top } = await c.command<{ top: Array<[string, number]> }>("alloc-stop");
+      console.log(`allocated during ${label} (sampled, freed objects included), by function:`);
+      console.log(
+        `  ${"function site".padEnd(90)} ${"KiB".padStart(9)} ${`B/${unit}`.padStart(9)}`,
+      );
+      for (const [site, bytes] of top) {
+        console.log(
+          `  ${site.slice(0, 90).padEnd(90)} ${(bytes / 1024).toFixed(0).padStart(9)} ${
+            (bytes / per).toFixed(1).padStart(9)
+          }`,
+        );
+      }
+    };
+
     console.log(`client pid ${c.pid}, server ${server}, N=${n}, size=${size}`);
     const start = await measure("start");
 
@@ -468,6 +566,7 @@ async function main(): Promise<void> {
     // Phase 2: N idle connections.
     const conns: Deno.TcpConn[] = [];
     try {
+      await allocStart();
       const t0 = performance.now();
       await withTimeout(
         (async () => {
@@ -484,7 +583,11 @@ async function main(): Promise<void> {
         "opening idle connections",
       );
       console.log(`opened ${n} idle connections in ${(performance.now() - t0).toFixed(0)} ms`);
+      await allocReport("opening the idle connections", n, "conn");
       const idle = await measure(`idle x${n}`);
+      const trimmed = await c.command<Mem>("trim");
+      console.log(`  after trim ${fmt(trimmed)}`);
+      console.log(perConn("after gc+trim vs warm", warm.gc, trimmed, n));
       console.log(perConn("live vs warm", warm.live, idle.live, n));
       console.log(perConn("after gc vs warm", warm.gc, idle.gc, n));
       await snapshot("idle");
@@ -502,6 +605,7 @@ async function main(): Promise<void> {
     // Phase 3: N downloads read as fast as possible, as the benchmark's parallel-N does.
     {
       const sampler = samplePeakRss(c.pid);
+      await allocStart();
       const breakdown = sampleChildMemory(c);
       const t0 = performance.now();
       let peak: number;
@@ -525,6 +629,7 @@ async function main(): Promise<void> {
       // Where the peak went: the child's own figures at the sample with the highest RSS (taken
       // every 100 ms, so a little below the /proc peak above).
       if (atPeak) console.log(`  at the highest sampled rss  ${fmt(atPeak)}`);
+      await allocReport("the fast downloads", (n * size) / 1024, "KiB");
       results.fastPeakRss = peak;
       results.fastAtPeak = atPeak;
       results.fastMs = ms;
