@@ -140,7 +140,8 @@ function requireConnection(what: string, header: FrameHeader): void {
 function unpad(what: string, header: FrameHeader, payload: Uint8Array, skip: number): Uint8Array {
   if (!(header.flags & Flag.PADDED)) {
     if (payload.byteLength < skip) throw frameSizeError(what, header);
-    return payload.subarray(skip);
+    // No new view when there is nothing to cut: a DATA frame's payload is its data.
+    return skip === 0 ? payload : payload.subarray(skip);
   }
   if (payload.byteLength < 1 + skip) throw frameSizeError(what, header);
   const padLength = payload[0];

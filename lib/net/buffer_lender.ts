@@ -49,7 +49,8 @@ let freeBytes = 0;
 
 /** The list of the smallest size that holds `n` bytes, or undefined past the largest. */
 function listFor(n: number): FreeList | undefined {
-  for (const list of lists) if (n <= list.size) return list;
+  // Indexed: a for-of allocated an iterator per call before the function was optimized.
+  for (let i = 0; i < lists.length; i++) if (n <= lists[i].size) return lists[i];
   return undefined;
 }
 
