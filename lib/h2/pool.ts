@@ -73,6 +73,22 @@ export class H2Pool {
     return (await this.open(key, req, signal)).stream;
   }
 
+  /**
+   * Opens a stream at once when a connection for `key` has room (`request` makes the request only
+   * then): what most requests on a warm pool find, with no promise, timer or signal of their own. Undefined when none has room
+   * or the request fails there; `open()` then dials or waits, and reports why it cannot.
+   */
+  openNow(key: string, request: () => H2Request): PooledStream | undefined {
+    if (this.#abort.signal.aborted) return undefined;
+    const connection = this.#pick(key);
+    if (!connection) return undefined;
+    try {
+      return { stream: connection.request(request()), connection };
+    } catch {
+      return undefined;
+    }
+  }
+
   /** As request(), also telling which connection the stream is on. */
   async open(key: string, req: H2Request, signal?: AbortSignal): Promise<PooledStream> {
     for (let attempt = 0;; attempt++) {

@@ -138,7 +138,13 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
       : "tcp";
     const user = (server: VlessServer) =>
       server.users[Math.floor(this.#random() * server.users.length)];
-    const { attempt, server, duplex } = await this.#race(dest, signal);
+    const first = this.#health.pick()!;
+    // A pooled stream with room needs no attempt: no deadline, race or signal of its own.
+    const now = this.#transport.openNow?.(this.#servers[first]);
+    if (now && !this.#transport.watch) this.#health.succeeded(first);
+    const { attempt, server, duplex } = now
+      ? { attempt: 1, server: this.#servers[first], duplex: now }
+      : await this.#race(dest, signal, first);
     const header = encodeRequestHeader({ userId: user(server).id, command, dest, flow: "" });
     if (this.#logger.enabled("debug")) {
       this.#logger.debug(
@@ -154,9 +160,9 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
   }
 
   /**
-   * Up to {@link DIAL_ATTEMPTS} attempts over the servers the health state offers, RFC 8305
-   * style: an attempt that has not finished after the race delay gets company — the next untried
-   * server starts in parallel — and the first to succeed wins. A failed attempt is followed at
+   * Up to {@link DIAL_ATTEMPTS} attempts over the servers the health state offers (`first` picked
+   * already), RFC 8305 style: an attempt that has not finished after the race delay gets company —
+   * the next untried server starts in parallel — and the first to succeed wins. A failed attempt is followed at
    * once by the next untried server; only when every server failed in this round does it wait
    * (v2ray's 0/200/400/600 ms) before the next round. Losers still running are not cut off: their
    * outcome is news for the health state, and a success is closed at once.
@@ -164,6 +170,7 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
   async #race(
     dest: Destination,
     signal: AbortSignal | undefined,
+    first: number,
   ): Promise<{ attempt: number; server: VlessServer; duplex: Duplex }> {
     const n = this.#servers.length;
     const tried = new Set<number>();
@@ -172,7 +179,7 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
     let started = 0;
     let lastFailed = -1;
     const start = () => {
-      const index = this.#health.pick(tried)!;
+      const index = started === 0 ? first : this.#health.pick(tried)!;
       tried.add(index);
       const attempt = new Attempt(this, index, ++started, signal);
       running.add(attempt);

@@ -16,6 +16,12 @@ export interface Transport {
   readonly name: string;
   /** Opens one stream to `server`; rejects with an error naming the server and the cause. */
   open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex>;
+  /**
+   * Optional: opens a stream to `server` at once when that needs no waiting (a pooled connection
+   * with room), else undefined and the caller uses `open()`. The common case of a pooling
+   * transport, without the deadline, signal and promises an `open()` attempt carries.
+   */
+  openNow?(server: ServerAddress): Duplex | undefined;
   /** Drops pooled connections; streams already opened are closed too. */
   close(): void;
   /**

@@ -10,7 +10,7 @@
  * status is checked when the response arrives (a non-200 fails this stream only; the pooled
  * connection stays in use).
  */
-import type { H2Connection } from "../h2/connection.ts";
+import type { H2Connection, H2Request } from "../h2/connection.ts";
 import { H2Pool } from "../h2/pool.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
@@ -76,6 +76,7 @@ export class V2rayHttpTransport implements Transport {
   readonly #streamTimeout: number;
   #events: TransportHealthEvents | undefined;
   readonly #silence = new WeakMap<H2Connection, SilenceWatch>();
+  #fixedRequest: H2Request | undefined;
 
   constructor(options: V2rayHttpTransportOptions) {
     if (!options.tls) throw new TypeError("TLS must be enabled for http transport");
@@ -132,10 +133,37 @@ export class V2rayHttpTransport implements Transport {
   }
 
   async open(server: ServerAddress, signal?: AbortSignal): Promise<Duplex> {
+    const key = this.#keyOf(server);
+    const { stream, connection } = await this.#pool.open(key, this.#request(), signal);
+    this.#opened(connection, server);
+    return stream;
+  }
+
+  openNow(server: ServerAddress): Duplex | undefined {
+    const opened = this.#pool.openNow(this.#keyOf(server), this.#makeRequest);
+    if (!opened) return undefined;
+    this.#opened(opened.connection, server);
+    return opened.stream;
+  }
+
+  close(): void {
+    this.#pool.close();
+  }
+
+  /** The pool key of `server`, which the pool's dial maps back to the server. */
+  #keyOf(server: ServerAddress): string {
     const key = formatHostPort(server.address, server.port);
-    this.#servers.set(key, { address: server.address, port: server.port });
+    if (!this.#servers.has(key)) {
+      this.#servers.set(key, { address: server.address, port: server.port });
+    }
+    return key;
+  }
+
+  /** A stream's request: the same object every time unless a host is picked per stream. */
+  #request(): H2Request {
+    if (this.#fixedRequest) return this.#fixedRequest;
     const authority = this.#hosts[Math.floor(this.#random() * this.#hosts.length)];
-    const { stream, connection } = await this.#pool.open(key, {
+    const req = {
       method: this.#method,
       scheme: "https",
       authority,
@@ -144,13 +172,15 @@ export class V2rayHttpTransport implements Transport {
       // The stream itself fails with "unexpected status N" on any other status (resetting only
       // this stream), so it serves as the tunnel as it is: no wrapper stream per connection.
       expectStatus: 200,
-    }, signal);
-    if (this.#streamTimeout > 0) this.#watchFor(connection, server).opened();
-    return stream;
+    };
+    if (this.#hosts.length === 1) this.#fixedRequest = req;
+    return req;
   }
 
-  close(): void {
-    this.#pool.close();
+  readonly #makeRequest = () => this.#request();
+
+  #opened(connection: H2Connection, server: ServerAddress): void {
+    if (this.#streamTimeout > 0) this.#watchFor(connection, server).opened();
   }
 
   /** The connection's stream-setup deadline (see SilenceWatch), made with its first stream. */

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import assert, { equal } from "node:assert/strict";
 import { H2Pool } from "../../lib/h2/pool.ts";
 import { isRetryable } from "../../lib/h2/stream.ts";
 import { ErrorCode } from "../../lib/h2/errors.ts";
@@ -103,6 +103,26 @@ Deno.test("H2Pool.request() opens another connection when the peer's stream limi
     const d = await pool.request("k", GET);
     assert.equal(d.id, 5);
     assert.equal(peers.dials.length, 2);
+  }, (peers) => (peers.settings = [[3, 2]]));
+});
+
+Deno.test("H2Pool.openNow() opens a stream only on a connection with room, and never dials", async () => {
+  await withPool(async (pool, peers) => {
+    let made = 0;
+    const request = () => (made++, GET);
+    equal(pool.openNow("k", request), undefined, "no connection yet");
+    equal(made, 0, "no request is made without a connection");
+    peers.onHeaders = () => Promise.resolve(); // never answer: streams stay open
+    const a = await pool.request("k", GET);
+    const b = pool.openNow("k", request);
+    assert.ok(b);
+    equal(b.stream.id, 3);
+    equal(made, 1);
+    equal(pool.openNow("k", request), undefined, "the peer allows two streams");
+    equal(pool.openNow("other", request), undefined);
+    assert.deepEqual(peers.dials, ["k"]);
+    a.close();
+    equal(pool.openNow("k", request)?.stream.id, 5);
   }, (peers) => (peers.settings = [[3, 2]]));
 });
 

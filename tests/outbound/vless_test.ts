@@ -380,6 +380,49 @@ Deno.test("VlessOutbound.open() uses the Mux command for v1.mux.cool", async () 
   }
 });
 
+/** A FakeTransport that also opens at once (openNow) while `ready` holds the server's address. */
+class PoolingTransport extends FakeTransport {
+  readonly ready = new Set<string>();
+  readonly now: ServerAddress[] = [];
+  openNow(server: ServerAddress): Duplex | undefined {
+    if (!this.ready.has(server.address)) return undefined;
+    this.now.push(server);
+    const [client, peer] = duplexPair();
+    this.peers.push(peer);
+    return client;
+  }
+}
+
+Deno.test("VlessOutbound.open() takes a stream the transport opens at once, else opens the same server", async () => {
+  const t = new PoolingTransport();
+  const ob = outbound(t, [
+    { address: "s1", port: 1, users: [{ id: ID_A }] },
+    { address: "s2", port: 2, users: [{ id: ID_A }] },
+  ]);
+  try {
+    t.ready.add("s2");
+    const opened: Duplex[] = [];
+    for (let i = 0; i < 4; i++) {
+      opened.push(await ob.open({ network: "tcp", host: "1.1.1.1", port: 80 }));
+    }
+    // Round-robin either way: s1 has no pooled room (open()), s2 has (openNow()).
+    assertEquals(t.dialed.map((s) => s.address), ["s1", "s1"]);
+    assertEquals(t.now.map((s) => s.address), ["s2", "s2"]);
+    // The stream from openNow() is a VLESS connection like any other: header with the payload.
+    const sent = readAll(t.peers[1].readable);
+    const w = opened[1].writable.getWriter();
+    await w.write(enc.encode("hi"));
+    await w.close();
+    const got = await sent;
+    const parsed = parseRequestHeader(got, 0)!;
+    assertEquals(parsed.header.userId, ID_A);
+    equal(dec.decode(got.subarray(parsed.consumed)), "hi");
+    for (const c of opened) c.close();
+  } finally {
+    await ob.close();
+  }
+});
+
 Deno.test("VlessOutbound.open() goes round-robin over servers and picks a random user", async () => {
   const t = new FakeTransport();
   const picks = [0.9, 0.1, 0.5];

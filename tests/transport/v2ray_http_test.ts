@@ -96,6 +96,37 @@ Deno.test("V2rayHttpTransport.open() sends PUT to the normalized path with a ran
   }
 });
 
+Deno.test("V2rayHttpTransport.openNow() opens a stream on the pooled connection, none before it", async () => {
+  await using server = h2Server();
+  const picks = [0.7, 0.2];
+  const t = new V2rayHttpTransport({
+    tls: TLS,
+    host: ["a.dray.test", "b.dray.test"],
+    path: "tunnel",
+    random: () => picks.shift()!,
+  });
+  const at = { address: "127.0.0.1", port: server.port };
+  try {
+    equal(t.openNow(at), undefined);
+    equal(picks.length, 2, "no host is picked for a stream not opened");
+    const first = await t.open(at);
+    const d = t.openNow(at);
+    if (!d) throw new Error("openNow() opened nothing on a pooled connection with room");
+    const w = d.writable.getWriter();
+    await w.write(new TextEncoder().encode("now"));
+    await w.close();
+    equal(await readText(d.readable), "now");
+    d.close();
+    first.close();
+    equal(server.seen.length, 2);
+    equal(server.seen[1].host, "a.dray.test");
+    equal(server.seen[1].path, "/tunnel");
+    equal(server.seen[0].remotePort, server.seen[1].remotePort);
+  } finally {
+    t.close();
+  }
+});
+
 Deno.test("V2rayHttpTransport.open() uses the configured method and the default host", async () => {
   await using server = h2Server();
   const t = new V2rayHttpTransport({ tls: TLS, path: "/tunnel", method: "POST" });
