@@ -12,6 +12,7 @@
 import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
 import { formatDestination, formatHostPort } from "../net/destination.ts";
+import { unwatchAbort, watchAbort } from "../net/abort_watch.ts";
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { relay, type RelayResult } from "../net/relay.ts";
 import type { Outbound } from "../outbound/outbound.ts";
@@ -264,7 +265,7 @@ export class Dispatcher {
   /** Dials `outbound`, bounded by the dial deadline and `signal`; a late Duplex is closed. */
   async #dial(outbound: Outbound, route: RouteContext, signal: AbortSignal): Promise<Duplex> {
     signal.throwIfAborted();
-    // One controller, one listener and one timer per dial: this runs for every connection, and
+    // One controller, one abort watch and one timer per dial: this runs for every connection, and
     // the caller's abort and the deadline both settle the race directly (no listener on our own
     // controller's signal, no second promise chain).
     const ac = new AbortController();
@@ -275,7 +276,7 @@ export class Dispatcher {
       fail(reason);
     };
     const onAbort = () => abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
+    watchAbort(signal, onAbort);
     const ms = this.#dialTimeout;
     const timer = setTimeout(
       () => abort(new Deno.errors.TimedOut(`dial timed out after ${ms} ms`)),
@@ -288,7 +289,7 @@ export class Dispatcher {
       return await Promise.race([opening, aborted]);
     } finally {
       clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
+      unwatchAbort(signal, onAbort);
     }
   }
 

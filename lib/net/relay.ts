@@ -1,4 +1,5 @@
 import { toError } from "../error_message.ts";
+import { unwatchAbort, watchAbort } from "./abort_watch.ts";
 import { giveBack } from "./buffer_lender.ts";
 import { abortively, type Duplex, type HeldDuplex } from "./duplex.ts";
 import { waitAtMost } from "./wait_at_most.ts";
@@ -105,7 +106,7 @@ export async function relay(
       error = toError(err);
     }
     timer?.stop();
-    opts.signal?.removeEventListener("abort", onAbort);
+    if (opts.signal) unwatchAbort(opts.signal, onAbort);
     client.close();
     remote.close();
     release();
@@ -124,7 +125,7 @@ export async function relay(
     ended = "cut";
     error = toError(err);
     timer?.stop();
-    opts.signal?.removeEventListener("abort", onAbort);
+    if (opts.signal) unwatchAbort(opts.signal, onAbort);
     // The other direction stops at its next step (ended is set); its reader is cancelled below.
     if (lastWrite) await waitAtMost(lastWrite.catch(() => {}), CUT_FLUSH_MS);
     const [source, dest] = key === "down" ? [remote, client] : [client, remote];
@@ -160,7 +161,7 @@ export async function relay(
   if (opts.signal?.aborted) {
     teardown("aborted");
   } else {
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal) watchAbort(opts.signal, onAbort);
     timer = new IdleTimer(opts.connIdle, onIdle);
   }
 
