@@ -38,7 +38,25 @@ const rule = (r: Record<string, unknown>) => ({ type: "field", ...r });
 const p = (host: string, expect: string, extra: Partial<Probe & { inbound: "in" | "in2" }> = {}) =>
   [{ host, port: 443, ...extra }, expect] as [Probe, string];
 
-const SOURCE_PORT = freePort();
+/**
+ * The port the sourcePort probes connect from, below Linux's ephemeral range (32768-60999): a
+ * port the kernel hands out to other connections (freePort()'s) may be taken by any process's
+ * outgoing connection before the probe binds it (seen: EADDRINUSE on a loaded machine).
+ */
+const SOURCE_PORT = portBelowEphemeralRange();
+
+function portBelowEphemeralRange(): number {
+  for (let i = 0; i < 100; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // Taken: try another.
+    }
+  }
+  throw new Error("no free port in 20000-31999 after 100 tries");
+}
 
 const CASES: Case[] = [
   {
