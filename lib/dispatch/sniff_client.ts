@@ -4,7 +4,7 @@
  * is lost: the bytes read (and a read still pending when the wait ran out) come first from the
  * returned reader, so the relay forwards them to the outbound.
  */
-import type { Duplex, HeldDuplex } from "../net/duplex.ts";
+import { abortively, type Duplex, type HeldDuplex } from "../net/duplex.ts";
 import {
   sniff,
   SNIFF_ATTEMPTS,
@@ -53,7 +53,16 @@ export async function sniffClient(
     }
   }
   return {
-    client: { reader: replay(reader, chunks, pending), writer, close: () => client.close() },
+    client: {
+      reader: replay(reader, chunks, pending),
+      writer,
+      close: () => client.close(),
+      // The client as it was, but for its reader: without reset() the relay closed a client whose
+      // download was cut short, and the client took the truncated stream for a whole one (a FIN);
+      // without copiesWrites it never gave lent chunks back.
+      reset: () => abortively(client),
+      copiesWrites: client.copiesWrites,
+    },
     sniffed,
   };
 }

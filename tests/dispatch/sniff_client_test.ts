@@ -40,3 +40,26 @@ Deno.test("sniffClient() gives up after its bounded wait and keeps the late byte
   held.close();
   peer.close();
 });
+
+Deno.test("sniffClient() keeps the client's reset() and copiesWrites", async () => {
+  const [client, peer] = duplexPair();
+  let resets = 0;
+  const side = Object.assign(client, {
+    copiesWrites: true,
+    reset: () => {
+      resets++;
+      client.close();
+    },
+  });
+  const w = peer.writable.getWriter();
+  await w.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  const { client: held, sniffed } = await sniffClient(side);
+  assert.equal(sniffed?.protocol, "http1");
+  // The relay resets a client whose download was cut short; without reset() it would close it,
+  // and the client would take the truncated download for a complete one (a FIN).
+  assert.equal(held.copiesWrites, true, "the relay gives lent chunks back after writes to it");
+  assert.equal(typeof held.reset, "function");
+  held.reset!();
+  assert.equal(resets, 1);
+  peer.close();
+});
