@@ -193,12 +193,15 @@ export class ReceiveBody {
       // per read peaked at 314-371 MiB over 512 parallel downloads from a v2ray server, whose frames
       // are 2 KiB). A copy into a smaller pooled buffer costs less, and the piece goes straight back.
       const copy = this.#lender!.take(length);
-      this.#lender!.put(tail);
+      // The piece goes back only once its bytes are copied out: memory put back is no longer ours
+      // (the debug guard poisons it at once, see buffer_lender.ts).
       if (copy === undefined) {
         this.#chunks.push(tail.slice(0, length));
+        this.#lender!.put(tail);
         return;
       }
       copy.set(tail.subarray(0, length));
+      this.#lender!.put(tail);
       chunk = copy.subarray(0, length);
       this.#lender!.lend(chunk, copy);
     } else {

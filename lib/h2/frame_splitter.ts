@@ -8,6 +8,7 @@
  * split frame cost a zeroed allocation per DATA frame on an upload: 64 KiB frames over TLS reads
  * of 16 KiB records are almost all split, so about one GiB of garbage per GiB received.
  */
+import { poisonReused } from "../net/buffer_lender.ts";
 import { ConnectionError, ErrorCode } from "./errors.ts";
 import {
   FRAME_HEADER_SIZE,
@@ -96,6 +97,8 @@ export class FrameSplitter {
         const need = this.#header.length;
         if (!this.#spare || this.#spare.byteLength < need) this.#spare = new Uint8Array(need);
         this.#partial = this.#spare.subarray(0, need);
+        // Debug guard (off: a no-op): a payload view kept past its handler reads garbage.
+        poisonReused(this.#partial);
         this.#partialFill = 0;
       }
       const take = Math.min(this.#header.length - this.#partialFill, len - off);

@@ -7,7 +7,7 @@
  * read before it reads again, and whatever outlives the handler (bodies, header-block fragments) is
  * copied. So the duplex never lends us memory, and nobody has to give any back.
  */
-import { BufferLender, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
+import { BufferLender, poisonReused, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
 import type { Duplex } from "../net/duplex.ts";
 
 /** A duplex that can read into the caller's buffer (null at EOF), as `Deno.Conn` does. */
@@ -63,6 +63,8 @@ export class SocketReader {
       this.#bulk = this.#lender.take() ?? new Uint8Array(READ_SIZE);
     }
     this.#buf = this.#bulk ?? (this.#small ??= new Uint8Array(SMALL_READ));
+    // Debug guard (off: a no-op): a view of the last read kept past this point reads garbage.
+    poisonReused(this.#buf);
     return this.#source!.read(this.#buf).then(this.#received);
   }
 

@@ -47,6 +47,88 @@ interface FreeList {
 const lists: FreeList[] = POOL_SIZES.map((size) => ({ size, buffers: [], lowWater: 0 }));
 let freeBytes = 0;
 
+/**
+ * The debug guard, for tests and load checks: `DRAY_POISON_BUFFERS=1` in the environment (read
+ * with --allow-env) or setBufferPoisoning(true). Every buffer that comes back is filled with
+ * {@link POISON_BYTE} first, so a consumer still holding a view of memory given back reads garbage
+ * and its sha256 check fails, instead of another connection's bytes that may happen to match (the
+ * test patterns are often the same for every connection). take() checks that a free buffer is
+ * still all poison (a late writer: a read landing in memory given back) and put() that it is not
+ * in the pool already (given back twice: two readers would share it); either throws. Off, it
+ * costs a test of one variable per put and take.
+ */
+export const POISON_BYTE = 0xdb;
+let poisoning = poisonFromEnv();
+/** Buffers in the free lists, while poisoning (a second put() of one is a bug). */
+let inPool = new WeakSet<Uint8Array>();
+
+function poisonFromEnv(): boolean {
+  const name = "DRAY_POISON_BUFFERS";
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      return false;
+    }
+    const value = Deno.env.get(name);
+    return value !== undefined && value !== "" && value !== "0";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns the debug guard on or off; returns whether it was on. Turning it on lets go of the free
+ * buffers (they were given back unpoisoned).
+ */
+export function setBufferPoisoning(on: boolean): boolean {
+  const was = poisoning;
+  if (on && !was) {
+    for (const list of lists) {
+      list.buffers = [];
+      list.lowWater = 0;
+    }
+    freeBytes = 0;
+    inPool = new WeakSet();
+  }
+  poisoning = on;
+  return was;
+}
+
+/**
+ * For a reader that reuses memory of its own from read to read (SocketReader): with the guard on,
+ * fills `buf` with poison before the next read into it, so that a view of the last read's bytes
+ * kept past its time turns to garbage. A no-op when off.
+ */
+export function poisonReused(buf: Uint8Array): void {
+  if (poisoning) buf.fill(POISON_BYTE);
+}
+
+/** `buffer`, leaving the pool: it must be as poisoned as it went in. */
+function checkPoisoned(buffer: Uint8Array): void {
+  inPool.delete(buffer);
+  // Pooled buffers are whole ArrayBuffers of 4/16/64 KiB: a word at a time.
+  const words = new Uint32Array(buffer.buffer, buffer.byteOffset, buffer.byteLength >> 2);
+  const word = POISON_BYTE * 0x01010101;
+  for (let i = 0; i < words.length; i++) {
+    if (words[i] !== word) {
+      throw new Error(
+        `BufferLender.take(): a ${buffer.byteLength}-byte pooled buffer was written near byte ${
+          i * 4
+        } after it was given back`,
+      );
+    }
+  }
+}
+
+/** `buffer`, coming back: poisoned; throws if it is in the pool already. */
+function poison(buffer: Uint8Array): void {
+  if (inPool.has(buffer)) {
+    throw new Error(
+      `BufferLender.put(): a ${buffer.byteLength}-byte buffer came back while already in the pool (given back twice)`,
+    );
+  }
+  buffer.fill(POISON_BYTE);
+}
+
 /** The list of the smallest size that holds `n` bytes, or undefined past the largest. */
 function listFor(n: number): FreeList | undefined {
   // Indexed: a for-of allocated an iterator per call before the function was optimized.
@@ -117,6 +199,7 @@ export class BufferLender {
     this.#out++;
     const buffer = list.buffers.pop();
     if (buffer === undefined) return new Uint8Array(list.size);
+    if (poisoning) checkPoisoned(buffer);
     freeBytes -= list.size;
     if (list.buffers.length < list.lowWater) list.lowWater = list.buffers.length;
     return buffer;
@@ -130,9 +213,11 @@ export class BufferLender {
   /** Returns a buffer from `take()`: not lent after all, or given back. */
   put(buffer: Uint8Array): void {
     this.#out--;
+    if (poisoning) poison(buffer);
     const list = listFor(buffer.byteLength);
     if (list?.size !== buffer.byteLength || freeBytes + list.size > POOL_FREE_BYTES) return;
     list.buffers.push(buffer);
+    if (poisoning) inPool.add(buffer);
     freeBytes += list.size;
   }
 }

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { ReceiveBody } from "../../lib/h2/body.ts";
 import { ReceiveWindow } from "../../lib/h2/flow.ts";
-import { BufferLender, giveBack } from "../../lib/net/buffer_lender.ts";
+import {
+  BufferLender,
+  giveBack,
+  POISON_BYTE,
+  setBufferPoisoning,
+} from "../../lib/net/buffer_lender.ts";
 
 function body(consumed: number[] = []): ReceiveBody {
   return new ReceiveBody({
@@ -86,3 +91,80 @@ Deno.test("ReceiveBody buffers in 16 KiB pieces, and in 64 KiB ones once the con
   assert.ok(all.every((x, i) => x === Math.floor(i / 1000)), "bytes out of order");
   await reader.cancel();
 });
+
+Deno.test("ReceiveBody hands on every byte once while its consumer gives chunks back late (poisoned pool)", async () => {
+  const was = setBufferPoisoning(true);
+  try {
+    let x = 0x1b873593;
+    const rand = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const b = new ReceiveBody({
+      streamId: 1,
+      window: new ReceiveWindow(64 * 1024 * 1024),
+      peerName: "peer",
+      onConsumed: () => {},
+      onCancel: () => {},
+    });
+    // The connection's read buffer: every frame is a view of it, and it is reused (poisoned here)
+    // right after push() returns, as SocketReader does.
+    const readBuffer = new Uint8Array(16 * 1024);
+    const sent: number[] = [];
+    let next = 0;
+    const produce = async () => {
+      for (let frames = 0; frames < 3000; frames++) {
+        // Small frames (v2ray's 2 KiB), full ones, and bursts the consumer falls behind on.
+        const n = rand(4) === 0 ? 16 * 1024 : 1 + rand(2048);
+        const frame = readBuffer.subarray(0, n);
+        for (let i = 0; i < n; i++) frame[i] = next = (next * 31 + 7) & 0xff;
+        for (let i = 0; i < n; i++) sent.push(frame[i]);
+        b.admit(n);
+        b.push(frame, n);
+        readBuffer.fill(POISON_BYTE);
+        if (rand(8) === 0) await new Promise((r) => setTimeout(r, rand(3)));
+      }
+      b.end();
+    };
+    const got: Uint8Array[] = [];
+    const consume = async () => {
+      const reader = b.readable.getReader();
+      // As the relay: a chunk is copied out once its "write" settles, then given back; the next
+      // read goes on meanwhile.
+      const writes: Promise<void>[] = [];
+      for (let reads = 0; reads < 100_000; reads++) {
+        const r = await reader.read();
+        if (r.done) break;
+        const chunk = r.value;
+        const at = reads;
+        writes.push(
+          new Promise<void>((resolve) => setTimeout(resolve, rand(3))).then(() => {
+            got[at] = chunk.slice();
+            giveBack(chunk);
+          }),
+        );
+        if (writes.length >= 2) await writes.shift();
+      }
+      await Promise.all(writes);
+    };
+    await Promise.all([produce(), consume()]);
+    const all = concatAll(got);
+    assert.equal(all.byteLength, sent.length);
+    const first = all.findIndex((v, i) => v !== sent[i]);
+    assert.equal(first, -1, `the bytes differ from byte ${first} on`);
+  } finally {
+    setBufferPoisoning(was);
+  }
+});
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}

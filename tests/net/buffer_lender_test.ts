@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import {
   BufferLender,
   giveBack,
+  POISON_BYTE,
+  poisonReused,
   POOL_BUFFER_SIZE,
   POOL_SIZES,
   releaseIdleBuffers,
+  setBufferPoisoning,
 } from "../../lib/net/buffer_lender.ts";
 
 Deno.test("BufferLender.take() hands out the buffer a sink gave back", () => {
@@ -96,4 +99,77 @@ Deno.test("BufferLender.put() keeps no buffer of a size the pool does not hand o
   lender.take();
   lender.put(new Uint8Array(5000));
   assert.equal(lender.take(5000)!.byteLength, 16384);
+});
+
+Deno.test("giveBack() a second time never hands one buffer to two readers", () => {
+  const lender = new BufferLender(4);
+  const buf = lender.take(4096)!;
+  const chunk = buf.subarray(0, 100);
+  lender.lend(chunk, buf);
+  giveBack(chunk);
+  giveBack(chunk);
+  const a = lender.take(4096)!;
+  const b = lender.take(4096)!;
+  assert.notEqual(a.buffer, b.buffer, "two readers got the same memory");
+  lender.put(a);
+  lender.put(b);
+});
+
+Deno.test("setBufferPoisoning(true) fills a buffer given back with POISON_BYTE", () => {
+  const was = setBufferPoisoning(true);
+  try {
+    const lender = new BufferLender(1);
+    const buf = lender.take(4096)!;
+    buf.fill(7);
+    const chunk = buf.subarray(10, 20);
+    lender.lend(chunk, buf);
+    giveBack(chunk);
+    // A consumer that kept a view of the chunk past its give-back now reads garbage.
+    assert.ok(chunk.every((b) => b === POISON_BYTE));
+    assert.ok(buf.every((b) => b === POISON_BYTE));
+    assert.equal(lender.take(4096), buf, "still served again");
+    lender.put(buf);
+  } finally {
+    setBufferPoisoning(was);
+  }
+});
+
+Deno.test("BufferLender.take() throws, with the guard on, when memory given back was written since", () => {
+  const was = setBufferPoisoning(true);
+  try {
+    const lender = new BufferLender(2);
+    const buf = lender.take(16384)!;
+    lender.put(buf);
+    // A late writer: say a read that was still pending into the buffer when it went back.
+    buf[5000] = 1;
+    assert.throws(() => lender.take(16384), /written near byte 5000 after it was given back/);
+  } finally {
+    setBufferPoisoning(was);
+  }
+});
+
+Deno.test("BufferLender.put() throws, with the guard on, for a buffer already in the pool", () => {
+  const was = setBufferPoisoning(true);
+  try {
+    const lender = new BufferLender(2);
+    const buf = lender.take(4096)!;
+    lender.put(buf);
+    assert.throws(() => lender.put(buf), /already in the pool \(given back twice\)/);
+  } finally {
+    setBufferPoisoning(was);
+  }
+});
+
+Deno.test("poisonReused() poisons only while the guard is on", () => {
+  const was = setBufferPoisoning(false);
+  try {
+    const buf = new Uint8Array(8).fill(1);
+    poisonReused(buf);
+    assert.ok(buf.every((b) => b === 1));
+    setBufferPoisoning(true);
+    poisonReused(buf);
+    assert.ok(buf.every((b) => b === POISON_BYTE));
+  } finally {
+    setBufferPoisoning(was);
+  }
 });
