@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { giveBack } from "../../lib/net/buffer_lender.ts";
+import { giveBack, setBufferPoisoning } from "../../lib/net/buffer_lender.ts";
 import { WsConnection } from "../../lib/transport/ws_connection.ts";
 import { CloseCode, encodeCloseBody, encodeFrame, Opcode } from "../../lib/ws/frame.ts";
 
@@ -225,4 +225,73 @@ Deno.test("WsConnection.readable lends its bulk chunks: given back, their memory
   );
   // 2 MiB went through a handful of buffers (the pool's), not fresh memory every 256 KiB.
   assert.ok(memory.size <= 4, `read into ${memory.size} buffers`);
+});
+
+Deno.test("WsConnection.readable hands on every byte once when reads cut frames anywhere and chunks come back late (poisoned pool)", async () => {
+  const was = setBufferPoisoning(true);
+  try {
+    // xorshift32: frame sizes, read sizes and the consumer's pace, the same every run.
+    let x = 0x2545f491;
+    const rand = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const sent: Uint8Array[] = [];
+    const wire: Uint8Array[] = [];
+    for (let i = 0; i < 600; i++) {
+      // Mostly small frames (v2ray's 2 KiB messages), some large, a few empty, Pings between.
+      const size = rand(10) === 0 ? rand(40_000) : rand(10) === 0 ? 0 : rand(3000);
+      const payload = new Uint8Array(size);
+      for (let j = 0; j < size; j++) payload[j] = rand(256);
+      sent.push(payload);
+      wire.push(encodeFrame(Opcode.Binary, payload));
+      if (rand(20) === 0) wire.push(encodeFrame(Opcode.Ping, Uint8Array.of(i & 0xff)));
+    }
+    wire.push(encodeFrame(Opcode.Close, encodeCloseBody(CloseCode.Normal)));
+    const stream = concat(wire);
+    let at = 0;
+    const ws = new WsConnection({
+      reader: new ReadableStream<Uint8Array>().getReader(),
+      writer: new WritableStream<Uint8Array>().getWriter(),
+      close: () => {},
+      // Reads of any size: mostly bulk (as TLS records), sometimes a few bytes mid-header.
+      read: (buf) => {
+        if (at >= stream.byteLength) return Promise.resolve(null);
+        const want = rand(4) === 0 ? 1 + rand(20) : 2048 + rand(16_384);
+        const n = Math.min(buf.byteLength, want, stream.byteLength - at);
+        buf.set(stream.subarray(at, at + n));
+        at += n;
+        return Promise.resolve(n);
+      },
+    }, { role: "client" });
+    const reader = ws.readable.getReader();
+    const got: Uint8Array[] = [];
+    // As the relay holds them: a chunk is copied out only when its "write" settles, and given back
+    // right after, while the next reads go on.
+    const writes: Promise<void>[] = [];
+    for (let reads = 0; reads < 100_000; reads++) {
+      const r = await reader.read();
+      if (r.done) break;
+      const chunk = r.value;
+      const delay = rand(3);
+      writes.push(
+        new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
+          got[reads] = chunk.slice();
+          giveBack(chunk);
+        }),
+      );
+      if (writes.length >= 2) await writes.shift();
+    }
+    await Promise.all(writes);
+    await ws.closed;
+    const a = concat(got);
+    const b = concat(sent);
+    assert.equal(a.byteLength, b.byteLength);
+    const first = a.findIndex((v, i) => v !== b[i]);
+    assert.equal(first, -1, `the bytes differ from byte ${first} on`);
+  } finally {
+    setBufferPoisoning(was);
+  }
 });
