@@ -2,6 +2,7 @@ import { toError } from "../error_message.ts";
 import { unwatchAbort, watchAbort } from "./abort_watch.ts";
 import { giveBack } from "./buffer_lender.ts";
 import { abortively, type Duplex, type HeldDuplex } from "./duplex.ts";
+import { LINGER_MS } from "./lingering_close.ts";
 import { waitAtMost } from "./wait_at_most.ts";
 import { IdleTimer } from "./idle_timer.ts";
 
@@ -107,6 +108,17 @@ export async function relay(
     }
     timer?.stop();
     if (opts.signal) unwatchAbort(opts.signal, onAbort);
+    if (ended === "eof" && eofPassed.down && over.up && !sourceEnded.up) {
+      // The client has its whole response and our FIN, but what it sent since the remote stopped
+      // taking the upload (an h2 server's RST_STREAM NO_ERROR after its response, see copy()) is
+      // unread: closing a socket with input unread sends a RST, and a RST discards what is still in
+      // the send queue — the response's tail (measured: 3.5 of 16 MiB lost to a slow client that
+      // went on sending, the relay logging "eof" with every byte written). The client gets
+      // LINGER_MS to read it and close, while what it sends is read and dropped.
+      remote.close();
+      drainThenClose(client, upReader).then(release);
+      return;
+    }
     client.close();
     remote.close();
     release();
@@ -177,6 +189,9 @@ export async function relay(
 
   /** Directions that are over (EOF passed on, or their destination stopped taking bytes). */
   const over = { up: false, down: false };
+  /** Directions whose source gave its EOF, and those that passed it on (the destination's FIN). */
+  const sourceEnded = { up: false, down: false };
+  const eofPassed = { up: false, down: false };
   const finish = (key: "up" | "down", nextTimeout: number | undefined) => {
     if (over[key]) return;
     over[key] = true;
@@ -222,6 +237,7 @@ export async function relay(
         }
         return false;
       }
+      if (r.done) sourceEnded[key] = true;
       if (ended !== undefined || r.done || over[key]) return false;
       timer?.touch();
       await writer.ready;
@@ -237,6 +253,7 @@ export async function relay(
     if (ended !== undefined || over[key]) return;
     // EOF from the source: pass it on as a half-close (TCP FIN) to the destination.
     await writer.close();
+    eofPassed[key] = true;
   };
 
   const run = (
@@ -261,6 +278,30 @@ export async function relay(
   if (error) result.error = error;
   if (cutBy) result.cutBy = cutBy;
   return result;
+}
+
+/**
+ * Reads and drops what `side` still sends (its chunks given back), until its EOF, a failed read
+ * or LINGER_MS, then closes it. Never rejects.
+ */
+async function drainThenClose(
+  side: Duplex | HeldDuplex,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<void> {
+  const drain = async () => {
+    try {
+      // Bounded by LINGER_MS; the count is a second bound.
+      for (let reads = 0; reads < 1_000_000; reads++) {
+        const r = await reader.read();
+        if (r.done) return;
+        giveBack(r.value);
+      }
+    } catch {
+      // A reset is an ending too.
+    }
+  };
+  await waitAtMost(drain(), LINGER_MS);
+  side.close();
 }
 
 /** The held reader if the side offers one (a Duplex may offer both), else a new one. */

@@ -427,3 +427,61 @@ Deno.test("isNormalClose() accepts resets and rejects other errors", () => {
   assert.equal(isNormalClose(new TypeError("x")), false);
   assert.equal(isNormalClose(new Error("x")), false);
 });
+
+Deno.test("relay() ends a client that still sends after its whole response without a RST that would destroy the response's tail", async () => {
+  const front = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const size = 16 * 1024 * 1024;
+  let pushed = 0;
+  const remote: Duplex = {
+    readable: new ReadableStream({
+      pull: (c) => {
+        if (pushed >= size) return c.close();
+        c.enqueue(new Uint8Array(64 * 1024).fill((pushed >> 16) & 0xff));
+        pushed += 64 * 1024;
+      },
+    }, { highWaterMark: 0 }),
+    // The remote stops taking the upload (an h2 server's RST_STREAM NO_ERROR after its response).
+    writable: new WritableStream({
+      write: () => Promise.reject(new TypeError("peer reset stream 1 (NO_ERROR)")),
+    }),
+    close: () => {},
+  };
+  const proxy = (async () => {
+    const inbound = new ConnDuplex(await front.accept());
+    return relay(inbound, remote, LONG);
+  })();
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (front.addr as Deno.NetAddr).port,
+  });
+  // The client goes on sending (a next request, say) that nobody reads any more, and reads slowly:
+  // much of the response is still in the proxy's send queue when the relay is done.
+  const sending = (async () => {
+    const b = new Uint8Array(64 * 1024);
+    try {
+      for (let i = 0; i < 64; i++) await conn.write(b);
+    } catch {
+      // Closed below.
+    }
+  })();
+  let got = 0;
+  let failure: unknown;
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (let reads = 0; reads < 100_000; reads++) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      got += n;
+      if (reads % 4 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+  } catch (err) {
+    failure = err;
+  }
+  conn.close();
+  const r = await proxy;
+  await sending;
+  front.close();
+  assert.equal(failure, undefined);
+  assert.equal(got, size);
+  assert.deepEqual({ down: r.down, ended: r.ended }, { down: size, ended: "eof" });
+});
