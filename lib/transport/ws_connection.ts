@@ -36,6 +36,7 @@ import {
   writeFrameHeader,
 } from "../ws/frame.ts";
 import { FrameParser, type FrameSink } from "../ws/frame_parser.ts";
+import { DeliveryPacer } from "./delivery_pacer.ts";
 import { ReadSlab } from "./read_slab.ts";
 
 /**
@@ -106,6 +107,9 @@ export class WsConnection implements Duplex {
   readonly copiesWrites = true;
   readonly #socket: WsSocket;
   readonly #slab = new ReadSlab(READ_BUFFERS);
+  readonly #pacer = new DeliveryPacer(() => {
+    if (this.#wanted) this.#deliver();
+  });
   #bulk = false;
   readonly #role: "client" | "server";
   readonly #parser: FrameParser;
@@ -169,7 +173,7 @@ export class WsConnection implements Duplex {
         if (options.earlyData && options.earlyData.byteLength > 0) c.enqueue(options.earlyData);
       },
       pull: () => {
-        if (!this.#deliver()) this.#wanted = true;
+        if (this.#holds() || !this.#deliver()) this.#wanted = true;
         this.#demand.resolve();
       },
       cancel: () => {
@@ -294,14 +298,23 @@ export class WsConnection implements Duplex {
       this.#pendEnd - this.#pendStart < READ_AHEAD_BYTES;
   }
 
-  /** Parses one socket chunk; a waiting reader gets all the payload pending as one chunk. */
+  /**
+   * Parses one socket chunk; a waiting reader gets all the payload pending as one chunk, unless
+   * the pacer holds it for more (a bulk download: see DeliveryPacer).
+   */
   #push(chunk: Uint8Array): void {
     this.#parser.push(chunk, this.#sink);
-    if (this.#wanted) this.#deliver();
+    if (this.#wanted && !this.#holds()) this.#deliver();
     if (!this.#peerClosed) return;
     this.#deliver();
     if (this.#peerCloseError) this.#failReadable(this.#peerCloseError);
     else this.#endReadable();
+  }
+
+  /** Whether what is pending waits for more: bulk reads with room to go on, and the pacer says so. */
+  #holds(): boolean {
+    return this.#pending !== undefined && this.#mayReadAhead() &&
+      this.#pacer.hold(this.#pendEnd - this.#pendStart);
   }
 
   /** Enqueues the pending payload, if any; true if it did. */
@@ -314,6 +327,7 @@ export class WsConnection implements Duplex {
     this.#wanted = false;
     const chunk = pending.subarray(this.#pendStart, this.#pendEnd);
     this.#slab.lend(chunk);
+    this.#pacer.delivered(chunk.byteLength);
     this.#controller.enqueue(chunk);
     return true;
   }
@@ -513,6 +527,7 @@ export class WsConnection implements Duplex {
     this.#tornDown = true;
     this.#sentClose = true;
     if (this.#pingTimer !== undefined) clearTimeout(this.#pingTimer);
+    this.#pacer.close();
     if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
     this.#lingerDone.resolve();
     this.#demand.resolve();

@@ -295,3 +295,50 @@ Deno.test("WsConnection.readable hands on every byte once when reads cut frames 
     setBufferPoisoning(was);
   }
 });
+
+Deno.test("WsConnection.readable gathers a bulk download for a reader that keeps up, and hands on its tail", async () => {
+  // 4 KiB frames, one per read and every read at once (v2ray's server over TLS, with the client
+  // never waiting for the network): 1 MiB, then the server goes quiet without closing.
+  const frames = 256;
+  const wire: Uint8Array[] = [];
+  for (let i = 0; i < frames; i++) {
+    wire.push(encodeFrame(Opcode.Binary, new Uint8Array(4096).fill(i)));
+  }
+  wire.push(encodeFrame(Opcode.Binary, new Uint8Array(100).fill(7)));
+  let next = 0;
+  let partial: Uint8Array | undefined;
+  const quiet = Promise.withResolvers<number | null>();
+  const ws = new WsConnection({
+    reader: new ReadableStream<Uint8Array>().getReader(),
+    writer: new WritableStream<Uint8Array>().getWriter(),
+    close: () => quiet.resolve(null),
+    read: (buf) => {
+      const src = partial ?? wire[next++];
+      if (src === undefined) return quiet.promise;
+      const n = Math.min(buf.byteLength, src.byteLength);
+      buf.set(src.subarray(0, n));
+      partial = n < src.byteLength ? src.subarray(n) : undefined;
+      return Promise.resolve(n);
+    },
+  }, { role: "client" });
+  const reader = ws.readable.getReader();
+  const sizes: number[] = [];
+  let total = 0;
+  const want = frames * 4096 + 100;
+  while (total < want) {
+    const r = await reader.read();
+    assert.ok(!r.done);
+    sizes.push(r.value.byteLength);
+    total += r.value.byteLength;
+    giveBack(r.value);
+  }
+  assert.equal(total, want, "every byte, the 100-byte tail too, though nothing followed it");
+  // Once 256 KiB went by, chunks gather to 32 KiB, or what the rest of a 64 KiB read buffer holds
+  // (before: one 4 KiB record each).
+  let seen = 0;
+  const later = sizes.filter((n) => (seen += n) > 512 * 1024 && seen < frames * 4096);
+  assert.ok(later.length > 0);
+  assert.ok(later.every((n) => n >= 16 * 1024), `chunk sizes ${later.join(" ")}`);
+  ws.close();
+  await ws.closed;
+});
