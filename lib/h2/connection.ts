@@ -38,6 +38,12 @@ export interface H2Request {
   /** No request body: HEADERS carries END_STREAM. */
   endStream?: boolean;
   /**
+   * The caller writes the first body bytes (or closes the stream) right away: HEADERS wait in the
+   * queue for them (or for any frame queued meanwhile) and leave in the same write. Ignored with
+   * `endStream`. For a tunnel whose first payload carries its own header (VLESS: at most 100 ms).
+   */
+  holdHeaders?: boolean;
+  /**
    * The only final status the caller accepts: any other fails the stream with
    * `Error("unexpected status N")` and resets it (RST_STREAM CANCEL), as the response HEADERS
    * arrive — the connection goes on serving its other streams.
@@ -164,7 +170,7 @@ export class H2Connection implements EndpointRole<H2Stream> {
     e.addStream(stream);
     // Encoded now, in stream-id order: HPACK state and RFC 9113 §5.1.1 (ids increase) both need
     // header blocks sent in the order they are encoded.
-    e.queueHeaders(stream, fields, endStream);
+    e.queueHeaders(stream, fields, endStream, req.holdHeaders === true && !endStream);
     return stream;
   }
 

@@ -51,8 +51,16 @@ export const MAX_STREAM_ID = 2 ** 31 - 1;
 export interface StreamHost<S> {
   /** Takes up to `want` bytes of send credit (stream, connection, max frame size); 0 = wait. */
   reserve(stream: S, want: number): number;
-  /** HPACK-encodes and queues a header block (encoding at queue time keeps HPACK state in order). */
-  queueHeaders(stream: S, fields: Array<[string, string]>, endStream: boolean): void;
+  /**
+   * HPACK-encodes and queues a header block (encoding at queue time keeps HPACK state in order);
+   * with `hold`, it waits to leave with the next frame queued (FrameWriter.hold).
+   */
+  queueHeaders(
+    stream: S,
+    fields: Array<[string, string]>,
+    endStream: boolean,
+    hold?: boolean,
+  ): void;
   /** Queues a DATA frame; `notify.taken()` once its bytes have left the connection's queue. */
   queueData(stream: S, data: Uint8Array, endStream: boolean, notify?: TakenListener): void;
   /** Queues RST_STREAM; the stream has already failed itself. */
@@ -263,16 +271,28 @@ export class H2Endpoint<S extends EndpointStream> implements StreamHost<S> {
 
   reserve(stream: S, want: number): number {
     if (this.#closing) return 0;
-    return this.#flow.reserve(stream, want, this.peer.maxFrameSize);
+    const n = this.#flow.reserve(stream, want, this.peer.maxFrameSize);
+    // A body that must wait for credit sends no DATA for held HEADERS to leave with, and the peer
+    // may be waiting for those HEADERS before it grants any (a stream window of 0).
+    if (n === 0) this.#writer.sendHeld();
+    return n;
   }
 
-  queueHeaders(stream: S, fields: Array<[string, string]>, endStream: boolean): void {
+  queueHeaders(
+    stream: S,
+    fields: Array<[string, string]>,
+    endStream: boolean,
+    hold = false,
+  ): void {
     if (this.#closing) return;
     // Encoded now, in the order queued: the peer decodes blocks in the order they arrive.
     const block = this.#encoder.encode(fields);
-    this.#writer.queue(
-      encodeHeaderBlock(stream.id, block, { endStream, maxFrameSize: this.peer.maxFrameSize }),
-    );
+    const frames = encodeHeaderBlock(stream.id, block, {
+      endStream,
+      maxFrameSize: this.peer.maxFrameSize,
+    });
+    if (hold) this.#writer.hold(frames);
+    else this.#writer.queue(frames);
   }
 
   queueData(stream: S, data: Uint8Array, endStream: boolean, notify?: TakenListener): void {

@@ -19,7 +19,17 @@ interface QueuedFrame {
   head: Uint8Array;
   body?: Uint8Array;
   notify?: TakenListener;
+  /** Waits for a frame queued after it (see `hold`). */
+  held?: boolean;
+  /** The hold check round it was held in. */
+  round?: number;
 }
+
+/**
+ * A held frame leaves at the latest at the second hold check after it was held (200-400 ms): a
+ * safety net for a caller that neither writes nor closes; VLESS writes within 100 ms.
+ */
+export const HOLD_CHECK_MS = 200;
 
 /** Bytes per socket write: large enough to amortise a TLS write, small enough to interleave. */
 export const MAX_BATCH = 512 * 1024;
@@ -50,6 +60,11 @@ export class FrameWriter {
   #onError: (err: unknown) => void;
   #urgent: Uint8Array[] = [];
   #queue: QueuedFrame[] = [];
+  /** Frames in #queue that wait for a later one (`hold`). */
+  #held = 0;
+  #holdRound = 0;
+  /** Armed while frames are held; one timer per connection, not one per held frame. */
+  #holdTimer: ReturnType<typeof setTimeout> | undefined;
   #writing = false;
   #done: Promise<void> = Promise.resolve();
   #reuse: boolean;
@@ -84,10 +99,45 @@ export class FrameWriter {
     this.#kick();
   }
 
+  /**
+   * Queues a frame that does not start a write of its own: it leaves, in order, with the next
+   * frame queued (or urgent frame, or a write already under way). A stream's HEADERS held this
+   * way share one write, one TLS record and one wake-up of the peer with its first DATA.
+   */
+  hold(frame: Uint8Array): void {
+    this.#queue.push({ head: frame, held: true, round: this.#holdRound });
+    this.#held++;
+    this.#holdTimer ??= setTimeout(this.#checkHeld, HOLD_CHECK_MS);
+  }
+
+  /** Held frames leave now, without waiting for a later frame. */
+  sendHeld(): void {
+    if (this.#held === 0) return;
+    for (const f of this.#queue) f.held = false;
+    this.#held = 0;
+    this.#kick();
+  }
+
   /** Drops everything not yet written (the connection is failing; only a GOAWAY follows). */
   clear(): void {
     this.#urgent = [];
     this.#queue = [];
+    this.#held = 0;
+    this.#stopHoldTimer();
+  }
+
+  /** Frames held since before the last check leave now (see HOLD_CHECK_MS). */
+  #checkHeld = (): void => {
+    this.#holdTimer = undefined;
+    const round = this.#holdRound++;
+    if (this.#held === 0) return;
+    if (this.#queue.some((f) => f.held && f.round! < round)) this.sendHeld();
+    if (this.#held > 0) this.#holdTimer = setTimeout(this.#checkHeld, HOLD_CHECK_MS);
+  };
+
+  #stopHoldTimer(): void {
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
   }
 
   /**
@@ -98,6 +148,9 @@ export class FrameWriter {
    */
   async finish(last: Uint8Array | undefined, timeoutMs: number, flush = false): Promise<void> {
     if (!flush) this.clear();
+    // Held frames wait for a later one; the last frame is written apart, so let them go now.
+    else this.sendHeld();
+    this.#stopHoldTimer();
     const write = async () => {
       await this.#done.catch(() => {});
       if (last) await this.#writer.write(last);
@@ -114,6 +167,7 @@ export class FrameWriter {
   /** Lets go of the socket's writable (after the duplex was closed). */
   release(): void {
     this.#spare = undefined;
+    this.#stopHoldTimer();
     try {
       this.#writer.releaseLock();
     } catch {
@@ -130,7 +184,8 @@ export class FrameWriter {
 
   async #writeLoop(): Promise<void> {
     try {
-      while (this.#urgent.length > 0 || this.#queue.length > 0) {
+      // Held frames alone do not make a write (see `hold`).
+      while (this.#urgent.length > 0 || this.#queue.length > this.#held) {
         await this.#writer.write(this.#takeBatch());
         // One more turn before the next batch, as #kick takes: a stream opened while the write was
         // in flight gets its first DATA queued (its writable starts a microtask later) and sent
@@ -190,6 +245,7 @@ export class FrameWriter {
     this.#urgent = [];
     const taken = this.#queue.splice(0, count);
     for (const f of taken) {
+      if (f.held) this.#held--;
       out.set(f.head, o);
       o += f.head.byteLength;
       if (f.body) {

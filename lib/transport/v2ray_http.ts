@@ -172,6 +172,9 @@ export class V2rayHttpTransport implements Transport {
       // The stream itself fails with "unexpected status N" on any other status (resetting only
       // this stream), so it serves as the tunnel as it is: no wrapper stream per connection.
       expectStatus: 200,
+      // VLESS writes its request header with the first payload, or alone after 100 ms: HEADERS
+      // go with it, one write and one TLS record instead of two.
+      holdHeaders: true,
     };
     if (this.#hosts.length === 1) this.#fixedRequest = req;
     return req;

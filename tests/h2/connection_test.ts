@@ -148,7 +148,8 @@ Deno.test("H2Connection.request() sends the pseudo-headers first and reads a res
   assert.equal(conn.activeStreams, 0);
 });
 
-Deno.test("H2Connection.request() sends HEADERS and the first DATA in one write, then the body with END_STREAM", async () => {
+/** Wraps the client's duplex so that `writes` lists the frame types of each socket write. */
+function frameTypesPerWrite(): { writes: number[][]; record: (d: Duplex) => Duplex } {
   const writes: number[][] = [];
   const record = (d: Duplex): Duplex => {
     const w = d.writable.getWriter();
@@ -169,6 +170,45 @@ Deno.test("H2Connection.request() sends HEADERS and the first DATA in one write,
       close: () => d.close(),
     };
   };
+  return { writes, record };
+}
+
+Deno.test("H2Connection.request() with holdHeaders keeps HEADERS for the first DATA written later: one write", async () => {
+  const { writes, record } = frameTypesPerWrite();
+  await using t = await setup({}, [], record);
+  const { conn, peer } = t;
+  writes.length = 0;
+  const stream = conn.request({ ...POST, holdHeaders: true });
+  // The client's first payload comes a round trip later: turns of the event loop pass meanwhile.
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(writes, [], "nothing written before the first DATA");
+  const writer = stream.writable.getWriter();
+  const first = writer.write(enc.encode("vless-header+payload"));
+  await peer.expect(T.HEADERS);
+  const d = await peer.expect(T.DATA);
+  assert.equal(dec.decode(d.payload), "vless-header+payload");
+  assert.deepEqual(writes, [[T.HEADERS, T.DATA]]);
+  await first;
+  writer.releaseLock();
+});
+
+Deno.test("H2Connection.request() with holdHeaders sends HEADERS when the body waits for credit", async () => {
+  await using t = await setup({}, [[4, 0]]);
+  const { conn, peer } = t;
+  const stream = conn.request({ ...POST, holdHeaders: true });
+  const writer = stream.writable.getWriter();
+  const writing = writer.write(enc.encode("abc"));
+  // A stream window of 0: the peer must see the stream before it can grant credit.
+  const h = await peer.expect(T.HEADERS);
+  assert.equal(h.streamId, 1);
+  await peer.windowUpdate(1, 3);
+  assert.equal(dec.decode((await peer.expect(T.DATA)).payload), "abc");
+  await writing;
+  writer.releaseLock();
+});
+
+Deno.test("H2Connection.request() sends HEADERS and the first DATA in one write, then the body with END_STREAM", async () => {
+  const { writes, record } = frameTypesPerWrite();
   await using t = await setup({}, [], record);
   const { conn, peer } = t;
   writes.length = 0;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FrameWriter, MAX_BATCH, REUSE_MIN } from "../../lib/h2/frame_writer.ts";
+import { FrameWriter, HOLD_CHECK_MS, MAX_BATCH, REUSE_MIN } from "../../lib/h2/frame_writer.ts";
 
 /** A writable that records each chunk: a copy of its bytes and the buffer it lives in. */
 function recorder(): {
@@ -88,5 +88,44 @@ Deno.test("FrameWriter with reuseBuffer: a bulk batch just over MAX_BATCH gets a
   const biggest = Math.max(...r.views.map((v) => v.buffer.byteLength));
   assert.ok(biggest >= MAX_BATCH, `a batch of ${r.views[0].byteLength} bytes`);
   assert.ok(biggest < MAX_BATCH + 64 * 1024, `a ${biggest}-byte buffer`);
+  w.release();
+});
+
+Deno.test("FrameWriter.hold() sends a frame with the next one queued, in order, never on its own at once", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {} });
+  const headers = new Uint8Array(9).fill(1);
+  w.hold(headers);
+  // Turns of the event loop pass (a client's round trip): the held frame waits.
+  for (let i = 0; i < 5; i++) await new Promise((res) => setTimeout(res, 0));
+  await w.idle();
+  assert.equal(r.copies.length, 0);
+  const data = frame(4, 2);
+  w.queue(data.head, data.body);
+  await Promise.resolve();
+  await w.idle();
+  assert.equal(r.copies.length, 1, "one write");
+  assert.deepEqual([...r.copies[0].subarray(0, 9)], [...headers]);
+  assert.deepEqual([...r.copies[0].subarray(9, 18)], [...data.head]);
+  w.release();
+});
+
+Deno.test("FrameWriter.sendHeld() and the hold check send held frames nobody followed", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {} });
+  w.hold(new Uint8Array(9).fill(1));
+  w.sendHeld();
+  await Promise.resolve();
+  await w.idle();
+  assert.equal(r.copies.length, 1);
+  // Held and never followed: out by the second hold check (HOLD_CHECK_MS, at most twice that).
+  const t0 = performance.now();
+  w.hold(new Uint8Array(9).fill(2));
+  for (let i = 0; i < 100 && r.copies.length < 2; i++) {
+    await new Promise((res) => setTimeout(res, HOLD_CHECK_MS / 10));
+  }
+  assert.equal(r.copies.length, 2);
+  assert.ok(performance.now() - t0 >= HOLD_CHECK_MS - 1, "not before one full check period");
+  assert.equal(r.copies[1][0], 2);
   w.release();
 });
