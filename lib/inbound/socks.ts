@@ -37,6 +37,13 @@ import {
 import { UdpAssociation } from "./socks_udp.ts";
 
 /**
+ * The success replies, the same bytes for every connection (encoding them parsed "0.0.0.0" each
+ * time). Sockets copy what they are given; nothing writes into these.
+ */
+const SOCKS5_GRANTED = encodeReply(Reply.succeeded);
+const SOCKS4_GRANTED = encodeSocks4Reply(Socks4Reply.granted);
+
+/**
  * Parses off a `ByteReader` with an offset-returning parser: feeds it everything buffered and
  * pulls more while it asks for more. `null` on EOF. At most `limit` bytes are buffered.
  */
@@ -141,7 +148,7 @@ export class SocksInbound implements InboundHandler {
           return fail(`Cannot serve SOCKS4 command ${req4.command}: only CONNECT`, rejected);
         }
         dest = { network: "tcp", host: req4.host, port: req4.port };
-        granted = encodeSocks4Reply(Socks4Reply.granted);
+        granted = SOCKS4_GRANTED;
         refusal = () => rejected;
       } else {
         const asked = await this.#socks5Request(reader, writer, fail);
@@ -159,7 +166,7 @@ export class SocksInbound implements InboundHandler {
         dest = { network: "tcp", host: req.host, port: req.port };
         // CONNECT: BND.ADDR/BND.PORT would be the outbound's local address, which a proxied path
         // does not have; 0.0.0.0:0 is what v2ray sends and what clients accept.
-        granted = encodeReply(Reply.succeeded);
+        granted = SOCKS5_GRANTED;
         refusal = (err) => encodeReply(replyFor(err));
       }
       result.destination = formatDestination(dest);
