@@ -240,8 +240,12 @@ export async function relay(
       if (r.done) sourceEnded[key] = true;
       if (ended !== undefined || r.done || over[key]) return false;
       timer?.touch();
-      await writer.ready;
-      if (ended !== undefined || over[key]) return false;
+      // The destination nearly always has room (one chunk is written at a time): only wait for
+      // `ready` when it has none, instead of a turn of the microtask queue per chunk.
+      if (!((writer.desiredSize ?? 0) > 0)) {
+        await writer.ready;
+        if (ended !== undefined || over[key]) return false;
+      }
       const chunk = r.value;
       state[key] += chunk.byteLength;
       lastWrite = writer.write(chunk);
