@@ -41,6 +41,13 @@ export const MAX_BATCH = 512 * 1024;
 export const REUSE_MIN = 8 * 1024;
 /** Small batches in a row after which the reusable buffer is let go: the bulk transfer is over. */
 const SMALL_BATCHES_TO_RELEASE = 16;
+/**
+ * Batches up to this size (a request's HEADERS and first DATA, an interactive message, a
+ * WINDOW_UPDATE) go through a small buffer kept for the connection's life, when the writable
+ * allows reuse: one allocation instead of one per write (each over 64 bytes a malloc'd, zeroed
+ * backing store for V8).
+ */
+export const SMALL_SPARE = 2 * 1024;
 
 export interface FrameWriterOptions {
   /** Called (once per failed write) when the socket rejects a write. */
@@ -71,6 +78,8 @@ export class FrameWriter {
   /** The reusable batch buffer; only touched between writes (each write is awaited). */
   #spare: Uint8Array | undefined;
   #smallBatches = 0;
+  /** The small reusable buffer (SMALL_SPARE), made on the first small batch. */
+  #smallSpare: Uint8Array | undefined;
 
   constructor(writable: WritableStream<Uint8Array>, options: FrameWriterOptions) {
     this.#writer = writable.getWriter();
@@ -166,7 +175,7 @@ export class FrameWriter {
 
   /** Lets go of the socket's writable (after the duplex was closed). */
   release(): void {
-    this.#spare = undefined;
+    this.#spare = this.#smallSpare = undefined;
     this.#stopHoldTimer();
     try {
       this.#writer.releaseLock();
@@ -194,7 +203,7 @@ export class FrameWriter {
       }
     } catch (err) {
       this.clear();
-      this.#spare = undefined;
+      this.#spare = this.#smallSpare = undefined;
       this.#onError(err);
     } finally {
       this.#writing = false;
@@ -207,7 +216,8 @@ export class FrameWriter {
     if (size < REUSE_MIN) {
       // An interactive connection (or one gone quiet after a transfer) holds no large buffer.
       if (this.#spare && ++this.#smallBatches >= SMALL_BATCHES_TO_RELEASE) this.#spare = undefined;
-      return new Uint8Array(size);
+      if (size > SMALL_SPARE) return new Uint8Array(size);
+      return (this.#smallSpare ??= new Uint8Array(SMALL_SPARE)).subarray(0, size);
     }
     this.#smallBatches = 0;
     if (!this.#spare || this.#spare.byteLength < size) {

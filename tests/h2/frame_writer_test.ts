@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { FrameWriter, HOLD_CHECK_MS, MAX_BATCH, REUSE_MIN } from "../../lib/h2/frame_writer.ts";
+import {
+  FrameWriter,
+  HOLD_CHECK_MS,
+  MAX_BATCH,
+  REUSE_MIN,
+  SMALL_SPARE,
+} from "../../lib/h2/frame_writer.ts";
 
 /** A writable that records each chunk: a copy of its bytes and the buffer it lives in. */
 function recorder(): {
@@ -31,7 +37,7 @@ async function writeBatch(w: FrameWriter, bodySize: number, fill: number): Promi
   await w.idle();
 }
 
-Deno.test("FrameWriter with reuseBuffer builds large batches in one reused buffer, small ones fresh", async () => {
+Deno.test("FrameWriter with reuseBuffer builds large batches in one reused buffer, small ones apart", async () => {
   const r = recorder();
   const w = new FrameWriter(r.writable, { onError: () => {}, reuseBuffer: true });
   await writeBatch(w, REUSE_MIN * 2, 1);
@@ -44,7 +50,7 @@ Deno.test("FrameWriter with reuseBuffer builds large batches in one reused buffe
     assert.ok(r.copies[i].subarray(9).every((b) => b === fill), `batch ${i} body`);
   }
   assert.equal(r.views[0].buffer, r.views[1].buffer, "the second large batch reuses the buffer");
-  assert.notEqual(r.views[2].buffer, r.views[0].buffer, "a small batch gets its own buffer");
+  assert.notEqual(r.views[2].buffer, r.views[0].buffer, "a small batch is not in the large buffer");
   // Sized to what it carries (the next power of two), grown when a bigger batch comes.
   assert.equal(r.views[0].buffer.byteLength, 2 ** Math.ceil(Math.log2(REUSE_MIN * 2 + 9)));
   assert.notEqual(r.views[3].buffer, r.views[0].buffer);
@@ -127,5 +133,20 @@ Deno.test("FrameWriter.sendHeld() and the hold check send held frames nobody fol
   assert.equal(r.copies.length, 2);
   assert.ok(performance.now() - t0 >= HOLD_CHECK_MS - 1, "not before one full check period");
   assert.equal(r.copies[1][0], 2);
+  w.release();
+});
+
+Deno.test("FrameWriter with reuseBuffer writes small batches through one small buffer", async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.writable, { onError: () => {}, reuseBuffer: true });
+  await writeBatch(w, 64, 1);
+  await writeBatch(w, 100, 2);
+  await writeBatch(w, SMALL_SPARE + 1, 3);
+  assert.equal(r.views[0].buffer, r.views[1].buffer, "the second small batch reuses the buffer");
+  assert.equal(r.views[1].buffer.byteLength, SMALL_SPARE);
+  assert.notEqual(r.views[2].buffer, r.views[0].buffer, "a larger one does not fit it");
+  for (const [i, fill] of [1, 2, 3].entries()) {
+    assert.ok(r.copies[i].subarray(9).every((b) => b === fill), `batch ${i} body`);
+  }
   w.release();
 });
