@@ -1,7 +1,9 @@
 /**
- * The two halves of a stream's body, independent of the role: what the peer sends us as a
- * pull-based `ReadableStream` that returns receive credit as the consumer reads, and what we send
- * as a `WritableStream` bounded by the send windows and the peer's SETTINGS_MAX_FRAME_SIZE.
+ * The two halves of a stream's body, independent of the role: what the peer sends us, read as a
+ * pull-based `ReadableStream` or through a direct reader, returning receive credit as the consumer
+ * reads; and what we send, through a `WritableStream` or a direct writer (body_writer.ts), bounded
+ * by the send windows and the peer's SETTINGS_MAX_FRAME_SIZE. The streams are made on first use: a
+ * relayed connection takes the direct ends and never builds them.
  *
  * Neither touches the socket: the receiving half reports consumed bytes, the sending half asks a
  * `BodySender` for credit and to queue DATA frames.
@@ -9,6 +11,7 @@
 import { BufferLender, POOL_BUFFER_SIZE } from "../net/buffer_lender.ts";
 import { ConnectionError, ErrorCode, StreamError } from "./errors.ts";
 import type { ReceiveWindow } from "./flow.ts";
+import { type BodySink, BodyWriter } from "./body_writer.ts";
 import type { TakenListener } from "./frame_writer.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -62,7 +65,13 @@ export interface ReceiveBodyOptions {
  * slows the peer instead of growing our memory.
  */
 export class ReceiveBody {
-  readonly readable: ReadableStream<Uint8Array>;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #reader: BodyReader | undefined;
+  /** Settled when direct reads reach the end or the error (BodyReader.closed), made on demand. */
+  #readClosed: PromiseWithResolvers<void> | undefined;
+  /** What the direct reads ended with: the end, or the error. */
+  #readEnd: "done" | Error | undefined;
+  #cancelled = false;
   #streamId: number;
   #window: ReceiveWindow;
   #peerName: string;
@@ -89,10 +98,28 @@ export class ReceiveBody {
     this.#window = options.window;
     this.#peerName = options.peerName;
     this.#events = options;
-    this.readable = new ReadableStream<Uint8Array>({
+  }
+
+  /**
+   * The body as a ReadableStream, made on first use. A consumer takes this or `reader`, not both.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    if (this.#readable) return this.#readable;
+    if (this.#reader) throw new TypeError("Cannot take the readable: the body has a direct reader");
+    return this.#readable = new ReadableStream<Uint8Array>({
       pull: (controller) => this.#pull(controller),
       cancel: () => this.#cancel(),
     }, { highWaterMark: 0 });
+  }
+
+  /**
+   * A reader of the body without a ReadableStream under it (for a relay: no stream, controller and
+   * queue per stream, no hop per chunk). Each read returns one chunk and returns its credit.
+   */
+  get reader(): ReadableStreamDefaultReader<Uint8Array> {
+    if (this.#reader) return this.#reader;
+    if (this.#readable) throw new TypeError("Cannot take a reader: the body has a readable");
+    return this.#reader = new BodyReader(this);
   }
 
   /** True once the peer sent END_STREAM. */
@@ -292,6 +319,84 @@ export class ReceiveBody {
     this.drop();
     if (!this.#ended) this.#events.onCancel();
   }
+
+  // ---- for BodyReader ----
+
+  /** The next chunk (its credit returned), the end, or the error; waits while there is none. */
+  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    if (this.#buffered > 0) {
+      this.#flushTail();
+      const chunk = this.#chunks.shift()!;
+      this.#buffered -= chunk.byteLength;
+      if (!this.#credited) this.#events.onConsumed(chunk.byteLength, !this.#ended);
+      return Promise.resolve({ done: false, value: chunk });
+    }
+    if (this.#ended || this.#cancelled) {
+      this.#done = true;
+      this.#readEnd = "done";
+      this.#readClosed?.resolve();
+      return Promise.resolve({ done: true, value: undefined });
+    }
+    if (this.#error) {
+      this.#done = true;
+      this.#readEnd = this.#error;
+      this.#readClosed?.reject(this.#error);
+      return Promise.reject(this.#error);
+    }
+    // One waiter: a second read while one waits is chained behind it.
+    const waiting = this.#pullWaiter;
+    return new Promise<void>((resolve) => {
+      this.#pullWaiter = waiting
+        ? () => {
+          waiting();
+          resolve();
+        }
+        : resolve;
+    }).then(() => this.read());
+  }
+
+  /** The reader's consumer does not want the rest. */
+  cancelRead(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#cancel();
+    this.#wake();
+  }
+
+  /** For BodyReader.closed: settles once a read returned the end or the error. */
+  get readClosed(): Promise<void> {
+    const end = this.#readEnd;
+    if (end === "done") return Promise.resolve();
+    if (end !== undefined) {
+      const p = Promise.reject(end);
+      p.catch(() => {});
+      return p;
+    }
+    if (!this.#readClosed) {
+      this.#readClosed = Promise.withResolvers<void>();
+      this.#readClosed.promise.catch(() => {});
+    }
+    return this.#readClosed.promise;
+  }
+}
+
+/** ReceiveBody's direct reader (see ReceiveBody.reader). `releaseLock()` does nothing. */
+class BodyReader implements ReadableStreamDefaultReader<Uint8Array> {
+  readonly #body: ReceiveBody;
+  constructor(body: ReceiveBody) {
+    this.#body = body;
+  }
+  get closed(): Promise<void> {
+    return this.#body.readClosed;
+  }
+  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    return this.#body.read();
+  }
+  cancel(): Promise<void> {
+    this.#body.cancelRead();
+    return Promise.resolve();
+  }
+  releaseLock(): void {}
 }
 
 /** What a send body needs from its stream and connection. */
@@ -313,23 +418,55 @@ export interface BodySender {
  * bytes have left the connection's queue, so at most one chunk per stream waits there and a peer
  * that stops reading stalls the writer instead of growing our memory.
  */
-export class SendBody implements TakenListener {
-  readonly writable: WritableStream<Uint8Array>;
+export class SendBody implements TakenListener, BodySink {
   #sender: BodySender;
   #error: Error | undefined;
   #waiting: "window" | "taken" | undefined;
   #resolveWait: (() => void) | undefined;
   #rejectWait: ((e: Error) => void) | undefined;
-  #controller!: WritableStreamDefaultController;
+  #writable: WritableStream<Uint8Array> | undefined;
+  #controller: WritableStreamDefaultController | undefined;
+  #writer: BodyWriter | undefined;
+  /** Closed before any writer was taken (a request whose HEADERS carried END_STREAM). */
+  #closedEarly = false;
 
   constructor(sender: BodySender) {
     this.#sender = sender;
-    this.writable = new WritableStream<Uint8Array>({
-      start: (controller) => void (this.#controller = controller),
-      write: (chunk) => this.#write(chunk),
-      close: () => this.#close(),
-      abort: () => this.#sender.abort(),
+  }
+
+  /** The body as a WritableStream, made on first use. A producer takes this or `writer`. */
+  get writable(): WritableStream<Uint8Array> {
+    if (this.#writable) return this.#writable;
+    if (this.#writer) throw new TypeError("Cannot take the writable: the body has a direct writer");
+    const writable = this.#writable = new WritableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+        if (this.#error) controller.error(this.#error);
+      },
+      write: (chunk) => this.write(chunk),
+      close: () => this.close(),
+      abort: () => this.abort(),
     });
+    if (this.#closedEarly && !this.#error) writable.close().catch(() => {});
+    return writable;
+  }
+
+  /**
+   * A writer of the body without a WritableStream under it (BodyWriter: the same contract, one
+   * chunk at a time), for a relay or a VLESS connection.
+   */
+  get writer(): WritableStreamDefaultWriter<Uint8Array> {
+    if (this.#writer) return this.#writer;
+    if (this.#writable) throw new TypeError("Cannot take a writer: the body has a writable");
+    const writer = this.#writer = new BodyWriter(this);
+    if (this.#error) writer.fail(this.#error);
+    else if (this.#closedEarly) writer.close().catch(() => {});
+    return writer;
+  }
+
+  /** Ends the body before anyone took a writer (END_STREAM went with the HEADERS). */
+  closeEarly(): void {
+    this.#closedEarly = true;
   }
 
   get waitingForWindow(): boolean {
@@ -356,10 +493,11 @@ export class SendBody implements TakenListener {
       reject(err);
     }
     try {
-      this.#controller.error(err);
+      this.#controller?.error(err);
     } catch {
       // Already closed or errored.
     }
+    this.#writer?.fail(err);
   }
 
   #wait(kind: "window" | "taken"): Promise<void> {
@@ -376,7 +514,14 @@ export class SendBody implements TakenListener {
     resolve?.();
   }
 
-  async #write(chunk: Uint8Array): Promise<void> {
+  // ---- BodySink: one operation at a time (the writable's or the writer's queue sees to it) ----
+
+  /** The user aborted the writable or the writer. */
+  abort(): void {
+    this.#sender.abort();
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
     if (this.#error) throw this.#error;
     let off = 0;
     const length = chunk.byteLength;
@@ -397,7 +542,7 @@ export class SendBody implements TakenListener {
     await this.#wait("taken");
   }
 
-  async #close(): Promise<void> {
+  async close(): Promise<void> {
     if (this.#error) throw this.#error;
     if (!this.#sender.beforeEnd()) return;
     this.#sender.queueData(EMPTY, true, this);

@@ -78,7 +78,7 @@ export class H2Stream extends H2StreamCore implements Duplex {
       peerName: "peer",
     });
     this.#expectStatus = options.expectStatus ?? -1;
-    if (options.endStream) this.writable.close().catch(() => {});
+    if (options.endStream) this.sendBody.closeEarly();
   }
 
   /** The final response (informational ones skipped); rejects if the stream fails before it. */

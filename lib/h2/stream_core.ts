@@ -150,6 +150,19 @@ export abstract class H2StreamCore implements EndpointStream {
     return this.sendBody.writable;
   }
 
+  /**
+   * The peer's body read directly, without a ReadableStream (HeldDuplex's reader): for a relay or
+   * a VLESS connection. Take this or `readable`, not both.
+   */
+  get reader(): ReadableStreamDefaultReader<Uint8Array> {
+    return this.receiveBody.reader;
+  }
+
+  /** Our body written directly, without a WritableStream (see `reader`). */
+  get writer(): WritableStreamDefaultWriter<Uint8Array> {
+    return this.sendBody.writer;
+  }
+
   get state(): OpenedStreamState {
     return this.life.state;
   }

@@ -141,8 +141,11 @@ export class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
     this.#dest = dest;
     this.#owner = owner;
     this.#packets = udp ? new UdpPacketDecoder() : null;
-    this.#writer = inner.writable.getWriter();
-    this.#reader = inner.readable.getReader();
+    // The transport stream's own held ends when it offers them (an HTTP/2 stream: no
+    // ReadableStream or WritableStream made for it), else readers of its streams.
+    const held = inner as Partial<HeldDuplex>;
+    this.#writer = held.writer ?? inner.writable.getWriter();
+    this.#reader = held.reader ?? inner.readable.getReader();
     if (!udp) {
       this.reader = new HeldReader(this, this.#reader);
       this.writer = new HeldWriter(this, this.#writer);

@@ -275,3 +275,65 @@ Deno.test("H2Stream.response asked before the HEADERS resolves when they arrive"
   assert.deepEqual(await response, { status: 200, headers: [["x", "1"]] });
   assert.equal(await trailers, undefined);
 });
+
+Deno.test("H2Stream.reader and .writer carry both bodies without web streams, and rule them out", async () => {
+  const host = new FakeHost();
+  host.credit = 100;
+  const s = open(host);
+  const writer = s.writer;
+  const reader = s.reader;
+  assert.equal(s.writer, writer, "the same writer every time");
+  assert.throws(() => s.writable, TypeError);
+  assert.throws(() => s.readable, TypeError);
+  await writer.write(new Uint8Array(10));
+  assert.deepEqual(host.data, [{ bytes: 10, endStream: false }]);
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(Uint8Array.of(1, 2, 3), 3, false);
+  s.onData(Uint8Array.of(4, 5), 5, false); // 3 bytes of padding, credited at once
+  const { value } = await reader.read();
+  assert.deepEqual([...value!], [1, 2, 3, 4, 5]);
+  // Padding at once; the data once read.
+  assert.deepEqual(host.consumedLog, [[3, true], [5, true]]);
+  const pending = reader.read();
+  s.onData(Uint8Array.of(6), 1, true);
+  assert.deepEqual([...(await pending).value!], [6]);
+  assert.equal((await reader.read()).done, true);
+  await reader.closed;
+  await writer.close();
+  assert.deepEqual(host.order, ["DATA", "DATA END_STREAM"]);
+  assert.equal(s.state, "closed");
+});
+
+Deno.test("H2Stream.close() fails its direct reader and writer; a peer reset keeps received bytes first", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  const reader = s.reader;
+  const writer = s.writer;
+  const closed = writer.closed;
+  s.onHeaders([[":status", "200"]], false);
+  const read = reader.read();
+  s.close();
+  await assert.rejects(read, /reset stream 1: cancelled/);
+  await assert.rejects(writer.write(new Uint8Array(1)), /reset stream 1: cancelled/);
+  await assert.rejects(closed, /reset stream 1: cancelled/);
+  // The peer resets another stream after some DATA: those bytes come first, then the error.
+  const t = new H2Stream(3, host, { sendWindow: 65535, recvWindow: 65535, endStream: false });
+  const r = t.reader;
+  t.onHeaders([[":status", "200"]], false);
+  t.onData(Uint8Array.of(9, 9), 2, false);
+  t.onReset(ErrorCode.INTERNAL_ERROR);
+  assert.deepEqual([...(await r.read()).value!], [9, 9]);
+  await assert.rejects(r.read(), /peer reset stream 3 \(INTERNAL_ERROR\)/);
+  await assert.rejects(r.closed, /peer reset stream 3/);
+});
+
+Deno.test("H2Stream.reader.cancel() resets the stream and ends the reads", async () => {
+  const host = new FakeHost();
+  const s = open(host);
+  const reader = s.reader;
+  s.onHeaders([[":status", "200"]], false);
+  s.onData(Uint8Array.of(1), 1, false);
+  await reader.cancel();
+  assert.equal((await reader.read()).done, true);
+  assert.ok(host.resets.includes(ErrorCode.CANCEL));
+});
