@@ -17,6 +17,7 @@ import { levelPolicy } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 import { formatHostPort } from "./net/destination.ts";
 import { Dispatcher } from "./dispatch/dispatcher.ts";
+import { Deadlines } from "./net/deadline_queue.ts";
 import type { Policy } from "./dispatch/policy.ts";
 import { DefaultRouter, type Router } from "./dispatch/router.ts";
 import { AssetLocator } from "./routing/asset_locator.ts";
@@ -99,6 +100,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
     ? created.map((o) => observatory.status(o.tag) ? new ObservedOutbound(o, observatory) : o)
     : created;
   const inbounds: RunningInbound[] = [];
+  let dispatcher: Dispatcher | undefined;
   try {
     const routing = routingFor(config, outbounds, logger, observatory);
     resolver = routing.resolver;
@@ -108,7 +110,13 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
         i,
       ) => [i.tag, i.sniffing.destOverride]),
     );
-    const dispatcher = new Dispatcher({ router, logger, sniffing });
+    // Sequential connections would arm and clear a dial timer each: the queues keep theirs.
+    dispatcher = new Dispatcher({
+      router,
+      logger,
+      sniffing,
+      deadlines: new Deadlines({ keepTimer: true }),
+    });
     for (const inbound of config.inbounds) {
       try {
         inbounds.push(await startInbound(inbound, config, dispatcher, logger));
@@ -124,6 +132,7 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
     await Promise.all(inbounds.map((s) => s.close(0)));
     await observatory?.close();
     await Promise.all(outbounds.map((o) => o.close()));
+    dispatcher?.close();
     throw err;
   }
   for (const s of inbounds) logger.info(`inbound "${s.tag}" listening on port ${s.port}`);
@@ -142,6 +151,8 @@ export async function startApp(config: Config, opts: StartOptions): Promise<App>
         await Promise.all(inbounds.map((s) => s.close(graceMs)));
         await observatory?.close();
         await Promise.all(outbounds.map((o) => o.close()));
+        // Its connections ended with the inbounds: nothing is left on its shared timers.
+        dispatcher!.close();
         stopped.resolve();
       })();
       return closing;

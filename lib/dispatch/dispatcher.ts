@@ -13,6 +13,7 @@ import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
 import { formatDestination, formatHostPort } from "../net/destination.ts";
 import { unwatchAbort, watchAbort } from "../net/abort_watch.ts";
+import { Deadlines } from "../net/deadline_queue.ts";
 import type { Duplex, HeldDuplex } from "../net/duplex.ts";
 import { relay, type RelayResult } from "../net/relay.ts";
 import type { Outbound } from "../outbound/outbound.ts";
@@ -36,6 +37,12 @@ export interface DispatcherOptions {
    * with `enabled: true`; [] = sniff for the `protocol` rule field only). TCP only, as v2ray.
    */
   sniffing?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * The timer queues of its connections' dial deadlines and relay idle checks (default: queues
+   * that clear their timer whenever they empty). The app passes ones that keep it (`keepTimer`),
+   * and closes them through `close()`.
+   */
+  deadlines?: Deadlines;
 }
 
 export interface DispatchOptions {
@@ -82,6 +89,8 @@ export class Dispatcher {
   readonly #router: Router;
   readonly #logger: Logger;
   readonly #dialTimeout: number;
+  /** The dial deadlines and relay idle checks of every connection, on a few shared timers. */
+  readonly #deadlines: Deadlines;
   readonly #sniffing: ReadonlyMap<string, readonly string[]>;
 
   constructor(options: DispatcherOptions) {
@@ -89,6 +98,15 @@ export class Dispatcher {
     this.#logger = options.logger;
     this.#dialTimeout = options.dialTimeout ?? DIAL_TIMEOUT_MS;
     this.#sniffing = options.sniffing ?? new Map();
+    this.#deadlines = options.deadlines ?? new Deadlines();
+  }
+
+  /**
+   * Stops the timers its connections' deadlines share (the app is closing, after its inbounds):
+   * deadlines still pending never fire; connections dispatched later get a timer each.
+   */
+  close(): void {
+    this.#deadlines.close();
   }
 
   /**
@@ -136,7 +154,11 @@ export class Dispatcher {
         return this.#log(route, r, started, chosen);
       }
     }
-    const r = await relay(client, remote, { ...options.policy, signal: options.signal });
+    const r = await relay(client, remote, {
+      ...options.policy,
+      signal: options.signal,
+      deadlines: this.#deadlines,
+    });
     return this.#log(
       route,
       {
@@ -189,7 +211,11 @@ export class Dispatcher {
     } catch (err) {
       return fail(chosen, err, route);
     }
-    const r = await relay(held, remote, { ...options.policy, signal: options.signal });
+    const r = await relay(held, remote, {
+      ...options.policy,
+      signal: options.signal,
+      deadlines: this.#deadlines,
+    });
     return this.#log(
       route,
       {
@@ -265,9 +291,9 @@ export class Dispatcher {
   /** Dials `outbound`, bounded by the dial deadline and `signal`; a late Duplex is closed. */
   async #dial(outbound: Outbound, route: RouteContext, signal: AbortSignal): Promise<Duplex> {
     signal.throwIfAborted();
-    // One controller, one abort watch and one timer per dial: this runs for every connection, and
-    // the caller's abort and the deadline both settle the race directly (no listener on our own
-    // controller's signal, no second promise chain).
+    // One controller, one abort watch and one queued deadline per dial (no timer of its own): this
+    // runs for every connection, and the caller's abort and the deadline both settle the race
+    // directly (no listener on our own controller's signal, no second promise chain).
     const ac = new AbortController();
     let fail!: (reason: unknown) => void;
     const aborted = new Promise<never>((_, reject) => (fail = reject));
@@ -278,9 +304,9 @@ export class Dispatcher {
     const onAbort = () => abort(signal.reason);
     watchAbort(signal, onAbort);
     const ms = this.#dialTimeout;
-    const timer = setTimeout(
-      () => abort(new Deno.errors.TimedOut(`dial timed out after ${ms} ms`)),
+    const deadline = this.#deadlines.add(
       ms,
+      () => abort(new Deno.errors.TimedOut(`dial timed out after ${ms} ms`)),
     );
     try {
       // The outbound may ignore the signal; the race still bounds us.
@@ -288,7 +314,7 @@ export class Dispatcher {
       opening.then((d) => ac.signal.aborted && d.close(), () => {});
       return await Promise.race([opening, aborted]);
     } finally {
-      clearTimeout(timer);
+      deadline.cancel();
       unwatchAbort(signal, onAbort);
     }
   }

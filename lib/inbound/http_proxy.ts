@@ -93,7 +93,7 @@ export class HttpProxyInbound implements InboundHandler {
       timedOut = true;
       conn.close();
       upstream?.dispatched.duplex.close();
-    });
+    }, ctx.deadlines);
     const tick = () => timer.touch();
     const onAbort = () => {
       conn.close();

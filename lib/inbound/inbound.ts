@@ -1,3 +1,4 @@
+import type { Deadlines } from "../net/deadline_queue.ts";
 import type { Dispatcher } from "../dispatch/dispatcher.ts";
 import type { Policy } from "../dispatch/policy.ts";
 import type { Logger } from "../log.ts";
@@ -22,6 +23,11 @@ export interface InboundContext {
   /** Aborts on server shutdown. */
   signal: AbortSignal;
   dispatcher: Dispatcher;
+  /**
+   * The server's timer queues for handshake deadlines (one timer per length for all its
+   * connections); without them each deadline gets a timer of its own.
+   */
+  deadlines?: Deadlines;
 }
 
 /**

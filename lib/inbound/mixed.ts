@@ -32,7 +32,7 @@ export class MixedInbound implements InboundHandler {
   async handle(conn: Duplex, ctx: InboundContext): Promise<InboundResult> {
     const reader = new ByteReader(conn.readable);
     let timedOut = false;
-    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true));
+    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true), ctx.deadlines);
     let first: number;
     try {
       if (!(await reader.ensure(1))) {

@@ -3,6 +3,7 @@ import type { Policy } from "../dispatch/policy.ts";
 import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
 import { closeQuietly } from "../net/close_quietly.ts";
+import { Deadlines } from "../net/deadline_queue.ts";
 import { formatHostPort } from "../net/destination.ts";
 import type { Duplex } from "../net/duplex.ts";
 import type { ServerCertificate } from "../net/certificate_selector.ts";
@@ -82,6 +83,8 @@ export class InboundServer {
   #udp: Deno.DatagramConn | undefined;
   #options: InboundServerOptions;
   #shutdown = new AbortController();
+  /** Handshake deadlines of every connection, on a timer per length (closed with the server). */
+  #deadlines = new Deadlines({ keepTimer: true });
   #conns = new Set<Duplex>();
   #tasks = new Set<Promise<void>>();
   #loops: Promise<void>[] = [];
@@ -245,6 +248,7 @@ export class InboundServer {
       policy,
       logger,
       signal: this.#shutdown.signal,
+      deadlines: this.#deadlines,
     };
     try {
       await serveOne(handler!, duplex, ctx);
@@ -288,6 +292,7 @@ export class InboundServer {
     for (const c of this.#conns) c.close();
     closeQuietly(this.#udp);
     await Promise.all([...this.#tasks, ...this.#loops, stopped]);
+    this.#deadlines.close();
   }
 }
 

@@ -108,7 +108,7 @@ export class SocksInbound implements InboundHandler {
   async serve(conn: Duplex, reader: ByteReader, ctx: InboundContext): Promise<InboundResult> {
     const result: InboundResult = { destination: "", result: "ok", up: 0, down: 0 };
     let timedOut = false;
-    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true));
+    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true), ctx.deadlines);
     const writer = conn.writable.getWriter();
     // Ends the connection, first sending `reply` if there is one (and letting it arrive).
     const fail = async (message: string, reply?: Uint8Array): Promise<InboundResult> => {

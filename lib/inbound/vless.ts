@@ -85,7 +85,7 @@ export class VlessInbound implements InboundHandler {
     const result: InboundResult = { destination: "", result: "ok", up: 0, down: 0 };
     const reader = new ByteReader(conn.readable);
     let timedOut = false;
-    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true));
+    const disarm = deadline(conn, ctx.policy.handshake, () => (timedOut = true), ctx.deadlines);
     const source = formatHostPort(ctx.source.host, ctx.source.port);
     const refuse = (err: unknown): InboundResult => {
       disarm();

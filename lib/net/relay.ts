@@ -5,6 +5,7 @@ import { abortively, type Duplex, type HeldDuplex } from "./duplex.ts";
 import { LINGER_MS } from "./lingering_close.ts";
 import { waitAtMost } from "./wait_at_most.ts";
 import { IdleTimer } from "./idle_timer.ts";
+import type { Deadlines } from "./deadline_queue.ts";
 
 /**
  * Copies bytes both ways between an inbound connection and an outbound one, the heart of every
@@ -39,6 +40,8 @@ export interface RelayOptions {
   downlinkOnly: number;
   /** Aborting tears both sides down (shutdown). */
   signal?: AbortSignal;
+  /** Where the idle timer's checks go (the dispatcher's queues); default a timer of its own. */
+  deadlines?: Deadlines;
 }
 
 /**
@@ -174,7 +177,7 @@ export async function relay(
     teardown("aborted");
   } else {
     if (opts.signal) watchAbort(opts.signal, onAbort);
-    timer = new IdleTimer(opts.connIdle, onIdle);
+    timer = new IdleTimer(opts.connIdle, onIdle, opts.deadlines);
   }
 
   /** `nextTimeout` undefined: the limit stays (see `reset` in copy()). */
