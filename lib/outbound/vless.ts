@@ -12,6 +12,7 @@
  */
 import { formatDestination, formatHostPort } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
+import { DeadlineQueue } from "../net/deadline_queue.ts";
 import type { Duplex } from "../net/duplex.ts";
 import { Logger } from "../log.ts";
 import { toError } from "../error_message.ts";
@@ -19,12 +20,7 @@ import type { OpenOptions, Outbound } from "./outbound.ts";
 import type { ServerAddress, Transport } from "../transport/transport.ts";
 import { ServerHealth, type ServerHealthOptions } from "./server_health.ts";
 import { encodeRequestHeader, MUX_HOST, type VlessCommand } from "../vless/header.ts";
-import {
-  type HeaderHolder,
-  HeaderTimer,
-  VlessConnection,
-  type VlessConnectionOwner,
-} from "./vless_connection.ts";
+import { VlessConnection, type VlessConnectionOwner } from "./vless_connection.ts";
 
 export interface VlessUser {
   /** The 16 bytes of the user's UUID. */
@@ -79,8 +75,12 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
   readonly #health: ServerHealth;
   readonly #attemptTimeout: number;
   readonly #closing = new AbortController();
-  readonly #open = new Set<HeaderHolder>();
-  readonly #headerTimer = new HeaderTimer(FIRST_PAYLOAD_WAIT_MS);
+  readonly #open = new Set<VlessConnection>();
+  /**
+   * The first-payload wait of every connection, one timer for all; left running when none waits
+   * (connections one after another would arm and clear one each), stopped by close().
+   */
+  readonly headerWait = new DeadlineQueue(FIRST_PAYLOAD_WAIT_MS, { keepTimer: true });
 
   constructor(options: VlessOutboundOptions) {
     if (options.servers.length === 0) {
@@ -155,7 +155,6 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
     }
     const conn = new VlessConnection(duplex, header, command === "udp", dest, this);
     this.#open.add(conn);
-    this.#headerTimer.add(conn);
     return conn;
   }
 
@@ -237,6 +236,7 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
   close(): Promise<void> {
     this.#closing.abort(new Error(`outbound ${this.tag} closed`));
     for (const conn of [...this.#open]) conn.close();
+    this.headerWait.close();
     this.#transport.close();
     return Promise.resolve();
   }
@@ -287,13 +287,8 @@ export class VlessOutbound implements Outbound, VlessConnectionOwner {
 
   // ---- for VlessConnection ----
 
-  /** The connection's header left (or never will): it no longer needs the timer. */
-  headerGone(): void {
-    this.#headerTimer.done();
-  }
-
   /** The connection was torn down. */
-  closed(conn: HeaderHolder): void {
+  closed(conn: VlessConnection): void {
     this.#open.delete(conn);
   }
 

@@ -1,7 +1,8 @@
 /**
- * One proxied VLESS connection over one transport stream (the client side), and the timer that
- * sends held-back request headers alone when the client stays silent.
+ * One proxied VLESS connection over one transport stream (the client side). Its request header
+ * waits for the client's first bytes on its owner's queue (one timer for all its connections).
  */
+import type { Deadline, DeadlineQueue } from "../net/deadline_queue.ts";
 import { ForwardingWriter } from "../net/forwarding_writer.ts";
 import { formatDestination } from "../net/destination.ts";
 import type { Destination } from "../net/destination.ts";
@@ -12,82 +13,14 @@ import { encodeUdpPacket, UdpPacketDecoder } from "../vless/udp.ts";
 
 /** What a connection tells the outbound that made it (VlessOutbound). */
 export interface VlessConnectionOwner {
-  /** The connection's header left (or never will): it no longer needs the timer. */
-  headerGone(): void;
   /** The connection was torn down. */
-  closed(conn: HeaderHolder): void;
+  closed(conn: VlessConnection): void;
   readonly logger: Logger;
-}
-
-/**
- * One timer for every connection of an outbound that still holds back its request header. Each
- * waits the same time, so they are due in the order they were added: a FIFO whose head sets the
- * timer. A connection whose first payload came is left in the queue (it is skipped when reached);
- * once none is waiting the timer stops and the queue is dropped. A timer per connection cost a
- * setTimeout/clearTimeout pair (and its Timeout object) on every new connection.
- */
-export class HeaderTimer {
-  readonly #wait: number;
-  #queue: HeaderHolder[] = [];
-  #head = 0;
-  /** Connections in the queue still holding their header. */
-  #waiting = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(wait: number) {
-    this.#wait = wait;
-  }
-
-  add(conn: HeaderHolder): void {
-    if (!conn.holdsHeader) return;
-    conn.headerDue = performance.now() + this.#wait;
-    this.#queue.push(conn);
-    this.#waiting++;
-    if (this.#timer === undefined) this.#arm(conn.headerDue);
-  }
-
-  /** One queued connection stopped waiting (its header left with its first write, or it closed). */
-  done(): void {
-    if (--this.#waiting > 0) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#queue = [];
-    this.#head = 0;
-  }
-
-  #arm(due: number): void {
-    this.#timer = setTimeout(this.#fire, Math.max(0, due - performance.now()));
-  }
-
-  #fire = (): void => {
-    this.#timer = undefined;
-    const now = performance.now();
-    const queue = this.#queue;
-    // Bounded by the queue's length; every connection leaves it at most once.
-    while (this.#head < queue.length) {
-      const conn = queue[this.#head];
-      // A timer may fire a little early; a millisecond of slack keeps it from re-arming for 0 ms.
-      if (conn.holdsHeader && conn.headerDue > now + 1) break;
-      queue[this.#head++] = undefined!;
-      // Calls done() for the connection, which may empty the queue.
-      if (conn.holdsHeader) conn.sendHeaderAlone();
-      if (this.#queue !== queue) return;
-    }
-    if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
-      this.#queue = queue.slice(this.#head);
-      this.#head = 0;
-    }
-    if (this.#head < this.#queue.length) this.#arm(this.#queue[this.#head].headerDue);
-  };
-}
-
-/** A connection as the outbound's {@link HeaderTimer} and close() see it. */
-export interface HeaderHolder extends Duplex {
-  /** When the header must leave alone, if the client is still silent (HeaderTimer's clock). */
-  headerDue: number;
-  readonly holdsHeader: boolean;
-  /** The client stayed silent: the header goes alone. */
-  sendHeaderAlone(): void;
+  /**
+   * The wait for the client's first bytes (FIRST_PAYLOAD_WAIT_MS), one timer for all of the
+   * owner's connections: when it runs out the header goes alone.
+   */
+  readonly headerWait: DeadlineQueue;
 }
 
 /**
@@ -105,8 +38,9 @@ export interface HeaderHolder extends Duplex {
  * writes go straight to the transport. `readable`/`writable` (the only ends for UDP) are streams
  * made on first use. A consumer uses one pair or the other, not both.
  */
-export class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
-  headerDue = 0;
+export class VlessConnection implements Duplex, Partial<HeldDuplex> {
+  /** The header's wait for the first payload, while the header is held. */
+  #headerDeadline: Deadline | undefined;
   readonly reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   readonly #inner: Duplex;
@@ -150,6 +84,7 @@ export class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
       this.reader = new HeldReader(this, this.#reader);
       this.writer = new HeldWriter(this, this.#writer);
     }
+    this.#headerDeadline = owner.headerWait.add(() => this.sendHeaderAlone());
   }
 
   get readable(): ReadableStream<Uint8Array> {
@@ -229,7 +164,8 @@ export class VlessConnection implements HeaderHolder, Partial<HeldDuplex> {
     const h = this.#header;
     if (h === null) return null;
     this.#header = null;
-    this.#owner.headerGone();
+    this.#headerDeadline?.cancel();
+    this.#headerDeadline = undefined;
     return h;
   }
 
