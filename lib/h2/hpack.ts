@@ -438,10 +438,9 @@ STATIC_TABLE.forEach(([name, value], i) => {
 const NEVER_INDEXED = new Set(["authorization", "proxy-authorization", "cookie"]);
 
 const SLAB_SIZE = 16 * 1024;
-
-/** Encoded name literals of non-static names, kept because the same few recur on every stream. */
-const NAME_CACHE_LIMIT = 64;
-const NAME_CACHE_MAX_LENGTH = 64;
+/** Encoded literals of names and values kept: the same few recur on every stream (a tunnel's). */
+const STRING_CACHE_LIMIT = 64;
+const STRING_CACHE_MAX_LENGTH = 64;
 
 export interface HpackEncoderOptions {
   /** The peer's SETTINGS_HEADER_TABLE_SIZE as first known; default 4096. */
@@ -453,14 +452,13 @@ export class HpackEncoder {
   #capacity: number;
   /** A size update owed at the start of the next block, or -1. */
   #pendingUpdate = -1;
-  // Blocks are written straight into a slab and returned as views of it, one after another, so
-  // most encodes allocate nothing: a small typed array costs more to allocate than to encode.
-  // A full slab is left to the views still using it and replaced.
+  // Blocks are written into a slab and returned as views of it, one after another: most encodes
+  // allocate nothing. A full slab is left to the views still using it and replaced.
   #buf: Uint8Array<ArrayBuffer> = new Uint8Array(SLAB_SIZE);
   /** Where the block being encoded starts in #buf; the next block starts at its end. */
   #start = 0;
   #pos = 0;
-  #names = new Map<string, Uint8Array>();
+  #strings = new Map<string, Uint8Array>();
 
   constructor(opts: HpackEncoderOptions = {}) {
     this.#capacity = checkSize("maxTableSize", opts.maxTableSize ?? DEFAULT_TABLE_SIZE);
@@ -515,26 +513,27 @@ export class HpackEncoder {
         this.#writeInt(stat.index, 0x0f, NEVER_INDEXED.has(name) ? 0x10 : 0x00);
       } else {
         this.#buf[this.#pos++] = 0x00; // §6.2.2, new name
-        this.#writeName(name);
+        this.#writeCached(name, name);
       }
-      this.#writeString(value, name);
+      if (NEVER_INDEXED.has(name)) this.#writeString(value, name); // secrets are not kept
+      else this.#writeCached(value, name);
     }
     // Only now: a block that threw (TypeError) was never sent, so the update is still owed.
     this.#pendingUpdate = -1;
     return this.#buf.subarray(this.#start, this.#pos);
   }
 
-  #writeName(name: string): void {
-    const cached = this.#names.get(name);
+  #writeCached(s: string, header: string): void {
+    const cached = this.#strings.get(s);
     if (cached !== undefined) {
       this.#buf.set(cached, this.#pos);
       this.#pos += cached.length;
       return;
     }
     const start = this.#pos;
-    this.#writeString(name, name);
-    if (name.length <= NAME_CACHE_MAX_LENGTH && this.#names.size < NAME_CACHE_LIMIT) {
-      this.#names.set(name, this.#buf.slice(start, this.#pos));
+    this.#writeString(s, header);
+    if (s.length <= STRING_CACHE_MAX_LENGTH && this.#strings.size < STRING_CACHE_LIMIT) {
+      this.#strings.set(s, this.#buf.slice(start, this.#pos));
     }
   }
 

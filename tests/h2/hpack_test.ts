@@ -523,6 +523,21 @@ Deno.test("HpackEncoder.encode() sends credentials as never-indexed literals", (
   assert.deepEqual(new HpackDecoder().decode(block), [["authorization", "Basic xyz"]]);
 });
 
+Deno.test("HpackEncoder.encode() writes a repeated header list the same each time, names and values from its cache", () => {
+  const encoder = new HpackEncoder();
+  const request: Array<[string, string]> = [
+    [":authority", "www.example.com"],
+    [":path", "/tunnel"],
+    ["accept-encoding", "identity"],
+    ["x-custom", "www.example.com"], // the same string as a value of another header
+    ["cookie", "secret"],
+  ];
+  const first = toHex(encoder.encode(request));
+  for (let i = 0; i < 3; i++) assert.equal(toHex(encoder.encode(request)), first);
+  assert.equal(first, toHex(new HpackEncoder().encode(request)), "as a fresh encoder writes it");
+  assert.deepEqual(new HpackDecoder().decode(encoder.encode(request)), request);
+});
+
 Deno.test("HpackEncoder.encode() round-trips RFC 7541 Appendix C header lists", () => {
   for (const example of APPENDIX_C) {
     const encoder = new HpackEncoder();
