@@ -17,6 +17,7 @@ import type { OpenOptions, Outbound } from "../../lib/outbound/outbound.ts";
 import { dispatcherFor } from "../support/fake_outbound.ts";
 import { TEST_POLICY } from "../support/proxy_e2e.ts";
 import { socksConnect } from "../support/socks_client.ts";
+import { readToEndOrError } from "../support/read_end.ts";
 
 const TOTAL = 161_792;
 
@@ -60,23 +61,6 @@ const EXPECTED_LISTENER = Deno.permissions.querySync({ name: "ffi" }).state === 
   ? /plain TCP on Deno\.listen/
   : /plain TCP on node:net, since FFI is not granted/;
 
-/** Reads until EOF or an error; says which, and how many bytes came first. */
-async function readToEnd(conn: Deno.Conn): Promise<{ bytes: number; end: string }> {
-  const buf = new Uint8Array(64 * 1024);
-  let bytes = 0;
-  for (let i = 0; i < 100_000; i++) {
-    let n: number | null;
-    try {
-      n = await conn.read(buf);
-    } catch (err) {
-      return { bytes, end: (err as Error).name };
-    }
-    if (n === null) return { bytes, end: "EOF" };
-    bytes += n;
-  }
-  return { bytes, end: "too long" };
-}
-
 const peerReset = () =>
   new StreamError(3, ErrorCode.NO_ERROR, "peer reset stream 3 (NO_ERROR)", { initiator: "peer" });
 
@@ -95,7 +79,7 @@ Deno.test("SocksInbound: a remote stream reset before its end reaches the client
     const s = await socksConnect(server.port, 1, "example.com", 80);
     s.reader.releaseLock();
     s.writer.releaseLock();
-    const r = await readToEnd(s.duplex.conn);
+    const r = await readToEndOrError(s.duplex.conn);
     s.duplex.close();
     assert.deepEqual(r, { bytes: TOTAL - s.carry.buf.byteLength, end: "ConnectionReset" });
   } finally {
@@ -133,7 +117,7 @@ Deno.test("HttpProxyInbound: a CONNECT tunnel whose remote TCP resets reaches th
       head += String.fromCharCode(one[0]);
     }
     assert.match(head, /^HTTP\/1\.1 200/);
-    const r = await readToEnd(conn);
+    const r = await readToEndOrError(conn);
     conn.close();
     assert.deepEqual(r, { bytes: TOTAL, end: "ConnectionReset" });
   } finally {

@@ -3,6 +3,7 @@ import { relay } from "../../lib/net/relay.ts";
 import { ConnDuplex } from "../../lib/net/conn_duplex.ts";
 import { detectConnReset } from "../../lib/net/conn_reset.ts";
 import { within } from "../support/client_app.ts";
+import { readToEndOrError } from "../support/read_end.ts";
 
 const TOTAL = 8 * 1024 * 1024;
 
@@ -148,29 +149,12 @@ Deno.test("ConnDuplex.read() reads into the caller's buffer and returns null at 
   }
 });
 
-/** Reads until EOF or an error; says which, and how many bytes came first. */
-async function readToEnd(conn: Deno.Conn): Promise<{ bytes: number; end: string }> {
-  const buf = new Uint8Array(256 * 1024);
-  let bytes = 0;
-  for (let i = 0; i < 1_000_000; i++) {
-    let n: number | null;
-    try {
-      n = await conn.read(buf);
-    } catch (err) {
-      return { bytes, end: (err as Error).name };
-    }
-    if (n === null) return { bytes, end: "EOF" };
-    bytes += n;
-  }
-  return { bytes, end: "too long" };
-}
-
 Deno.test("ConnDuplex.reset() sends every byte written, then a RST, though close() follows at once", async () => {
   await detectConnReset();
   const [peer, accepted] = await tcpPair();
   const d = new ConnDuplex(accepted);
   try {
-    const reading = readToEnd(peer);
+    const reading = readToEndOrError(peer);
     const reader = d.readable.getReader();
     const pendingRead = reader.read();
     const writer = d.writable.getWriter();
@@ -201,7 +185,7 @@ Deno.test("ConnDuplex.reset() closes a connection it cannot reset (one Deno dial
     await writer.write(new Uint8Array(1000));
     d.reset();
     writer.abort().catch(() => {});
-    assert.deepEqual(await within(readToEnd(peer), 30_000, "peer read"), {
+    assert.deepEqual(await within(readToEndOrError(peer), 30_000, "peer read"), {
       bytes: 1000,
       end: "EOF",
     });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { canResetConn, detectConnReset, resetConn } from "../../lib/net/conn_reset.ts";
 import { within } from "../support/client_app.ts";
+import { readToEndOrError } from "../support/read_end.ts";
 
 const DEADLINE_MS = 30_000;
 
@@ -12,23 +13,6 @@ async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
     listener.accept(),
   ]);
   return [accepted, client];
-}
-
-/** Reads until EOF or an error; says which, and how many bytes came first. */
-async function readToEnd(conn: Deno.Conn): Promise<{ bytes: number; end: string }> {
-  const buf = new Uint8Array(256 * 1024);
-  let bytes = 0;
-  for (let i = 0; i < 1_000_000; i++) {
-    let n: number | null;
-    try {
-      n = await conn.read(buf);
-    } catch (err) {
-      return { bytes, end: (err as Error).name };
-    }
-    if (n === null) return { bytes, end: "EOF" };
-    bytes += n;
-  }
-  return { bytes, end: "too long" };
 }
 
 Deno.test("detectConnReset() finds the fd of an accepted Deno.Conn on Linux with FFI (Deno.internal.fd)", async () => {
@@ -55,7 +39,7 @@ Deno.test("resetConn() sends a RST once the peer has every byte: the peer reads 
   const [accepted, client] = await tcpPair();
   try {
     const total = 3 * 1024 * 1024;
-    const reading = readToEnd(client);
+    const reading = readToEndOrError(client);
     const data = new Uint8Array(total).fill(7);
     for (let off = 0; off < total;) off += await accepted.write(data.subarray(off));
     assert.equal(await within(resetConn(accepted), DEADLINE_MS, "reset"), true);
@@ -99,7 +83,7 @@ Deno.test("resetConn() with the peer not reading sends the RST after maxWaitMs, 
     const waited = performance.now() - started;
     assert.ok(waited >= maxWaitMs - 5, `reset after ${waited} ms, before its ${maxWaitMs} ms`);
     await assert.rejects(stalled, Error);
-    const r = await within(readToEnd(client), DEADLINE_MS, "read");
+    const r = await within(readToEndOrError(client), DEADLINE_MS, "read");
     assert.equal(r.end, "ConnectionReset");
     assert.ok(r.bytes < written, `read ${r.bytes} of ${written} bytes: the queue was discarded`);
   } finally {
@@ -115,7 +99,7 @@ Deno.test("resetConn() leaves a connection it cannot reset alone and says so", a
     assert.equal(await resetConn(client), false);
     await client.write(new Uint8Array([1, 2, 3]));
     await client.closeWrite();
-    assert.deepEqual(await readToEnd(accepted), { bytes: 3, end: "EOF" });
+    assert.deepEqual(await readToEndOrError(accepted), { bytes: 3, end: "EOF" });
   } finally {
     accepted.close();
     client.close();
